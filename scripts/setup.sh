@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what sandboxd needs on a Debian/Ubuntu host, idempotently:
+# the local runtime's system tools and the npm dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pair in bwrap:bubblewrap sshd:openssh-server ssh:openssh-client scp:openssh-client \
+            nft:nftables ip:iproute2 mkfs.ext4:e2fsprogs losetup:mount nsenter:util-linux \
+            pgrep:procps; do
+  cmd=${pair%%:*}; pkg=${pair#*:}
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# npm ci only when the lock file changed since the last install.
+stamp=node_modules/.sandboxd-lock-hash
+hash=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$hash" ]; then
+  npm ci --no-audit --no-fund
+  echo "$hash" > "$stamp"
+fi
+# ssh2's native crypto binding comes from an install script; without it fast ciphers fall back to JS.
+node -e "if(!require('ssh2/lib/protocol/crypto.js').bindingAvailable){console.error('setup: ssh2 native crypto binding missing');process.exit(1)}"

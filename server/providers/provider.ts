@@ -1,0 +1,59 @@
+/**
+ * The control plane: a SandboxProvider makes and destroys sandboxes. The data
+ * plane (server/ssh) reaches each sandbox over SSH using the SshTarget a
+ * provider hands out, so providers never run commands themselves.
+ */
+
+/** What a caller asks for. Providers validate ranges and raise invalid_argument. */
+export interface SandboxSpec {
+  cores: number;
+  memoryMiB: number;
+  diskGiB: number;
+  internet: boolean;
+  labels: Record<string, string>;
+}
+
+/** How the data plane reaches a sandbox's sshd. */
+export interface SshTarget {
+  host: string;
+  port: number;
+  username: string;
+  privateKey: Buffer;
+  /**
+   * The sandbox's host key, pinned: an OpenSSH public key line
+   * ("ssh-ed25519 AAAA..."). Connections presenting any other key are refused.
+   */
+  hostKey: string;
+}
+
+export type SandboxState = "creating" | "running" | "destroying";
+
+export interface SandboxHandle {
+  id: string;
+  state: SandboxState;
+  spec: SandboxSpec;
+  /** IPv4 address of the sandbox on the provider's network. */
+  address: string;
+  ssh: SshTarget;
+  createdAt: Date;
+}
+
+export interface CreateOptions {
+  /** Aborting gives up the create; whatever was made is destroyed. */
+  signal?: AbortSignal;
+}
+
+export interface SandboxProvider {
+  readonly name: string;
+  /** Prepares the host or backend and reconciles leftovers of an earlier process. */
+  start(): Promise<void>;
+  create(spec: SandboxSpec, options?: CreateOptions): Promise<SandboxHandle>;
+  /** Idempotent: destroying an unknown or already destroyed sandbox succeeds. */
+  destroy(id: string): Promise<void>;
+  get(id: string): Promise<SandboxHandle | undefined>;
+  list(): Promise<SandboxHandle[]>;
+  /** Takes effect for new connections at once; raises not_found for an unknown id. */
+  setInternet(id: string, enabled: boolean): Promise<void>;
+  /** Stops background work without destroying sandboxes (they outlive a restart). */
+  close(): Promise<void>;
+}

@@ -1,0 +1,13 @@
+import { defineConfig } from "vitest/config";
+
+// Tests drive real namespaces, sshd and nftables on a 2-core machine: files run
+// one at a time so they neither race for host resources nor skew each other.
+export default defineConfig({
+  test: {
+    include: ["server/**/*.spec.ts", "test/**/*.spec.ts"],
+    fileParallelism: false,
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    pool: "forks",
+  },
+});
