@@ -1,0 +1,111 @@
+/**
+ * Builds the POSIX-sh wrapper sent as the SSH exec command, and parses the
+ * header line it prints.
+ *
+ * sshd runs each session in a new session/process group (setsid) and, in
+ * sandboxes, a ForceCommand `exec /bin/bash -c "$SSH_ORIGINAL_COMMAND"` keeps
+ * that pid. The wrapper checks the cwd, exports the environment (sshd drops
+ * SSH `env` requests), prints `P<pid>` — the process group to kill later —
+ * and execs the command, so the command is the group leader itself.
+ */
+import { internal, invalidArgument } from "../errors.js";
+
+export interface CommandSpec {
+  /** Program and arguments, each passed literally. Exactly one of argv / shell. */
+  argv?: readonly string[];
+  /** A script for `/bin/bash -c`. */
+  shell?: string;
+  env?: Readonly<Record<string, string>>;
+  /** Working directory; relative paths are relative to the login user's home. "" = home. */
+  cwd?: string;
+}
+
+/**
+ * Linux limits one argument or environment string to 128 KiB (MAX_ARG_STRLEN)
+ * and the whole wrapper travels as one (`bash -c <wrapper>`, and as
+ * SSH_ORIGINAL_COMMAND under a ForceCommand).
+ */
+export const MAX_COMMAND_BYTES = 120_000;
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Single-quotes for POSIX sh: nothing inside '...' is special except ' itself. */
+export function quote(s: string): string {
+  return "'" + s.replace(/'/g, "'\\''") + "'";
+}
+
+function noNul(field: string, value: string): void {
+  if (value.includes("\0")) throw invalidArgument(field, "must not contain NUL bytes");
+}
+
+export function buildWrapper(spec: CommandSpec): string {
+  const hasArgv = spec.argv !== undefined && spec.argv.length > 0;
+  const hasShell = spec.shell !== undefined && spec.shell !== "";
+  if (hasArgv === hasShell) throw invalidArgument("argv", "give exactly one of argv (non-empty) or shell");
+
+  const parts: string[] = [];
+  const cwd = spec.cwd ?? "";
+  if (cwd !== "") {
+    noNul("cwd", cwd);
+    const q = quote(cwd);
+    // Tell apart why cd failed, so the caller gets a precise error and not a bare exit 1.
+    parts.push(
+      `CDPATH= cd -- ${q} 2>/dev/null || { if [ -d ${q} ]; then echo 'E cwd-denied'; ` +
+        `elif [ -e ${q} ]; then echo 'E cwd-notdir'; else echo 'E cwd-missing'; fi; exit 1; }`,
+    );
+  }
+
+  const env = Object.entries(spec.env ?? {});
+  if (env.length > 0) {
+    for (const [name, value] of env) {
+      if (!ENV_NAME.test(name)) throw invalidArgument("env", `invalid variable name ${JSON.stringify(name)}`);
+      if (typeof value !== "string") throw invalidArgument(`env.${name}`, "must be a string");
+      noNul(`env.${name}`, value);
+    }
+    parts.push("export " + env.map(([k, v]) => `${k}=${quote(v)}`).join(" "));
+  }
+
+  parts.push("printf 'P%d\\n' $$");
+
+  if (hasArgv) {
+    spec.argv!.forEach((a, i) => {
+      if (typeof a !== "string") throw invalidArgument(`argv[${i}]`, "must be a string");
+      noNul(`argv[${i}]`, a);
+    });
+    if (spec.argv![0] === "") throw invalidArgument("argv[0]", "must not be empty");
+    parts.push("exec " + spec.argv!.map(quote).join(" "));
+  } else {
+    noNul("shell", spec.shell!);
+    parts.push("exec /bin/bash -c " + quote(spec.shell!));
+  }
+
+  const wrapper = parts.join("\n");
+  const size = Buffer.byteLength(wrapper);
+  if (size > MAX_COMMAND_BYTES) {
+    throw invalidArgument(
+      hasArgv ? "argv" : "shell",
+      `command line too long (${size} bytes with env and cwd, max ${MAX_COMMAND_BYTES}); pass large data via stdin`,
+    );
+  }
+  return wrapper;
+}
+
+export type WrapperHeader =
+  | { kind: "started"; pid: number }
+  | { kind: "cwd-missing" | "cwd-notdir" | "cwd-denied" };
+
+export function parseHeader(line: string): WrapperHeader {
+  const m = /^P(\d+)$/.exec(line);
+  if (m) return { kind: "started", pid: Number(m[1]) };
+  if (line === "E cwd-missing" || line === "E cwd-notdir" || line === "E cwd-denied") {
+    return { kind: line.slice(2) as "cwd-missing" | "cwd-notdir" | "cwd-denied" };
+  }
+  throw internal(`unexpected command wrapper output ${JSON.stringify(line.slice(0, 80))}; is the sandbox shell POSIX?`);
+}
+
+/** Kills a command's whole process group (the wrapper made its pid the pgid). */
+export function killGroupCommand(pgid: number, signal = "KILL"): string {
+  if (!Number.isInteger(pgid) || pgid <= 1) throw internal(`refusing to signal process group ${pgid}`);
+  if (!/^[A-Z0-9]+$/.test(signal)) throw internal(`bad signal name ${signal}`);
+  return `kill -${signal} -- -${pgid}`;
+}
