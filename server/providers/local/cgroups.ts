@@ -1,0 +1,214 @@
+/**
+ * Per-sandbox cgroups on v1 or v2.
+ *
+ * `<id>` holds the memory limit (no swap), the CPU quota and pids.max =
+ * pidsMax + reserve; `<id>/user` has pids.max = pidsMax and every SSH session
+ * moves itself there, so a fork bomb exhausts only the user's share and sshd
+ * can still fork new sessions.
+ *   v1: <controller>/<instance>/<id> (sshd lives here); user only in the pids hierarchy.
+ *   v2: <root>/<instance>/<id>/{sshd,user}: a v2 cgroup with controllers enabled
+ *       for children may hold no processes, hence the separate sshd leaf.
+ */
+import { promises as fs } from "node:fs";
+import { ID_PATTERN } from "./names.js";
+import { exists, killPid, readText, sleep, writeControl } from "./host.js";
+
+const CPU_PERIOD_US = 100_000;
+const V1_CONTROLLERS = ["memory", "pids", "cpu", "freezer"] as const;
+
+export type CgroupLayout =
+  | { version: 1; mounts: Map<string, string> }
+  | { version: 2; root: string };
+
+/** Finds where the controllers are mounted: v1 per-controller hierarchies if memory, pids and cpu are there, else a v2 hierarchy that has them. */
+export async function detectCgroups(): Promise<CgroupLayout> {
+  const mountinfo = (await readText("/proc/self/mountinfo")) ?? "";
+  const v1 = new Map<string, string>();
+  const v2: string[] = [];
+  for (const line of mountinfo.split("\n")) {
+    const [left, right] = line.split(" - ");
+    if (!left || !right) continue;
+    const mountpoint = left.split(" ")[4]!;
+    const [fstype, , superOptions = ""] = right.split(" ");
+    if (fstype === "cgroup") {
+      for (const opt of superOptions.split(",")) if (!v1.has(opt)) v1.set(opt, mountpoint);
+    } else if (fstype === "cgroup2") v2.push(mountpoint);
+  }
+  if (v1.has("memory") && v1.has("pids") && v1.has("cpu")) return { version: 1, mounts: v1 };
+  for (const root of v2) {
+    const controllers = ((await readText(`${root}/cgroup.controllers`)) ?? "").split(/\s+/);
+    if (["memory", "pids", "cpu"].every((c) => controllers.includes(c))) return { version: 2, root };
+  }
+  throw new Error("no cgroup hierarchy with the memory, pids and cpu controllers");
+}
+
+export interface CgroupLimits {
+  cores: number;
+  memoryMiB: number;
+}
+
+export class Cgroups {
+  constructor(
+    readonly layout: CgroupLayout,
+    private readonly instance: string,
+    private readonly pidsMax: number,
+    private readonly pidsReserve = 64,
+  ) {}
+
+  /** Instance directories, one per hierarchy (v1: memory, pids, cpu and freezer if present). */
+  private instanceDirs(): string[] {
+    if (this.layout.version === 2) return [`${this.layout.root}/${this.instance}`];
+    const mounts = this.layout.mounts;
+    const points = new Set(V1_CONTROLLERS.map((c) => mounts.get(c)).filter((m): m is string => !!m));
+    return [...points].map((m) => `${m}/${this.instance}`);
+  }
+
+  private v1(controller: string, id: string): string | undefined {
+    if (this.layout.version !== 1) return undefined;
+    const m = this.layout.mounts.get(controller);
+    return m ? `${m}/${this.instance}/${id}` : undefined;
+  }
+
+  /** Every directory of a sandbox, children first (the order rmdir needs). */
+  private dirs(id: string): string[] {
+    if (this.layout.version === 2) {
+      const base = `${this.layout.root}/${this.instance}/${id}`;
+      return [`${base}/user`, `${base}/sshd`, base];
+    }
+    return [`${this.v1("pids", id)}/user`, ...this.instanceDirs().map((d) => `${d}/${id}`)];
+  }
+
+  /** cgroup.procs files the jail launcher writes its own pid to before it execs anything. */
+  jailProcs(id: string): string[] {
+    if (this.layout.version === 2) return [`${this.layout.root}/${this.instance}/${id}/sshd/cgroup.procs`];
+    return this.instanceDirs().map((d) => `${d}/${id}/cgroup.procs`);
+  }
+
+  /** The file an SSH session writes its pid to (bound writable into the jail). */
+  userProcs(id: string): string {
+    if (this.layout.version === 2) return `${this.layout.root}/${this.instance}/${id}/user/cgroup.procs`;
+    return `${this.v1("pids", id)}/user/cgroup.procs`;
+  }
+
+  async prepareInstance(): Promise<void> {
+    if (this.layout.version === 2) {
+      const root = this.layout.root;
+      await writeControl(`${root}/cgroup.subtree_control`, "+memory +pids +cpu");
+      await fs.mkdir(`${root}/${this.instance}`, { recursive: true });
+      await writeControl(`${root}/${this.instance}/cgroup.subtree_control`, "+memory +pids +cpu");
+      return;
+    }
+    for (const d of this.instanceDirs()) await fs.mkdir(d, { recursive: true });
+  }
+
+  async create(id: string, limits: CgroupLimits, uid: number): Promise<void> {
+    const memory = String(limits.memoryMiB * 1024 * 1024);
+    const quota = String(limits.cores * CPU_PERIOD_US);
+    const pids = String(this.pidsMax + this.pidsReserve);
+    if (this.layout.version === 2) {
+      const base = `${this.layout.root}/${this.instance}/${id}`;
+      await fs.mkdir(base);
+      await writeControl(`${base}/memory.max`, memory);
+      if (await exists(`${base}/memory.swap.max`)) await writeControl(`${base}/memory.swap.max`, "0");
+      await writeControl(`${base}/cpu.max`, `${quota} ${CPU_PERIOD_US}`);
+      await writeControl(`${base}/pids.max`, pids);
+      await writeControl(`${base}/cgroup.subtree_control`, "+pids");
+      await fs.mkdir(`${base}/sshd`);
+      await fs.mkdir(`${base}/user`);
+      await writeControl(`${base}/user/pids.max`, String(this.pidsMax));
+      // Moving sshd/ -> user/ needs write access to both procs files and to their
+      // common ancestor's; <id> itself cannot take processes (it has controllers on).
+      await fs.chown(`${base}/user/cgroup.procs`, uid, -1);
+      await fs.chown(`${base}/cgroup.procs`, uid, -1);
+      return;
+    }
+    for (const d of this.instanceDirs()) await fs.mkdir(`${d}/${id}`);
+    const mem = this.v1("memory", id)!;
+    await writeControl(`${mem}/memory.limit_in_bytes`, memory);
+    // memsw = memory: no swap (the file exists only with swap accounting).
+    if (await exists(`${mem}/memory.memsw.limit_in_bytes`)) await writeControl(`${mem}/memory.memsw.limit_in_bytes`, memory);
+    const cpu = this.v1("cpu", id)!;
+    await writeControl(`${cpu}/cpu.cfs_period_us`, String(CPU_PERIOD_US));
+    await writeControl(`${cpu}/cpu.cfs_quota_us`, quota);
+    const pidsDir = this.v1("pids", id)!;
+    await writeControl(`${pidsDir}/pids.max`, pids);
+    await fs.mkdir(`${pidsDir}/user`);
+    await writeControl(`${pidsDir}/user/pids.max`, String(this.pidsMax));
+    // On v1 a non-root process may move itself into a cgroup whose procs file it can write.
+    await fs.chown(`${pidsDir}/user/cgroup.procs`, uid, -1);
+  }
+
+  /** Pids in any of the sandbox's cgroups. */
+  async pids(id: string): Promise<number[]> {
+    const all = new Set<number>();
+    for (const d of this.dirs(id)) {
+      const text = (await readText(`${d}/cgroup.procs`)) ?? "";
+      for (const p of text.split("\n")) if (p) all.add(Number(p));
+    }
+    return [...all];
+  }
+
+  /** Whether a process is in this sandbox's cgroup (guards against a recycled pid). */
+  async contains(id: string, pid: number): Promise<boolean> {
+    const text = (await readText(`/proc/${pid}/cgroup`)) ?? "";
+    const needle = `/${this.instance}/${id}`;
+    return text.split("\n").some((l) => l.endsWith(needle) || l.includes(`${needle}/`));
+  }
+
+  /**
+   * Kills every process of the sandbox: v2 cgroup.kill, v1 freeze first so
+   * nothing forks while being killed; then SIGKILL whatever is left until the
+   * cgroups are empty (bounded).
+   */
+  async kill(id: string): Promise<void> {
+    let freezer: string | undefined;
+    if (this.layout.version === 2) {
+      const kill = `${this.layout.root}/${this.instance}/${id}/cgroup.kill`;
+      if (await exists(kill)) await writeControl(kill, "1").catch(() => {});
+    } else if ((freezer = this.v1("freezer", id)) && (await exists(`${freezer}/freezer.state`))) {
+      await writeControl(`${freezer}/freezer.state`, "FROZEN").catch(() => (freezer = undefined));
+    } else freezer = undefined;
+    for (let round = 0; round < 500; round++) {
+      const pids = await this.pids(id);
+      if (pids.length === 0) return;
+      for (const pid of pids) killPid(pid);
+      if (freezer) {
+        await writeControl(`${freezer}/freezer.state`, "THAWED").catch(() => {});
+        freezer = undefined;
+      }
+      await sleep(round < 20 ? 5 : 20);
+    }
+    throw new Error(`processes of ${id} survive SIGKILL: ${(await this.pids(id)).join(" ")}`);
+  }
+
+  /** Removes the sandbox's cgroup directories (children first); absent ones are fine. */
+  async remove(id: string): Promise<void> {
+    for (const d of this.dirs(id)) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await fs.rmdir(d);
+          break;
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === "ENOENT") break;
+          // EBUSY while the last killed tasks are still being released.
+          if (code !== "EBUSY" || attempt >= 100) throw e;
+          await sleep(10);
+        }
+      }
+    }
+  }
+
+  /** Sandbox ids that have a cgroup directory in any hierarchy. */
+  async listIds(): Promise<string[]> {
+    const ids = new Set<string>();
+    for (const d of this.instanceDirs()) {
+      for (const name of await fs.readdir(d).catch(() => [] as string[])) if (ID_PATTERN.test(name)) ids.add(name);
+    }
+    return [...ids];
+  }
+
+  async removeInstance(): Promise<void> {
+    for (const d of this.instanceDirs()) await fs.rmdir(d).catch(() => {});
+  }
+}
