@@ -7,49 +7,11 @@
 import type { ClientChannel } from "ssh2";
 import { cancelled, failedPrecondition, internal, invalidArgument, permissionDenied, unavailable } from "../errors.js";
 import type { ChannelOutput, OutputStream } from "./channel-output.js";
-import { buildWrapper, killGroupCommand, parseHeader, type CommandSpec } from "./command-line.js";
+import { buildWrapper, killGroupCommand, parseHeader } from "./command-line.js";
 import { EventQueue } from "./event-queue.js";
+import type { ExecEvent, ExecOptions, ExecStream, ExitReason } from "./exec-types.js";
 import type { SessionRegistry } from "./session-registry.js";
 import { feedStdin } from "./stdin.js";
-
-export interface ExecOptions extends CommandSpec {
-  /** Bytes written to stdin, then EOF. Without it stdin is closed at once. */
-  stdin?: Uint8Array | AsyncIterable<Uint8Array>;
-  /** Kills the command's process group after this long (from its start). 0 = none. */
-  timeoutMs?: number;
-  /** Output beyond this many bytes per stream is dropped (and drained) and flagged truncated. */
-  maxStdoutBytes?: number;
-  maxStderrBytes?: number;
-  /** Aborting kills the command's process group; the stream ends with reason "cancelled". */
-  signal?: AbortSignal;
-  /** Buffered output (bytes) above which the SSH window closes. Default 1 MiB. */
-  highWaterMark?: number;
-}
-
-export type ExitReason = "exited" | "timeout" | "cancelled";
-
-export interface ExitedEvent {
-  type: "exited";
-  /** null when ended by a signal (or when the exit was never reported). */
-  exitCode: number | null;
-  /** e.g. "SIGKILL" (ssh2's naming), null for a normal exit. */
-  signal: string | null;
-  reason: ExitReason;
-  stdoutTruncated: boolean;
-  stderrTruncated: boolean;
-  durationMs: number;
-}
-
-export type ExecEvent =
-  | { type: "started"; pid: number }
-  | { type: "stdout"; data: Buffer }
-  | { type: "stderr"; data: Buffer }
-  | ExitedEvent;
-
-export interface ExecStream extends AsyncIterableIterator<ExecEvent> {
-  /** Kills the command; events continue until the "exited" event (reason cancelled). */
-  cancel(): void;
-}
 
 /** How long after exit-status we wait for the channel to close (children holding stdout). */
 const EXIT_GRACE_MS = 2_000;

@@ -1,0 +1,41 @@
+/** The exec API's options and events (what the gRPC Exec stream will carry). */
+import type { CommandSpec } from "./command-line.js";
+
+export interface ExecOptions extends CommandSpec {
+  /** Bytes written to stdin, then EOF. Without it stdin is closed at once. */
+  stdin?: Uint8Array | AsyncIterable<Uint8Array>;
+  /** Kills the command's process group after this long (from its start). 0 = none. */
+  timeoutMs?: number;
+  /** Output beyond this many bytes per stream is dropped (and drained) and flagged truncated. */
+  maxStdoutBytes?: number;
+  maxStderrBytes?: number;
+  /** Aborting kills the command's process group; the stream ends with reason "cancelled". */
+  signal?: AbortSignal;
+  /** Buffered output (bytes) above which the SSH window closes. Default 1 MiB. */
+  highWaterMark?: number;
+}
+
+export type ExitReason = "exited" | "timeout" | "cancelled";
+
+export interface ExitedEvent {
+  type: "exited";
+  /** null when ended by a signal (or when the exit was never reported). */
+  exitCode: number | null;
+  /** e.g. "SIGKILL" (ssh2's naming), null for a normal exit. */
+  signal: string | null;
+  reason: ExitReason;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  durationMs: number;
+}
+
+export type ExecEvent =
+  | { type: "started"; pid: number }
+  | { type: "stdout"; data: Buffer }
+  | { type: "stderr"; data: Buffer }
+  | ExitedEvent;
+
+export interface ExecStream extends AsyncIterableIterator<ExecEvent> {
+  /** Kills the command; events continue until the "exited" event (reason cancelled). */
+  cancel(): void;
+}

@@ -1,0 +1,183 @@
+/**
+ * Streaming upload over SFTP: bytes go to a hidden temp file created
+ * exclusively (0600) next to the target, and are renamed over the target only
+ * after every byte arrived and the expected size/sha256 matched. A failed,
+ * cancelled or mismatched upload removes the temp file and never touches the
+ * target. Writes are pipelined (many large WRITEs outstanding, bounded), as
+ * one-at-a-time SFTP is several times slower.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { cancelled, failedPrecondition, invalidArgument, isSandboxError, notFound, resourceExhausted, type SandboxError } from "../errors.js";
+import { abortable } from "./abortable.js";
+import type { SessionRegistry } from "./session-registry.js";
+import { SFTP_STATUS, sftpCode, sftpError } from "./sftp-errors.js";
+import { notADirectory, SftpSession, splitFilePath, validatePath } from "./sftp-session.js";
+
+export interface UploadOptions {
+  /** Absolute, or relative to the login user's home directory. */
+  path: string;
+  source: AsyncIterable<Uint8Array>;
+  /** Permission bits of the final file. Default 0o644. */
+  mode?: number;
+  /** Create missing parent directories (0755); otherwise a missing parent is not_found. */
+  createParents?: boolean;
+  /** Lower-case or upper-case hex; a mismatch fails the upload (invalid_argument). */
+  expectedSha256?: string;
+  expectedSize?: number;
+  signal?: AbortSignal;
+  /** Outstanding SFTP WRITE requests. Default 16 (× 255 KiB with OpenSSH). */
+  concurrency?: number;
+}
+
+export interface UploadResult {
+  path: string;
+  bytesWritten: number;
+  sha256: string;
+}
+
+export async function upload(registry: SessionRegistry, sandboxId: string, o: UploadOptions): Promise<UploadResult> {
+  const path = validatePath(o.path);
+  const { dir, base } = splitFilePath(path);
+  const mode = o.mode ?? 0o644;
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw invalidArgument("mode", "must be permission bits (0 to 0o7777)");
+  const expectedSha = o.expectedSha256?.toLowerCase();
+  if (expectedSha !== undefined && !/^[0-9a-f]{64}$/.test(expectedSha)) throw invalidArgument("expectedSha256", "must be 64 hex digits");
+  if (o.expectedSize !== undefined && !(Number.isSafeInteger(o.expectedSize) && o.expectedSize >= 0)) {
+    throw invalidArgument("expectedSize", "must be a non-negative integer");
+  }
+  const concurrency = o.concurrency ?? 16;
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw invalidArgument("concurrency", "must be a positive integer");
+
+  if (o.signal?.aborted) throw cancelled(`upload ${JSON.stringify(path)}: cancelled`);
+  const session = await SftpSession.open(registry, sandboxId, o.signal);
+  let handle: Buffer | undefined;
+  let tmp: string | undefined;
+  try {
+    const parent = await session.stat(dir);
+    if (!parent) {
+      if (!o.createParents) throw notFound(`parent directory ${JSON.stringify(dir)} does not exist`);
+      await session.mkdirs(dir);
+    } else if (!parent.isDirectory()) {
+      throw notADirectory(dir);
+    }
+    if ((await session.stat(path))?.isDirectory()) throw failedPrecondition(`${JSON.stringify(path)} is a directory`);
+
+    // Hidden, unique, and short enough for NAME_MAX (255) whatever the target's name.
+    tmp = `${dir}/.${base.slice(0, 200)}.${randomBytes(6).toString("hex")}.upload`;
+    handle = await session.open(tmp, "wx", 0o600);
+
+    const writer = new PipelinedWriter(session, handle, concurrency);
+    const hash = createHash("sha256");
+    const chunkSize = session.maxWriteLen;
+    let staging = Buffer.allocUnsafe(chunkSize);
+    let fill = 0;
+    let pos = 0; // file offset of staging[0]
+    let total = 0;
+    for await (const chunk of abortable(o.source, o.signal, `upload ${path}`)) {
+      hash.update(chunk);
+      total += chunk.byteLength;
+      if (o.expectedSize !== undefined && total > o.expectedSize) {
+        throw invalidArgument("expectedSize", `received more than the expected ${o.expectedSize} bytes`);
+      }
+      // Copy into full-size WRITEs: callers may reuse their buffers, and small WRITEs are slow.
+      for (let off = 0; off < chunk.byteLength; ) {
+        const n = Math.min(chunkSize - fill, chunk.byteLength - off);
+        staging.set(chunk.subarray(off, off + n), fill);
+        fill += n;
+        off += n;
+        if (fill === chunkSize) {
+          await writer.write(staging, pos);
+          pos += fill;
+          staging = Buffer.allocUnsafe(chunkSize);
+          fill = 0;
+        }
+      }
+    }
+    if (fill > 0) await writer.write(staging.subarray(0, fill), pos);
+    await writer.flush();
+
+    const sha256 = hash.digest("hex");
+    if (o.expectedSize !== undefined && total !== o.expectedSize) {
+      throw invalidArgument("expectedSize", `received ${total} bytes, expected ${o.expectedSize}`);
+    }
+    if (expectedSha !== undefined && sha256 !== expectedSha) {
+      throw invalidArgument("expectedSha256", `content sha256 ${sha256} does not match the expected ${expectedSha}`);
+    }
+    await session.fchmod(handle, tmp, mode); // explicit: the server's umask must not apply
+    await session.close(handle, tmp);
+    handle = undefined;
+    await session.rename(tmp, path);
+    tmp = undefined;
+    return { path, bytesWritten: total, sha256 };
+  } catch (err) {
+    const error = o.signal?.aborted ? cancelled(`upload ${JSON.stringify(path)}: cancelled`) : await refine(session, err, dir, path);
+    await cleanup(session, handle, tmp);
+    throw error;
+  } finally {
+    session.end();
+  }
+}
+
+/** Tells "disk full" apart from other FAILUREs: sftp-server reports ENOSPC as a generic failure. */
+async function refine(session: SftpSession, err: unknown, dir: string, path: string): Promise<SandboxError> {
+  const failure = sftpCode(err) === SFTP_STATUS.FAILURE || (isSandboxError(err, "internal") && sftpCode(err.cause) === SFTP_STATUS.FAILURE);
+  if (failure) {
+    try {
+      const vfs = await session.statvfs(dir);
+      if (vfs.f_bavail * vfs.f_frsize < 4 * 1024 * 1024 || vfs.f_favail === 0) {
+        return resourceExhausted(`upload ${JSON.stringify(path)}: no space left on the sandbox's disk`);
+      }
+    } catch {
+      /* fall through to the generic error */
+    }
+  }
+  return sftpError(err, "write", path);
+}
+
+/** Best effort, bounded: a dead session cannot clean up, and cleanup must not hang the caller. */
+async function cleanup(session: SftpSession, handle: Buffer | undefined, tmp: string | undefined): Promise<void> {
+  const steps = (async () => {
+    if (handle) await session.close(handle, tmp ?? "").catch(() => {});
+    if (tmp) await session.unlink(tmp).catch(() => {});
+  })();
+  await Promise.race([steps, new Promise((r) => setTimeout(r, 5_000).unref())]);
+}
+
+/** Keeps up to `concurrency` WRITE requests outstanding; the first failure fails the rest. */
+class PipelinedWriter {
+  private inflight = 0;
+  private error: unknown;
+  private wake?: () => void;
+
+  constructor(
+    private readonly session: SftpSession,
+    private readonly handle: Buffer,
+    private readonly concurrency: number,
+  ) {}
+
+  async write(data: Buffer, position: number): Promise<void> {
+    while (this.inflight >= this.concurrency && this.error === undefined) await this.slot();
+    if (this.error !== undefined) throw this.error;
+    this.inflight++;
+    this.session.write(this.handle, data, position).then(
+      () => this.done(),
+      (err) => this.done((this.error ??= err)),
+    );
+  }
+
+  async flush(): Promise<void> {
+    while (this.inflight > 0) await this.slot();
+    if (this.error !== undefined) throw this.error;
+  }
+
+  private slot(): Promise<void> {
+    return new Promise((r) => (this.wake = r));
+  }
+
+  private done(_err?: unknown): void {
+    this.inflight--;
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+}
