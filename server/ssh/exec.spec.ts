@@ -211,7 +211,7 @@ describe("exec", () => {
       }
       expect(Number(await sb.sh(`cat '${progress}'`))).toBeGreaterThan(a); // resumed
     } finally {
-      await it.return();
+      await it.return?.();
     }
   });
 

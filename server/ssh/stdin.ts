@@ -2,9 +2,11 @@
  * Writes a command's stdin to its channel with backpressure, then EOF.
  *
  * ssh2's Channel._write silently drops the write callback once the remote has
- * closed, so 'drain' may never come: every wait also ends on channel close.
+ * closed, so 'drain' may never come: every wait also ends on channel close,
+ * and the source stops being read as soon as the command is gone.
  */
 import type { ClientChannel } from "ssh2";
+import { abortable } from "./abortable.js";
 
 export async function feedStdin(
   channel: ClientChannel,
@@ -18,33 +20,29 @@ export async function feedStdin(
     channel.end(Buffer.from(stdin.buffer, stdin.byteOffset, stdin.byteLength));
     return;
   }
-  // Stop reading the source as soon as the command is gone, even mid-wait.
-  let closed = false;
-  let onClose!: () => void;
-  const closedP = new Promise<void>((r) => (onClose = () => ((closed = true), r())));
+  const gone = new AbortController();
+  const onClose = () => gone.abort();
   channel.once("close", onClose);
-  const it = stdin[Symbol.asyncIterator]();
   try {
-    for (;;) {
-      const r = await Promise.race([it.next(), closedP]);
-      if (!r || r.done) break;
-      const chunk = r.value;
+    for await (const chunk of abortable(stdin, gone.signal, "stdin")) {
       if (chunk.byteLength === 0) continue;
       if (!channel.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))) {
         await new Promise<void>((resolve) => {
           const done = () => {
             channel.off("drain", done);
+            channel.off("close", done);
             resolve();
           };
           channel.on("drain", done);
-          void closedP.then(done);
+          channel.on("close", done);
         });
       }
-      if (closed) break;
+      if (gone.signal.aborted) break;
     }
+  } catch (err) {
+    if (!gone.signal.aborted) throw err; // the command ended first: not a stdin failure
   } finally {
     channel.off("close", onClose);
-    if (closed) void it.return?.().catch(() => {});
   }
-  if (!closed) channel.end();
+  if (!gone.signal.aborted) channel.end();
 }
