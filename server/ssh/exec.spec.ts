@@ -73,6 +73,47 @@ describe("exec", () => {
     expect(streamed.stdout.toString().trim()).toBe("1000000");
   });
 
+  it("stops reading stdin when the command exits early", async () => {
+    let pulled = 0;
+    async function* endless() {
+      for (;;) {
+        pulled++;
+        yield Buffer.alloc(65536, 97);
+      }
+    }
+    const r = await run({ shell: "head -c 10", stdin: endless(), timeoutMs: 10_000 });
+    expect(r).toMatchObject({ exitCode: 0, reason: "exited" });
+    expect(r.stdout.toString()).toBe("a".repeat(10));
+    const after = pulled;
+    await sleep(100);
+    expect(pulled).toBe(after);
+  });
+
+  it("reports a missing program as exit 127 with the shell's message", async () => {
+    const r = await run({ argv: ["no-such-program-xyz"] });
+    expect(r.exitCode).toBe(127);
+    expect(r.stderr.toString()).toContain("no-such-program-xyz");
+  });
+
+  it("gives up a queued exec on abort without running it", async () => {
+    const { SessionRegistry } = await import("./session-registry.js");
+    const registry = new SessionRegistry({ maxConnectionsPerSandbox: 1, channelsPerConnection: 2, reservedChannels: 1 });
+    registry.register("q", sb.target);
+    try {
+      const busy = execCollect(registry, "q", { shell: "sleep 1" });
+      await sleep(200);
+      const ac = new AbortController();
+      const queued = execCollect(registry, "q", { argv: ["true"], signal: ac.signal });
+      setTimeout(() => ac.abort(), 100);
+      const t0 = Date.now();
+      await expect(queued).rejects.toMatchObject({ kind: "cancelled" });
+      expect(Date.now() - t0).toBeLessThan(800);
+      expect((await busy).exitCode).toBe(0);
+    } finally {
+      await registry.closeAll();
+    }
+  });
+
   it("passes argv literally", async () => {
     const args = ["a b", "'q'", '"dq"', "$(echo x)", "`id`", "$HOME", "ünïcödé 😀", "*", "\\n", "", "-n", "a'b\"c"];
     const r = await run({ argv: ["printf", "%s|", ...args] });

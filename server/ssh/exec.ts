@@ -50,6 +50,7 @@ class Execution implements ExecStream {
   private readonly sent = { stdout: 0, stderr: 0 };
   private readonly truncated = { stdout: false, stderr: false };
   private t0 = 0;
+  private readonly gaveUp = new AbortController();
   private timers: NodeJS.Timeout[] = [];
   private closed!: Promise<void>;
   private onClosed!: () => void;
@@ -115,10 +116,12 @@ class Execution implements ExecStream {
     signal?.addEventListener("abort", this.onAbort, { once: true });
     let output: ChannelOutput;
     try {
-      signal?.throwIfAborted();
-      output = (await this.registry.openExec(this.sandboxId, this.wrapper, { signal })).value;
+      if (signal?.aborted) throw cancelled("exec cancelled before the command started");
+      // return()/cancel() before the channel opened must not wait for a queued slot.
+      const opening = AbortSignal.any([this.gaveUp.signal, ...(signal ? [signal] : [])]);
+      output = (await this.registry.openExec(this.sandboxId, this.wrapper, { signal: opening })).value;
     } catch (err) {
-      this.finish(signal?.aborted ? cancelled(`exec cancelled before the command started`) : err);
+      this.finish(this.gaveUp.signal.aborted || signal?.aborted ? cancelled("exec cancelled before the command started") : err);
       return;
     }
     const channel = (this.channel = output.channel);
@@ -207,7 +210,10 @@ class Execution implements ExecStream {
     if (this.finished || this.exit || this.killRequested) return;
     this.killRequested = true;
     this.reason = reason;
-    if (!this.channel) return; // start() sees the abort, or the header triggers the kill
+    if (!this.channel) {
+      if (reason === "cancelled") this.gaveUp.abort(); // stop waiting for a channel
+      return;
+    }
     if (this.pgid !== undefined) this.sendKill();
     this.later(KILL_GRACE_MS, () => this.channel?.close());
   }

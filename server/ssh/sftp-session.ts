@@ -99,11 +99,9 @@ export class SftpSession {
     return this.call<void>("chmod", path, (cb) => this.sftp.fchmod(handle, mode, cb));
   }
 
-  /** Raw ssh2 error (not mapped), so the caller can refine FAILURE into ENOSPC. */
-  write(handle: Buffer, data: Buffer, position: number): Promise<void> {
-    return new Promise((resolve, reject) =>
-      this.sftp.write(handle, data, 0, data.length, position, (err) => (err ? reject(err) : resolve())),
-    );
+  /** A FAILURE maps to internal with the ssh2 error as cause, so callers can refine it (ENOSPC). */
+  write(handle: Buffer, path: string, data: Buffer, position: number): Promise<void> {
+    return this.call<void>("write", path, (cb) => this.sftp.write(handle, data, 0, data.length, position, (err) => cb(err, undefined)));
   }
 
   /** Reads up to `len` bytes at `position`; fewer only at end of file. */

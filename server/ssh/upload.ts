@@ -7,10 +7,10 @@
  * one-at-a-time SFTP is several times slower.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { cancelled, failedPrecondition, invalidArgument, isSandboxError, notFound, resourceExhausted, type SandboxError } from "../errors.js";
+import { cancelled, failedPrecondition, invalidArgument, isSandboxError, notFound, resourceExhausted } from "../errors.js";
 import { abortable } from "./abortable.js";
 import type { SessionRegistry } from "./session-registry.js";
-import { SFTP_STATUS, sftpCode, sftpError } from "./sftp-errors.js";
+import { SFTP_STATUS, sftpCode } from "./sftp-errors.js";
 import { notADirectory, SftpSession, splitFilePath, validatePath } from "./sftp-session.js";
 
 export interface UploadOptions {
@@ -66,7 +66,7 @@ export async function upload(registry: SessionRegistry, sandboxId: string, o: Up
     tmp = `${dir}/.${base.slice(0, 200)}.${randomBytes(6).toString("hex")}.upload`;
     handle = await session.open(tmp, "wx", 0o600);
 
-    const writer = new PipelinedWriter(session, handle, concurrency);
+    const writer = new PipelinedWriter(session, handle, tmp, concurrency);
     const hash = createHash("sha256");
     const chunkSize = session.maxWriteLen;
     let staging = Buffer.allocUnsafe(chunkSize);
@@ -118,10 +118,12 @@ export async function upload(registry: SessionRegistry, sandboxId: string, o: Up
   }
 }
 
-/** Tells "disk full" apart from other FAILUREs: sftp-server reports ENOSPC as a generic failure. */
-async function refine(session: SftpSession, err: unknown, dir: string, path: string): Promise<SandboxError> {
-  const failure = sftpCode(err) === SFTP_STATUS.FAILURE || (isSandboxError(err, "internal") && sftpCode(err.cause) === SFTP_STATUS.FAILURE);
-  if (failure) {
+/**
+ * Tells "disk full" apart from other FAILUREs: sftp-server reports ENOSPC as a
+ * generic failure. Errors of the source (not SandboxErrors) pass through as is.
+ */
+async function refine(session: SftpSession, err: unknown, dir: string, path: string): Promise<unknown> {
+  if (isSandboxError(err, "internal") && sftpCode(err.cause) === SFTP_STATUS.FAILURE) {
     try {
       const vfs = await session.statvfs(dir);
       if (vfs.f_bavail * vfs.f_frsize < 4 * 1024 * 1024 || vfs.f_favail === 0) {
@@ -131,7 +133,7 @@ async function refine(session: SftpSession, err: unknown, dir: string, path: str
       /* fall through to the generic error */
     }
   }
-  return sftpError(err, "write", path);
+  return err;
 }
 
 /** Best effort, bounded: a dead session cannot clean up, and cleanup must not hang the caller. */
@@ -152,6 +154,7 @@ class PipelinedWriter {
   constructor(
     private readonly session: SftpSession,
     private readonly handle: Buffer,
+    private readonly path: string,
     private readonly concurrency: number,
   ) {}
 
@@ -159,7 +162,7 @@ class PipelinedWriter {
     while (this.inflight >= this.concurrency && this.error === undefined) await this.slot();
     if (this.error !== undefined) throw this.error;
     this.inflight++;
-    this.session.write(this.handle, data, position).then(
+    this.session.write(this.handle, this.path, data, position).then(
       () => this.done(),
       (err) => this.done((this.error ??= err)),
     );

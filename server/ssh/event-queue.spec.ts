@@ -1,0 +1,32 @@
+import { describe, expect, it } from "vitest";
+import { EventQueue } from "./event-queue.js";
+
+describe("EventQueue", () => {
+  it("signals high and low water marks by buffered bytes", async () => {
+    const calls: string[] = [];
+    const q = new EventQueue<Buffer>({ highWaterMark: 10, size: (b) => b.length, onHigh: () => calls.push("high"), onLow: () => calls.push("low") });
+    q.push(Buffer.alloc(6));
+    q.push(Buffer.alloc(6));
+    expect(calls).toEqual(["high"]);
+    await q.next();
+    expect(calls).toEqual(["high"]); // 6 left, above half
+    await q.next();
+    expect(calls).toEqual(["high", "low"]);
+  });
+
+  it("hands events to a waiting consumer, then ends or fails after the queued ones", async () => {
+    const q = new EventQueue<number>({ highWaterMark: 1, size: () => 0, onHigh() {}, onLow() {} });
+    const pending = q.next();
+    q.push(1);
+    expect(await pending).toEqual({ value: 1, done: false });
+    q.push(2);
+    q.fail(new Error("boom"));
+    q.push(3); // ignored after fail
+    expect(await q.next()).toEqual({ value: 2, done: false });
+    await expect(q.next()).rejects.toThrow("boom");
+    const e = new EventQueue<number>({ highWaterMark: 1, size: () => 0, onHigh() {}, onLow() {} });
+    const waiting = e.next();
+    e.end();
+    expect(await waiting).toEqual({ value: undefined, done: true });
+  });
+});
