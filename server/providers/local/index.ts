@@ -1,3 +1,4 @@
 /** The local runtime's public surface. */
-export { LocalRuntime, type LocalRuntimeOptions, type Logger } from "./runtime.js";
+export { LocalRuntime } from "./runtime.js";
+export type { LocalRuntimeOptions, Logger } from "./options.js";
 export type { Limits } from "./spec.js";

@@ -38,7 +38,10 @@ exec bwrap "$@"
  */
 export const ENTER_SCRIPT = `#!/bin/sh
 { echo $$ > ${JAIL_USER_PROCS}; echo 500 > /proc/self/oom_score_adj; } 2>/dev/null
-if [ -n "\${SSH_ORIGINAL_COMMAND+set}" ]; then exec /bin/bash -c "$SSH_ORIGINAL_COMMAND"; fi
+if [ -n "\${SSH_ORIGINAL_COMMAND+set}" ]; then
+  cmd=$SSH_ORIGINAL_COMMAND; unset SSH_ORIGINAL_COMMAND
+  exec /bin/bash -c "$cmd"
+fi
 exec /bin/bash -l
 `;
 
@@ -119,7 +122,7 @@ export async function spawnJail(spec: JailSpec): Promise<ChildProcess> {
     "--cap-drop", "ALL", ...caps.flatMap((c) => ["--cap-add", c]),
     "--ro-bind", "/", "/",
     ...spec.hide.flatMap((d) => ["--tmpfs", d]),
-    "--dev", "/dev", "--proc", "/proc",
+    "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm", "--proc", "/proc",
     "--bind", `${spec.mnt}/home`, "/home",
     "--bind", `${spec.mnt}/tmp`, "/tmp",
     "--tmpfs", "/run", "--dir", "/run/sshd", "--dir", "/run/sandboxd",

@@ -79,8 +79,10 @@ describe("LocalRuntime", () => {
     const r = await sshExec(
       h.ssh,
       "stat -c '%U %a' /home/sandbox; echo hi > /home/sandbox/f && cat /home/sandbox/f; echo t > /tmp/f && cat /tmp/f; " +
-        "touch /etc/sbx 2>&1; touch /usr/sbx 2>&1; ls /var/lib/sandboxd 2>&1; echo $HOME; pwd",
+        "touch /etc/sbx 2>&1; touch /usr/sbx 2>&1; ls /var/lib/sandboxd 2>&1; echo $HOME; pwd; " +
+        "echo s > /dev/shm/f && echo shm-ok; env | grep -c SSH_ORIGINAL_COMMAND",
     );
+    expect(r.stdout).toMatch(/shm-ok\n0\n$/);
     expect(r.stdout).toContain("sandbox 755\nhi\nt\n");
     expect(r.stdout).toMatch(/\/etc\/sbx.*Read-only file system/);
     expect(r.stdout).toMatch(/\/usr\/sbx.*Read-only file system/);
@@ -121,6 +123,24 @@ describe("LocalRuntime", () => {
       );
       expect(names).toContain("f");
       expect((await exec(client, "echo still")).stdout).toBe("still\n");
+    } finally {
+      client.end();
+    }
+  });
+
+  it("gives a login shell to a session without a command", async () => {
+    const client = await connect(made[0]!.ssh);
+    try {
+      const out = await new Promise<string>((resolve, reject) =>
+        client.shell(false, (err, stream) => {
+          if (err) return reject(err);
+          let got = "";
+          stream.on("data", (b: Buffer) => (got += b.toString()));
+          stream.on("close", () => resolve(got));
+          stream.end("echo shell-$(id -un)-$$; shopt -q login_shell && echo login; exit\n");
+        }),
+      );
+      expect(out).toMatch(/shell-sandbox-\d+\nlogin\n/);
     } finally {
       client.end();
     }

@@ -5,46 +5,21 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { promises as fs } from "node:fs";
-import os from "node:os";
 import { cancelled, failedPrecondition, internal, isSandboxError, notFound, resourceExhausted, unavailable } from "../../errors.js";
 import type { CreateOptions, SandboxHandle, SandboxProvider, SandboxSpec, SandboxState } from "../provider.js";
 import { AddressPool, parseSubnet, type Subnet } from "./addresses.js";
 import { Cgroups, detectCgroups } from "./cgroups.js";
-import { createImage, ensureTemplate, loopDevices, releaseLoops } from "./disk.js";
+import { ensureTemplate } from "./disk.js";
 import { Firewall } from "./firewall.js";
 import { ensureSandboxUser, type HostUser } from "./host.js";
-import { findJailInit, spawnJail, waitForSshd, writeSshFiles } from "./jail.js";
-import { generateEd25519, loadOrCreateClientKey, type KeyPair } from "./keys.js";
+import { loadOrCreateClientKey, type KeyPair } from "./keys.js";
+import { buildSandbox, teardownSandbox, type Build, type Parts } from "./lifecycle.js";
 import { Names, newSandboxId } from "./names.js";
 import { Network } from "./network.js";
+import { resolveLimits, silentLogger, type LocalRuntimeOptions, type Logger } from "./options.js";
 import { reconcile } from "./recovery.js";
 import { validateSpec, type Limits } from "./spec.js";
 import { StateStore, type SandboxRecord } from "./state.js";
-
-type LogFn = (obj: object, msg?: string) => void;
-/** The subset of a pino logger the runtime uses. */
-export interface Logger {
-  debug: LogFn;
-  info: LogFn;
-  warn: LogFn;
-  error: LogFn;
-}
-const silent: Logger = { debug() {}, info() {}, warn() {}, error() {} };
-
-export interface LocalRuntimeOptions {
-  /** Prefix of everything this runtime makes; separate instances never touch each other. Default "sandboxd". */
-  instance?: string;
-  /** Inside 198.18.0.0/15; the first host address is the bridge. Default "198.18.0.0/16". */
-  subnet?: string;
-  /** Host bridge name (≤ 15 chars). Default derived from the instance, see names.ts. */
-  bridge?: string;
-  /** Default /var/lib/sandboxd/<instance>. */
-  stateDir?: string;
-  /** pids.max of a sandbox's user processes (sshd gets a reserve on top). Default 1024. */
-  pidsMax?: number;
-  limits?: Partial<Limits>;
-  logger?: Logger;
-}
 
 interface Entry {
   id: string;
@@ -87,14 +62,9 @@ export class LocalRuntime implements SandboxProvider {
     this.subnet = parseSubnet(options.subnet ?? "198.18.0.0/16");
     this.stateDir = options.stateDir ?? `/var/lib/sandboxd/${this.instance}`;
     this.pidsMax = options.pidsMax ?? 1024;
-    this.log = options.logger ?? silent;
+    this.log = options.logger ?? silentLogger;
     this.pool = new AddressPool(this.subnet);
-    this.limits = {
-      maxCores: options.limits?.maxCores ?? os.availableParallelism(),
-      maxMemoryMiB: options.limits?.maxMemoryMiB ?? Math.floor(os.totalmem() / 2 ** 20),
-      maxDiskGiB: options.limits?.maxDiskGiB ?? 64,
-      maxSandboxes: Math.min(options.limits?.maxSandboxes ?? 256, this.pool.capacity),
-    };
+    this.limits = resolveLimits(options.limits, this.pool.capacity);
     this.network = new Network(this.names, this.subnet);
     this.firewall = new Firewall(this.names.table, this.names.bridge, this.subnet.cidr);
     this.store = new StateStore(this.stateDir);
@@ -194,35 +164,16 @@ export class LocalRuntime implements SandboxProvider {
   }
 
   private async build(entry: Entry): Promise<void> {
-    const { id, address, record } = entry;
-    const signal = entry.abort.signal;
-    const dir = this.store.dir(id);
-    await fs.mkdir(`${dir}/mnt`, { recursive: true, mode: 0o700 });
-    const hostKey = generateEd25519();
-    record.hostKey = hostKey.publicKey;
-    await this.store.write(record);
-    signal.throwIfAborted();
-    const steps = await Promise.allSettled([
-      this.network.createSandbox(id, address),
-      createImage(`${dir}/disk.img`, entry.spec.diskGiB, this.templateDir),
-      this.cgroups.create(id, entry.spec, this.user!.uid),
-      writeSshFiles(`${dir}/ssh`, { address, hostPrivateKey: hostKey.privateKey, authorizedKey: this.clientKey!.publicKey }),
-      entry.spec.internet ? this.syncInternet(entry) : undefined,
-    ]);
-    const failed = steps.find((s): s is PromiseRejectedResult => s.status === "rejected");
-    if (failed) throw failed.reason;
-    signal.throwIfAborted();
-    entry.child = await spawnJail({
-      id, netnsPath: this.network.netnsPath(id), image: `${dir}/disk.img`, mnt: `${dir}/mnt`, sshDir: `${dir}/ssh`,
-      logPath: `${dir}/sshd.log`, cgroupProcs: this.cgroups.jailProcs(id), userProcs: this.cgroups.userProcs(id),
-      hide: [this.stateDir],
-    });
-    await waitForSshd(address, entry.child, `${dir}/sshd.log`, signal);
-    record.jailPid = await findJailInit(await this.cgroups.pids(id));
-    if (!record.jailPid) throw new Error("sshd answers but the jail's init is not in its cgroup");
-    record.loopDevice = (await loopDevices()).find((l) => l.backingFile === `${dir}/disk.img`)?.device;
-    signal.throwIfAborted();
-    record.complete = true;
+    const build: Build = {
+      id: entry.id, address: entry.address, spec: entry.spec, record: entry.record, signal: entry.abort.signal,
+      syncInternet: () => this.syncInternet(entry),
+    };
+    try {
+      await buildSandbox(this.parts, build);
+    } finally {
+      entry.child = build.child;
+    }
+    entry.record.complete = true;
     await this.persist(entry);
   }
 
@@ -236,19 +187,15 @@ export class LocalRuntime implements SandboxProvider {
     return entry.internet;
   }
 
-  /** Removes every trace of a sandbox; idempotent, works from the id alone. */
-  private async teardown(id: string, address: string | undefined): Promise<void> {
-    await this.cgroups.kill(id);
-    await this.network.deleteSandbox(id);
-    if (address) await this.firewall.setInternet(address, false);
-    await releaseLoops(`${this.store.dir(id)}/`);
-    try {
-      await this.cgroups.remove(id);
-    } catch {
-      await this.cgroups.kill(id);
-      await this.cgroups.remove(id);
-    }
-    await this.store.remove(id);
+  private get parts(): Parts {
+    return {
+      stateDir: this.stateDir, templateDir: this.templateDir, store: this.store, network: this.network,
+      cgroups: this.cgroups, firewall: this.firewall, uid: this.user!.uid, clientPublicKey: this.clientKey!.publicKey,
+    };
+  }
+
+  private teardown(id: string, address: string | undefined): Promise<void> {
+    return teardownSandbox(this.parts, id, address);
   }
 
   async destroy(id: string): Promise<void> {

@@ -1,0 +1,38 @@
+/** Options of the local runtime and their defaults. */
+import os from "node:os";
+import type { Limits } from "./spec.js";
+
+type LogFn = (obj: object, msg?: string) => void;
+/** The subset of a pino logger the runtime uses. */
+export interface Logger {
+  debug: LogFn;
+  info: LogFn;
+  warn: LogFn;
+  error: LogFn;
+}
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+export interface LocalRuntimeOptions {
+  /** Prefix of everything this runtime makes; separate instances never touch each other. Default "sandboxd". */
+  instance?: string;
+  /** Inside 198.18.0.0/15; the first host address is the bridge. Default "198.18.0.0/16". */
+  subnet?: string;
+  /** Host bridge name (≤ 15 chars). Default derived from the instance, see names.ts. */
+  bridge?: string;
+  /** Default /var/lib/sandboxd/<instance>. */
+  stateDir?: string;
+  /** pids.max of a sandbox's user processes (sshd gets a reserve on top). Default 1024. */
+  pidsMax?: number;
+  limits?: Partial<Limits>;
+  logger?: Logger;
+}
+
+/** Limits with defaults: the host's cores and memory, 64 GiB disk, 256 sandboxes (at most the pool's size). */
+export function resolveLimits(limits: Partial<Limits> | undefined, poolCapacity: number): Limits {
+  return {
+    maxCores: limits?.maxCores ?? os.availableParallelism(),
+    maxMemoryMiB: limits?.maxMemoryMiB ?? Math.floor(os.totalmem() / 2 ** 20),
+    maxDiskGiB: limits?.maxDiskGiB ?? 64,
+    maxSandboxes: Math.min(limits?.maxSandboxes ?? 256, poolCapacity),
+  };
+}
