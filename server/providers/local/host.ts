@@ -113,11 +113,11 @@ export interface HostUser {
 
 export const SANDBOX_USER = "sandbox";
 
-async function lookupUser(name: string): Promise<HostUser | undefined> {
+async function lookupUser(name: string): Promise<(HostUser & { home: string; shell: string }) | undefined> {
   const passwd = (await readText("/etc/passwd")) ?? "";
   for (const line of passwd.split("\n")) {
     const f = line.split(":");
-    if (f[0] === name && f.length >= 7) return { name, uid: Number(f[2]), gid: Number(f[3]) };
+    if (f[0] === name && f.length >= 7) return { name, uid: Number(f[2]), gid: Number(f[3]), home: f[5]!, shell: f[6]! };
   }
   return undefined;
 }
@@ -139,8 +139,18 @@ export async function ensureSandboxUser(): Promise<HostUser> {
     user = await lookupUser(SANDBOX_USER);
     if (!user) throw new Error("useradd sandbox: user still missing");
   }
+  // Jails bind their disk over /home, so the home must be /home/sandbox; sessions run bash.
+  if (user.home !== "/home/sandbox" || user.shell !== "/bin/bash") {
+    await run("usermod", ["-d", "/home/sandbox", "-s", "/bin/bash", SANDBOX_USER]);
+  }
   const shadow = (await readText("/etc/shadow")) ?? "";
   const entry = shadow.split("\n").find((l) => l.startsWith(`${SANDBOX_USER}:`));
   if (entry && entry.split(":")[1] !== "*") await run("usermod", ["-p", "*", SANDBOX_USER]);
-  return user;
+  return { name: user.name, uid: user.uid, gid: user.gid };
+}
+
+/** Start time of a process (clock ticks since boot, /proc/<pid>/stat field 22): with the pid, it names one process for good. */
+export async function processStartTime(pid: number): Promise<string | undefined> {
+  const stat = await readText(`/proc/${pid}/stat`);
+  return stat?.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
 }

@@ -65,7 +65,9 @@ describe("LocalRuntime recovery", () => {
     const started = await runChild(3, 3);
     child = started.child;
     const made = started.made;
-    await new Promise((r) => setTimeout(r, 45)); // midway creates at different stages
+    // While it lives, no second runtime may take the instance (it would take its sandboxes for leftovers).
+    await expect(new LocalRuntime({ instance: INSTANCE, subnet: SUBNET }).start()).rejects.toMatchObject({ kind: "failed_precondition" });
+    await new Promise((r) => setTimeout(r, 40)); // midway creates at different stages
     child.kill("SIGKILL");
     await new Promise((r) => child!.once("exit", r));
     child = undefined;

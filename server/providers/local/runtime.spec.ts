@@ -54,17 +54,21 @@ describe("LocalRuntime", () => {
     expect((await rt.list()).map((x) => x.id)).toContain(h.id);
   });
 
-  it("measures create→ready over 10 sequential creates", async () => {
+  it("measures create→ready (and destroy) over 10 sequential creates of the smallest sandbox", async () => {
     const times: number[] = [];
+    const destroys: number[] = [];
     for (let i = 0; i < 10; i++) {
       const t0 = performance.now();
-      const h = await rt.create(spec());
+      const h = await rt.create(spec({ memoryMiB: 64 }));
       times.push(performance.now() - t0);
+      expect((await sshExec(h.ssh, "echo up")).stdout).toBe("up\n");
+      const t1 = performance.now();
       await rt.destroy(h.id);
+      destroys.push(performance.now() - t1);
     }
-    const s = [...times].sort((a, b) => a - b);
-    const pct = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))]!.toFixed(0);
-    console.log(`[local] create→ready ms over 10: p50 ${pct(0.5)}, p90 ${pct(0.9)}, max ${pct(1)} (all: ${times.map((t) => t.toFixed(0)).join(" ")})`);
+    const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!.toFixed(0);
+    console.log(`[local] create→ready ms over 10: p50 ${pct(times, 0.5)}, p90 ${pct(times, 0.9)}, max ${pct(times, 1)} (all: ${times.map((t) => t.toFixed(0)).join(" ")})`);
+    console.log(`[local] destroy ms over 10: p50 ${pct(destroys, 0.5)}, max ${pct(destroys, 1)}`);
   });
 
   it("refuses a wrong pinned host key and any client key but the runtime's", async () => {

@@ -19,7 +19,7 @@ import { Network } from "./network.js";
 import { resolveLimits, silentLogger, type LocalRuntimeOptions, type Logger } from "./options.js";
 import { reconcile } from "./recovery.js";
 import { validateSpec, type Limits } from "./spec.js";
-import { StateStore, type SandboxRecord } from "./state.js";
+import { StateStore, lockInstance, unlockInstance, type SandboxRecord } from "./state.js";
 
 interface Entry {
   id: string;
@@ -91,6 +91,9 @@ export class LocalRuntime implements SandboxProvider {
     await fs.mkdir(this.store.root, { recursive: true, mode: 0o700 });
     // Nothing under the state dir is for the sandbox user (other sandboxes' images, the client key).
     await fs.chmod(this.stateDir, 0o700);
+    await lockInstance(this.stateDir);
+    // Jails bind their disk over these; the read-only root cannot grow mount points.
+    await fs.mkdir("/home", { recursive: true });
     this.clientKey = await loadOrCreateClientKey(this.stateDir);
     await ensureTemplate(this.templateDir, this.user.uid, this.user.gid);
     await this.cgroups.prepareInstance();
@@ -240,6 +243,7 @@ export class LocalRuntime implements SandboxProvider {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.clientKey) await unlockInstance(this.stateDir);
   }
 
   /**

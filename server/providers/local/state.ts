@@ -6,6 +6,8 @@
  */
 import { promises as fs } from "node:fs";
 import type { SandboxSpec } from "../provider.js";
+import { failedPrecondition } from "../../errors.js";
+import { processStartTime, readText } from "./host.js";
 import { ID_PATTERN } from "./names.js";
 
 export interface SandboxRecord {
@@ -60,4 +62,35 @@ export class StateStore {
   async remove(id: string): Promise<void> {
     await fs.rm(this.dir(id), { recursive: true, force: true });
   }
+}
+
+/**
+ * One live runtime per instance: a second one would take the first one's
+ * sandboxes for leftovers. The lock file holds "<pid> <start time>"; a lock
+ * whose process is gone (killed runtime) is stale and taken over.
+ */
+export async function lockInstance(stateDir: string): Promise<void> {
+  const path = `${stateDir}/runtime.lock`;
+  const mine = `${process.pid} ${await processStartTime(process.pid)}`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await fs.writeFile(path, mine, { flag: "wx", mode: 0o600 });
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+    const held = ((await readText(path)) ?? "").trim();
+    if (held === mine) return;
+    const [pid, start] = held.split(" ");
+    if (pid && start && (await processStartTime(Number(pid))) === start) {
+      throw failedPrecondition(`instance already run by pid ${pid} (${path})`);
+    }
+    await fs.rm(path, { force: true });
+  }
+  throw failedPrecondition(`cannot take ${path}`);
+}
+
+export async function unlockInstance(stateDir: string): Promise<void> {
+  const path = `${stateDir}/runtime.lock`;
+  if (((await readText(path)) ?? "").startsWith(`${process.pid} `)) await fs.rm(path, { force: true });
 }
