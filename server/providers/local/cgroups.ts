@@ -165,9 +165,12 @@ export class Cgroups {
     if (this.layout.version === 2) {
       const kill = `${this.layout.root}/${this.instance}/${id}/cgroup.kill`;
       if (await exists(kill)) await writeControl(kill, "1").catch(() => {});
-    } else if ((freezer = this.v1("freezer", id)) && (await exists(`${freezer}/freezer.state`))) {
-      await writeControl(`${freezer}/freezer.state`, "FROZEN").catch(() => (freezer = undefined));
-    } else freezer = undefined;
+    } else {
+      const dir = this.v1("freezer", id);
+      if (dir && (await exists(`${dir}/freezer.state`))) {
+        freezer = await writeControl(`${dir}/freezer.state`, "FROZEN").then(() => dir, () => undefined);
+      }
+    }
     for (let round = 0; round < 500; round++) {
       const pids = await this.pids(id);
       if (pids.length === 0) return;

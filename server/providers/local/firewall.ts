@@ -67,6 +67,10 @@ table inet ${this.table} {
     await run("nft", ["-f", "-"], { input: enabled ? `add ${el}\n` : `add ${el}\ndelete ${el}\n` });
   }
 
+  async exists(): Promise<boolean> {
+    return run("nft", ["list", "table", "inet", this.table]).then(() => true, () => false);
+  }
+
   async remove(): Promise<void> {
     await run("nft", ["-f", "-"], { input: `table inet ${this.table} {}\ndelete table inet ${this.table}\n` });
   }

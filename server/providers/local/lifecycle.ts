@@ -85,7 +85,8 @@ export async function buildSandbox(p: Parts, b: Build): Promise<void> {
 export async function teardownSandbox(p: Parts, id: string, address: string | undefined): Promise<void> {
   await p.cgroups.kill(id);
   await p.network.deleteSandbox(id);
-  if (address) await p.firewall.setInternet(address, false);
+  // No table (removed by hand), no element to remove.
+  if (address) await p.firewall.setInternet(address, false).catch(async (e) => { if (await p.firewall.exists()) throw e; });
   await releaseLoops(`${p.store.dir(id)}/`);
   try {
     await p.cgroups.remove(id);

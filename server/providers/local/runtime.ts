@@ -55,6 +55,8 @@ export class LocalRuntime implements SandboxProvider {
   private clientKey?: KeyPair;
   private starting?: Promise<void>;
   private closed = false;
+  /** Set once start-up reconciliation is over: creating earlier could hand out an address an adoptee still holds. */
+  private ready = false;
 
   constructor(options: LocalRuntimeOptions = {}) {
     this.instance = options.instance ?? "sandboxd";
@@ -77,8 +79,9 @@ export class LocalRuntime implements SandboxProvider {
   }
 
   start(): Promise<void> {
-    this.starting ??= this.doStart().catch((e) => {
+    this.starting ??= this.doStart().catch(async (e) => {
       this.starting = undefined;
+      await unlockInstance(this.stateDir).catch(() => {});
       throw isSandboxError(e) ? e : unavailable(`local runtime cannot start: ${(e as Error).message}`, e);
     });
     return this.starting;
@@ -115,6 +118,7 @@ export class LocalRuntime implements SandboxProvider {
         record: rec, abort: new AbortController(), internet: Promise.resolve(),
       });
     }
+    this.ready = true;
     this.log.info({ instance: this.instance, adopted: adopted.map((r) => r.id), removed, cgroup: this.cgroups.layout.version }, "local runtime started");
   }
 
@@ -124,7 +128,7 @@ export class LocalRuntime implements SandboxProvider {
 
   private assertReady(): void {
     if (this.closed) throw unavailable("local runtime is closed");
-    if (!this.clientKey) throw failedPrecondition("local runtime not started");
+    if (!this.ready) throw failedPrecondition("local runtime not started");
   }
 
   async create(spec: SandboxSpec, options: CreateOptions = {}): Promise<SandboxHandle> {
@@ -243,15 +247,17 @@ export class LocalRuntime implements SandboxProvider {
 
   async close(): Promise<void> {
     this.closed = true;
-    if (this.clientKey) await unlockInstance(this.stateDir);
+    await unlockInstance(this.stateDir);
   }
 
   /**
    * Destroys every sandbox and removes the instance itself (bridge, nftables
-   * table, cgroup parents, state dir). For tests and uninstalling.
+   * table, cgroup parents, state dir). For tests and uninstalling; the
+   * runtime is closed afterwards.
    */
   async purge(): Promise<void> {
     await this.start();
+    this.closed = true;
     await Promise.all([...this.entries.keys()].map((id) => this.destroy(id)));
     await reconcile({
       store: this.store, cgroups: this.cgroups, network: this.network,
