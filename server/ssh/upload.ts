@@ -69,9 +69,12 @@ export async function upload(registry: SessionRegistry, sandboxId: string, o: Up
     const writer = new PipelinedWriter(session, handle, tmp, concurrency);
     const hash = createHash("sha256");
     const chunkSize = session.maxWriteLen;
-    let staging = Buffer.allocUnsafe(chunkSize);
+    // ssh2 copies WRITE data into its packet synchronously, so once writer.write()
+    // returns, the bytes are ours no more: one staging buffer is reused, and
+    // full-size pieces of the caller's chunks are written without copying.
+    const staging = Buffer.allocUnsafe(chunkSize);
     let fill = 0;
-    let pos = 0; // file offset of staging[0]
+    let pos = 0; // file offset of the next WRITE
     let total = 0;
     for await (const chunk of abortable(o.source, o.signal, `upload ${path}`)) {
       hash.update(chunk);
@@ -79,16 +82,22 @@ export async function upload(registry: SessionRegistry, sandboxId: string, o: Up
       if (o.expectedSize !== undefined && total > o.expectedSize) {
         throw invalidArgument("expectedSize", `received more than the expected ${o.expectedSize} bytes`);
       }
-      // Copy into full-size WRITEs: callers may reuse their buffers, and small WRITEs are slow.
-      for (let off = 0; off < chunk.byteLength; ) {
-        const n = Math.min(chunkSize - fill, chunk.byteLength - off);
-        staging.set(chunk.subarray(off, off + n), fill);
+      const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      for (let off = 0; off < buf.length; ) {
+        if (fill === 0 && buf.length - off >= chunkSize) {
+          await writer.write(buf.subarray(off, off + chunkSize), pos);
+          pos += chunkSize;
+          off += chunkSize;
+          continue;
+        }
+        // Small pieces are gathered: small WRITEs are slow.
+        const n = Math.min(chunkSize - fill, buf.length - off);
+        buf.copy(staging, fill, off, off + n);
         fill += n;
         off += n;
         if (fill === chunkSize) {
           await writer.write(staging, pos);
           pos += fill;
-          staging = Buffer.allocUnsafe(chunkSize);
           fill = 0;
         }
       }
