@@ -92,9 +92,12 @@ describe("LocalRuntime limits", () => {
       const r = await exec(client, "TIMEFORMAT='%U %S'; time (for i in 1 2; do timeout 2 sh -c 'while :; do :; done' & done; wait) 2>&1");
       const [user, sys] = (r.stdout + r.stderr).trim().split("\n").pop()!.split(" ").map(Number);
       console.log(`[local] 2 busy loops × 2 s on 1 core used ${(user! + sys!).toFixed(2)} s CPU`);
-      expect(user! + sys!).toBeLessThan(3);
-      const stat = await fs.readFile(cgFile(h.id, "cpu", "cpu.stat"), "utf8");
-      expect(Number(/nr_throttled (\d+)/.exec(stat)?.[1])).toBeGreaterThan(0);
+      expect(user! + sys!, JSON.stringify(r)).toBeLessThan(3);
+      expect(user! + sys!, JSON.stringify(r)).toBeGreaterThan(0.5);
+      // (Not asserting throttling: on a busy host the loops may get less than the quota anyway.)
+      const l = rt.cgroups.layout;
+      const quota = await fs.readFile(cgFile(h.id, "cpu", l.version === 2 ? "cpu.max" : "cpu.cfs_quota_us"), "utf8");
+      expect(quota.trim()).toBe(l.version === 2 ? "100000 100000" : "100000");
     } finally {
       client.end();
     }

@@ -160,9 +160,11 @@ export class LocalRuntime implements SandboxProvider {
       this.log.info({ id, address, ms: Math.round(performance.now() - t0) }, "sandbox created");
       return this.handle(entry);
     } catch (e) {
+      // Read before cleaning up: destroy() aborts the entry too.
+      const aborted = entry.abort.signal.aborted;
       if (!entry.destroying) await this.destroy(id).catch((err) => this.log.error({ id, err }, "cleanup of failed create"));
       else await entry.destroying.catch(() => {});
-      if (entry.abort.signal.aborted) throw cancelled(`create of ${id} cancelled`);
+      if (aborted) throw cancelled(`create of ${id} cancelled`);
       this.log.error({ id, err: e }, "create failed");
       throw isSandboxError(e) ? e : internal(`create ${id}: ${(e as Error).message}`, e);
     } finally {

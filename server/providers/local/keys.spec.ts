@@ -1,0 +1,29 @@
+/** The in-process ed25519 keys load in OpenSSH and ssh2 alike (ssh2's own generator fails ~1 in 150). */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import ssh2 from "ssh2";
+import { describe, expect, it } from "vitest";
+import { generateEd25519 } from "./keys.js";
+
+describe("generateEd25519", () => {
+  it("makes keys OpenSSH and ssh2 both load, public line matching", () => {
+    const dir = mkdtempSync(join(tmpdir(), "sbx-keys-"));
+    try {
+      for (let i = 0; i < 300; i++) {
+        const k = generateEd25519();
+        expect(k.publicKey).toMatch(/^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI[A-Za-z0-9+/]{43}$/);
+        const parsed = ssh2.utils.parseKey(k.privateKey);
+        if (parsed instanceof Error) throw parsed;
+        expect(parsed.getPublicSSH().toString("base64")).toBe(k.publicKey.split(" ")[1]);
+        const file = join(dir, "k");
+        writeFileSync(file, k.privateKey, { mode: 0o600 });
+        const pub = execFileSync("ssh-keygen", ["-y", "-f", file]).toString().trim();
+        expect(pub.split(" ").slice(0, 2).join(" ")).toBe(k.publicKey);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
