@@ -232,6 +232,13 @@ describe("exec", () => {
 
   it("pauses the remote command while the consumer is slow", async () => {
     const progress = `${sb.workDir}/progress`;
+    // `echo > file` truncates first: a read can land in between and see nothing.
+    const counter = async () => {
+      for (;;) {
+        const v = (await sb.sh(`cat '${progress}'`)).trim();
+        if (v !== "") return Number(v);
+      }
+    };
     const it = exec(sb.registry, sb.id, {
       shell: `i=0; while :; do echo $i > '${progress}'; head -c 65536 /dev/zero; i=$((i+1)); done`,
       highWaterMark: 256 * 1024,
@@ -240,9 +247,9 @@ describe("exec", () => {
       const first = await it.next();
       expect(first.value).toMatchObject({ type: "started" });
       await sleep(1_000); // read nothing: the SSH window fills up and the command blocks
-      const a = Number(await sb.sh(`cat '${progress}'`));
+      const a = await counter();
       await sleep(500);
-      const b = Number(await sb.sh(`cat '${progress}'`));
+      const b = await counter();
       expect(b).toBe(a); // stalled
       expect(a * 65536).toBeLessThan(16 * 1024 * 1024); // a few windows' worth, not unbounded
       let got = 0;
@@ -250,7 +257,7 @@ describe("exec", () => {
         const e = await it.next();
         if (e.value?.type === "stdout") got += e.value.data.length;
       }
-      expect(Number(await sb.sh(`cat '${progress}'`))).toBeGreaterThan(a); // resumed
+      expect(await counter()).toBeGreaterThan(a); // resumed
     } finally {
       await it.return?.();
     }
