@@ -13,6 +13,8 @@ export interface Leftovers {
   cgroups: string[];
   nftElements: string[];
   loops: string[];
+  /** Host mounts of anything under the state dir (disks are only ever mounted inside jails). */
+  mounts: string[];
   stateDirs: string[];
   processes: string[];
 }
@@ -26,6 +28,7 @@ export async function leftovers(rt: LocalRuntime, keep: string[] = []): Promise<
   const keptAddresses = (await Promise.all(keep.map((id) => rt.get(id)))).map((h) => h?.address);
   const nftElements = (await rt.firewall.members()).filter((a) => !keptAddresses.includes(a));
   const loops = (await loopDevices()).filter((l) => l.backingFile.startsWith(`${rt.stateDir}/`) && !kept(l.backingFile)).map((l) => `${l.device} ${l.backingFile}`);
+  const mounts = ((await readText("/proc/self/mountinfo")) ?? "").split("\n").filter((l) => l.includes(`${rt.stateDir}/`) && !kept(l));
   const stateDirs = (await fs.readdir(`${rt.stateDir}/sandboxes`).catch(() => [] as string[])).filter((n) => !kept(n));
   const processes: string[] = [];
   for (const pid of (await fs.readdir("/proc")).filter((n) => /^\d+$/.test(n))) {
@@ -35,10 +38,10 @@ export async function leftovers(rt: LocalRuntime, keep: string[] = []): Promise<
     const ours = cgroup.includes(`/${rt.instance}/`) || cmdline.includes(`${rt.stateDir}/`);
     if (ours && !kept(cgroup) && !kept(cmdline)) processes.push(`${pid} ${cmdline.slice(0, 120)}`);
   }
-  return { netns, veths, cgroups, nftElements, loops, stateDirs, processes };
+  return { netns, veths, cgroups, nftElements, loops, mounts, stateDirs, processes };
 }
 
-export const NOTHING: Leftovers = { netns: [], veths: [], cgroups: [], nftElements: [], loops: [], stateDirs: [], processes: [] };
+export const NOTHING: Leftovers = { netns: [], veths: [], cgroups: [], nftElements: [], loops: [], mounts: [], stateDirs: [], processes: [] };
 
 /** Instance-wide objects still present (after purge there should be none). */
 export async function instanceLeftovers(rt: LocalRuntime): Promise<string[]> {
