@@ -1,5 +1,4 @@
 import { createCipheriv, createHash } from "node:crypto";
-import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isSandboxError } from "../errors.js";
 import { download, type DownloadEvent } from "./download.js";
@@ -40,8 +39,8 @@ async function fetchAll(path: string, offset = 0): Promise<{ info: DownloadEvent
   return { info: info!, data: Buffer.concat(parts), done: done! };
 }
 
-const put = (path: string, data: Buffer | string, extra: Partial<Parameters<typeof upload>[2]> = {}) =>
-  upload(sb.registry, sb.id, {
+const put = (path: string, data: Buffer | string, extra: Partial<Parameters<typeof upload>[2]> = {}, on = sb) =>
+  upload(on.registry, on.id, {
     path,
     source: (async function* () {
       yield Buffer.from(data);
@@ -50,7 +49,7 @@ const put = (path: string, data: Buffer | string, extra: Partial<Parameters<type
   });
 
 const sha = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
-const ls = async (dir: string) => (await sb.sh(`ls -A '${dir}'`)).split("\n").filter(Boolean).sort();
+const ls = async (dir: string, on = sb) => (await on.sh(`ls -A '${dir}'`)).split("\n").filter(Boolean).sort();
 
 describe("files", () => {
   it("round-trips 1 GiB with sha256 and flat memory", async () => {
@@ -199,21 +198,27 @@ describe("files", () => {
     await expect(upload(sb.registry, sb.id, { path: "x\0y", source: generated(1) })).rejects.toSatisfy((e) => isSandboxError(e, "invalid_argument"));
   });
 
-  it("reports a full disk as resource_exhausted and leaves nothing", async (ctx) => {
-    // A 2 MiB tmpfs gives a full disk without filling the real one. Needs the
-    // sandbox's files to be host files (the sshd fixture) and root to mount.
-    if (!sb.sharesHostFs || process.getuid?.() !== 0) return ctx.skip();
-    const dir = `${sb.workDir}/small`;
-    await sb.sh(`mkdir '${dir}'`);
-    execFileSync("mount", ["-t", "tmpfs", "-o", "size=2m,mode=0755,uid=" + (await sb.sh("id -u")).trim(), "tmpfs", dir]);
+  it("reports a full disk as resource_exhausted and leaves nothing", async () => {
+    // A sandbox of its own with a 1 GiB disk, filled with fallocate to 2 MiB free
+    // (below the 4 MiB statvfs bound that confirms ENOSPC).
+    const small = await startSpecSandbox({ size: { cores: 1, memoryMiB: 256, diskGiB: 1 } });
     try {
-      await expect(upload(sb.registry, sb.id, { path: `${dir}/big`, source: generated(8 << 20) })).rejects.toMatchObject({
+      const dir = `${small.workDir}/full`;
+      const avail = async () => Number((await small.sh(`df -B1 --output=avail '${dir}' | tail -1`)).trim());
+      await small.sh(`mkdir '${dir}'`);
+      await small.sh(`fallocate -l ${(await avail()) - (2 << 20)} '${small.workDir}/filler'`);
+      const before = await avail();
+      expect(before).toBeLessThan(4 << 20);
+      expect(before).toBeGreaterThan(64 << 10);
+      await expect(upload(small.registry, small.id, { path: `${dir}/big`, source: generated(8 << 20) })).rejects.toMatchObject({
         kind: "resource_exhausted",
       });
-      expect(await ls(dir)).toEqual([]);
-      await put(`${dir}/small`, "fits"); // space is back once the temp file is gone
+      expect(await ls(dir, small)).toEqual([]);
+      expect(await avail()).toBe(before); // the temp file's blocks are freed
+      await put(`${dir}/small`, "fits", {}, small); // space is back once the temp file is gone
+      expect(await small.sh(`cat '${dir}/small'`)).toBe("fits");
     } finally {
-      execFileSync("umount", ["-l", dir]);
+      await small.stop();
     }
   });
 });

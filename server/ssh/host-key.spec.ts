@@ -1,9 +1,11 @@
 import { utils } from "ssh2";
 import { describe, expect, it } from "vitest";
+import { generateEd25519 } from "../providers/local/keys.js";
 import { matchesPinned, parseHostKey } from "./host-key.js";
 
 describe("host-key", () => {
-  const line = utils.generateKeyPairSync("ed25519", { comment: "host" }).public;
+  // Not ssh2's ed25519 generator: in ssh2 1.17 it drops a leading zero byte of ~1 key in 150 (see keys.ts).
+  const line = `${generateEd25519().publicKey} host`;
 
   it("parses OpenSSH public key lines, with or without a known_hosts host field", () => {
     const k = parseHostKey(line);
@@ -24,7 +26,7 @@ describe("host-key", () => {
   it("compares blobs exactly", () => {
     const k = parseHostKey(line);
     expect(matchesPinned(k, Buffer.from(k.blob))).toBe(true);
-    const other = parseHostKey(utils.generateKeyPairSync("ed25519").public);
+    const other = parseHostKey(generateEd25519().publicKey);
     expect(matchesPinned(k, other.blob)).toBe(false);
     expect(matchesPinned(k, k.blob.subarray(1))).toBe(false);
   });

@@ -1,5 +1,5 @@
-import { utils } from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateEd25519 } from "../providers/local/keys.js";
 import { execCollect } from "./exec-collect.js";
 import { SessionRegistry } from "./session-registry.js";
 import { startSpecSandbox, type SpecSandbox } from "./spec-sandbox.js";
@@ -12,10 +12,8 @@ afterAll(async () => {
   await sb?.stop();
 });
 
-function otherHostKey(): string {
-  const { public: pub } = utils.generateKeyPairSync("ed25519");
-  return pub.trim();
-}
+/** Not ssh2's generator: in ssh2 1.17 it drops a leading zero byte of ~1 ed25519 key in 150 (see keys.ts). */
+const otherHostKey = () => generateEd25519().publicKey;
 
 describe("SessionRegistry", () => {
   it("refuses a sandbox whose host key differs from the pinned one", async () => {
@@ -38,7 +36,7 @@ describe("SessionRegistry", () => {
   it("accepts the pinned key in known_hosts form too", async () => {
     const registry = new SessionRegistry();
     try {
-      registry.register("kh", { ...sb.target, hostKey: `[127.0.0.1]:${sb.target.port} ${sb.target.hostKey}` });
+      registry.register("kh", { ...sb.target, hostKey: `[${sb.target.host}]:${sb.target.port} ${sb.target.hostKey}` });
       expect((await execCollect(registry, "kh", { argv: ["true"] })).exitCode).toBe(0);
     } finally {
       await registry.closeAll();
