@@ -1,0 +1,71 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig, parseDuration, parseListen } from "./config.js";
+
+describe("loadConfig", () => {
+  it("has defaults", () => {
+    const c = loadConfig({});
+    expect(c.listen).toEqual({ host: "127.0.0.1", port: 8080 });
+    expect(c.provider).toBe("local");
+    expect(c.tls).toBeUndefined();
+    expect(c.lease).toMatchObject({ defaultTtlMs: 600_000, maxTtlMs: 86_400_000 });
+    expect(c.shutdownGraceMs).toBe(10_000);
+  });
+
+  it("reads env vars", () => {
+    const c = loadConfig({
+      SANDBOXD_LISTEN: "0.0.0.0:9000", SANDBOXD_LOG_LEVEL: "debug", SANDBOXD_LEASE_DEFAULT_TTL: "2s",
+      SANDBOXD_LEASE_MAX_TTL: "1h", SANDBOXD_TLS_CERT: "/c", SANDBOXD_TLS_KEY: "/k", SANDBOXD_SHUTDOWN_GRACE: "500ms",
+      SANDBOXD_LOCAL_INSTANCE: "sbx", SANDBOXD_LOCAL_SUBNET: "198.18.5.0/24",
+    });
+    expect(c.listen).toEqual({ host: "0.0.0.0", port: 9000 });
+    expect(c.logLevel).toBe("debug");
+    expect(c.lease).toMatchObject({ defaultTtlMs: 2000, maxTtlMs: 3_600_000 });
+    expect(c.tls).toEqual({ certFile: "/c", keyFile: "/k" });
+    expect(c.shutdownGraceMs).toBe(500);
+    expect(c.local).toMatchObject({ instance: "sbx", subnet: "198.18.5.0/24" });
+  });
+
+  it("env overrides the file", () => {
+    const file = JSON.stringify({ listen: "127.0.0.1:7000", logLevel: "warn", leaseDefaultTtl: "5m" });
+    const c = loadConfig({ SANDBOXD_CONFIG: "/etc/x.json", SANDBOXD_LOG_LEVEL: "error" }, () => file);
+    expect(c.listen.port).toBe(7000);
+    expect(c.logLevel).toBe("error");
+    expect(c.lease.defaultTtlMs).toBe(300_000);
+  });
+
+  it.each([
+    [{ SANDBOXD_LISTEN: "x" }, "SANDBOXD_LISTEN: expected host:port, got 'x'"],
+    [{ SANDBOXD_LISTEN: "h:70000" }, "SANDBOXD_LISTEN: expected host:port"],
+    [{ SANDBOXD_PROVIDER: "proxmox" }, "SANDBOXD_PROVIDER: provider 'proxmox' is not available yet"],
+    [{ SANDBOXD_PROVIDER: "aws" }, "SANDBOXD_PROVIDER: expected 'local'"],
+    [{ SANDBOXD_TLS_CERT: "/c" }, "SANDBOXD_TLS_CERT and SANDBOXD_TLS_KEY"],
+    [{ SANDBOXD_LOG_LEVEL: "loud" }, "SANDBOXD_LOG_LEVEL: expected one of"],
+    [{ SANDBOXD_LEASE_DEFAULT_TTL: "soon" }, "SANDBOXD_LEASE_DEFAULT_TTL: expected a positive duration"],
+    [{ SANDBOXD_LEASE_DEFAULT_TTL: "2h", SANDBOXD_LEASE_MAX_TTL: "1h" }, "SANDBOXD_LEASE_DEFAULT_TTL: the default lease"],
+    [{ SANDBOXD_DEFAULT_CORES: "0" }, "SANDBOXD_DEFAULT_CORES: expected an integer ≥ 1"],
+    [{ SANDBOXD_LOCAL_SUBNET: "nope" }, "SANDBOXD_LOCAL_SUBNET: expected a CIDR"],
+    [{ SANDBOXD_SHUTDOWN_GRACE: "-1s" }, "SANDBOXD_SHUTDOWN_GRACE"],
+  ])("rejects %o", (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it("names the file setting at fault", () => {
+    expect(() => loadConfig({ SANDBOXD_CONFIG: "/c.json" }, () => '{"listen":"bad"}')).toThrow("listen (in /c.json): expected host:port, got 'bad'");
+    expect(() => loadConfig({ SANDBOXD_CONFIG: "/c.json" }, () => '{"lisen":"x"}')).toThrow("unknown setting 'lisen'");
+    expect(() => loadConfig({ SANDBOXD_CONFIG: "/c.json" }, () => "{")).toThrow("SANDBOXD_CONFIG: /c.json is not valid JSON");
+    expect(() => loadConfig({ SANDBOXD_CONFIG: "/c.json" }, () => { throw new Error("ENOENT"); })).toThrow("SANDBOXD_CONFIG: cannot read /c.json");
+  });
+});
+
+describe("parsers", () => {
+  it("parses listen addresses and durations", () => {
+    expect(parseListen("[::1]:80")).toEqual({ host: "::1", port: 80 });
+    expect(parseListen("localhost:0")).toEqual({ host: "localhost", port: 0 });
+    expect(parseListen(":80")).toBeUndefined();
+    expect(parseDuration("1.5s")).toBe(1500);
+    expect(parseDuration("250")).toBe(250);
+    expect(parseDuration("24h")).toBe(86_400_000);
+    expect(parseDuration("1d")).toBeUndefined();
+  });
+});

@@ -1,0 +1,150 @@
+/**
+ * sandboxd's configuration: defaults, then an optional JSON file named by
+ * SANDBOXD_CONFIG, then SANDBOXD_* environment variables (env wins). Every
+ * value is validated at start; errors name the setting at fault.
+ */
+import fs from "node:fs";
+
+export interface Config {
+  listen: { host: string; port: number };
+  provider: "local";
+  tls?: { certFile: string; keyFile: string };
+  logLevel: string;
+  lease: { defaultTtlMs: number; maxTtlMs: number; reapIntervalMs: number };
+  defaults: { cores: number; memoryMiB: number; diskGiB: number };
+  local: { instance: string; subnet: string; stateDir?: string };
+  shutdownGraceMs: number;
+}
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+/** Setting name in the file → its environment variable. */
+const SETTINGS = {
+  listen: "SANDBOXD_LISTEN",
+  provider: "SANDBOXD_PROVIDER",
+  tlsCert: "SANDBOXD_TLS_CERT",
+  tlsKey: "SANDBOXD_TLS_KEY",
+  logLevel: "SANDBOXD_LOG_LEVEL",
+  leaseDefaultTtl: "SANDBOXD_LEASE_DEFAULT_TTL",
+  leaseMaxTtl: "SANDBOXD_LEASE_MAX_TTL",
+  leaseReapInterval: "SANDBOXD_LEASE_REAP_INTERVAL",
+  defaultCores: "SANDBOXD_DEFAULT_CORES",
+  defaultMemoryMiB: "SANDBOXD_DEFAULT_MEMORY_MIB",
+  defaultDiskGiB: "SANDBOXD_DEFAULT_DISK_GIB",
+  localInstance: "SANDBOXD_LOCAL_INSTANCE",
+  localSubnet: "SANDBOXD_LOCAL_SUBNET",
+  localStateDir: "SANDBOXD_LOCAL_STATE_DIR",
+  shutdownGrace: "SANDBOXD_SHUTDOWN_GRACE",
+} as const;
+type Setting = keyof typeof SETTINGS;
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+const PROVIDERS_LATER = ["proxmox"];
+
+/** Reads the file (if SANDBOXD_CONFIG is set) and the environment. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile = (p: string) => fs.readFileSync(p, "utf8")): Config {
+  let file: Record<string, unknown> = {};
+  const path = env.SANDBOXD_CONFIG;
+  if (path) {
+    let text: string;
+    try {
+      text = readFile(path);
+    } catch (e) {
+      throw new ConfigError(`SANDBOXD_CONFIG: cannot read ${path}: ${(e as Error).message}`);
+    }
+    try {
+      file = JSON.parse(text) as Record<string, unknown>;
+    } catch (e) {
+      throw new ConfigError(`SANDBOXD_CONFIG: ${path} is not valid JSON: ${(e as Error).message}`);
+    }
+    if (typeof file !== "object" || file === null || Array.isArray(file)) throw new ConfigError(`SANDBOXD_CONFIG: ${path} must hold a JSON object`);
+    for (const key of Object.keys(file)) {
+      if (!(key in SETTINGS)) throw new ConfigError(`SANDBOXD_CONFIG: unknown setting '${key}' (known: ${Object.keys(SETTINGS).join(", ")})`);
+    }
+  }
+  /** The raw value and the name to blame in errors. */
+  const get = (s: Setting): { value: string | undefined; name: string } => {
+    const e = env[SETTINGS[s]];
+    if (e !== undefined && e !== "") return { value: e, name: SETTINGS[s] };
+    const f = file[s];
+    if (f === undefined || f === null) return { value: undefined, name: `${s} (in ${path})` };
+    return { value: String(f), name: `${s} (in ${path})` };
+  };
+  const fail = (name: string, expected: string, got: string): never => {
+    throw new ConfigError(`${name}: expected ${expected}, got '${got}'`);
+  };
+  const duration = (s: Setting, dflt: number): number => {
+    const { value, name } = get(s);
+    if (value === undefined) return dflt;
+    const ms = parseDuration(value);
+    if (ms === undefined || ms <= 0) fail(name, "a positive duration like 500ms, 10s, 10m, 24h", value);
+    return ms!;
+  };
+  const int = (s: Setting, dflt: number, min: number): number => {
+    const { value, name } = get(s);
+    if (value === undefined) return dflt;
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < min || !Number.isSafeInteger(n)) fail(name, `an integer ≥ ${min}`, value);
+    return n;
+  };
+
+  const listenRaw = get("listen");
+  const listen = parseListen(listenRaw.value ?? "127.0.0.1:8080");
+  if (!listen) fail(listenRaw.name, "host:port", listenRaw.value!);
+
+  const prov = get("provider");
+  const provider = prov.value ?? "local";
+  if (PROVIDERS_LATER.includes(provider)) throw new ConfigError(`${prov.name}: provider '${provider}' is not available yet (only 'local')`);
+  if (provider !== "local") fail(prov.name, "'local'", provider);
+
+  const cert = get("tlsCert");
+  const key = get("tlsKey");
+  if ((cert.value === undefined) !== (key.value === undefined)) {
+    throw new ConfigError(`${SETTINGS.tlsCert} and ${SETTINGS.tlsKey}: set both or neither`);
+  }
+
+  const level = get("logLevel");
+  const logLevel = level.value ?? "info";
+  if (!LOG_LEVELS.includes(logLevel)) fail(level.name, `one of ${LOG_LEVELS.join(", ")}`, logLevel);
+
+  const defaultTtlMs = duration("leaseDefaultTtl", 10 * 60_000);
+  const maxTtlMs = duration("leaseMaxTtl", 24 * 3600_000);
+  if (defaultTtlMs > maxTtlMs) {
+    throw new ConfigError(`${SETTINGS.leaseDefaultTtl}: the default lease (${defaultTtlMs} ms) exceeds the maximum ${SETTINGS.leaseMaxTtl} (${maxTtlMs} ms)`);
+  }
+
+  const subnet = get("localSubnet");
+  if (subnet.value !== undefined && !/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(subnet.value)) fail(subnet.name, "a CIDR like 198.18.0.0/16", subnet.value);
+  const instance = get("localInstance");
+  if (instance.value !== undefined && !/^[a-z][a-z0-9-]{0,31}$/.test(instance.value)) fail(instance.name, "1-32 characters of a-z 0-9 -, starting with a letter", instance.value);
+
+  return {
+    listen: listen!,
+    provider: "local",
+    tls: cert.value !== undefined ? { certFile: cert.value, keyFile: key.value! } : undefined,
+    logLevel,
+    lease: { defaultTtlMs, maxTtlMs, reapIntervalMs: duration("leaseReapInterval", 1000) },
+    defaults: { cores: int("defaultCores", 1, 1), memoryMiB: int("defaultMemoryMiB", 512, 64), diskGiB: int("defaultDiskGiB", 2, 1) },
+    local: { instance: instance.value ?? "sandboxd", subnet: subnet.value ?? "198.18.0.0/16", stateDir: get("localStateDir").value },
+    shutdownGraceMs: duration("shutdownGrace", 10_000),
+  };
+}
+
+/** "host:port", "[v6]:port"; port 0 lets the OS choose (tests). */
+export function parseListen(s: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(s);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+/** "1500", "1500ms", "10s", "10m", "24h" → milliseconds (a bare number is ms). */
+export function parseDuration(s: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(s.trim());
+  if (!m) return undefined;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3600_000 }[m[2] ?? "ms"]!;
+  return Math.round(Number(m[1]) * unit);
+}
