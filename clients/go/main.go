@@ -1,0 +1,263 @@
+// Command sandboxd-client-go exercises the sandboxd gRPC API end to end with
+// grpc-go: create a sandbox, stream two commands, upload a file and download
+// it back (checking sizes and sha256), and destroy the sandbox.
+//
+//	go run . --addr 127.0.0.1:8080    (or SANDBOXD_ADDR; plaintext h2c)
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	sandboxv1 "sandboxd.dev/gen/go/sandbox/v1"
+)
+
+const (
+	fileSize  = 3*1024*1024 + 12345 // a few MiB, not a multiple of the chunk size
+	chunkSize = 256 * 1024
+	filePath  = "client-go/blob.bin"
+)
+
+func main() {
+	def := os.Getenv("SANDBOXD_ADDR")
+	if def == "" {
+		def = "127.0.0.1:8080"
+	}
+	addr := flag.String("addr", def, "sandboxd address host:port (plaintext h2c); env SANDBOXD_ADDR")
+	flag.Parse()
+	if err := run(*addr); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL go: %v\n", err)
+		os.Exit(1)
+	}
+	fmt.Println("OK go")
+}
+
+func run(addr string) error {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", addr, err)
+	}
+	defer conn.Close()
+	client := sandboxv1.NewSandboxServiceClient(conn)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	requestID := "client-go-" + randHex(8)
+	created, err := client.CreateSandbox(ctx, &sandboxv1.CreateSandboxRequest{
+		Resources: &sandboxv1.Resources{Cores: 1, MemoryMib: 256, DiskGib: 1},
+		Labels:    map[string]string{"client": "go"},
+		LeaseTtl:  durationpb.New(10 * time.Minute),
+		RequestId: requestID,
+	})
+	if err != nil {
+		return fmt.Errorf("CreateSandbox: %w", err)
+	}
+	sb := created.GetSandbox()
+	id := sb.GetId()
+	fmt.Printf("created sandbox %s (state %s, provider %q)\n", id, sb.GetState(), sb.GetProvider())
+	if id == "" {
+		return errors.New("CreateSandbox returned an empty sandbox id")
+	}
+	// Always destroy, also on failure; with a fresh context so a cancelled or
+	// expired main context does not leak the sandbox.
+	defer func() {
+		dctx, dcancel := context.WithTimeout(context.Background(), time.Minute)
+		defer dcancel()
+		if _, derr := client.DestroySandbox(dctx, &sandboxv1.DestroySandboxRequest{SandboxId: id}); derr != nil {
+			fmt.Fprintf(os.Stderr, "DestroySandbox %s: %v\n", id, derr)
+		} else {
+			fmt.Printf("destroyed sandbox %s\n", id)
+		}
+	}()
+	if sb.GetState() != sandboxv1.Sandbox_STATE_RUNNING {
+		return fmt.Errorf("sandbox state %s, want STATE_RUNNING", sb.GetState())
+	}
+
+	// 1. uname -a, stdout printed as it arrives.
+	res, err := execStream(ctx, client, &sandboxv1.ExecRequest{
+		SandboxId: id,
+		Command:   &sandboxv1.ExecRequest_Argv{Argv: &sandboxv1.Argv{Args: []string{"uname", "-a"}}},
+	}, false)
+	if err != nil {
+		return fmt.Errorf("exec uname: %w", err)
+	}
+	if err := expectExit(res.exited, 0); err != nil {
+		return fmt.Errorf("uname: %w", err)
+	}
+	if res.stdout.Len() == 0 {
+		return errors.New("uname: no stdout")
+	}
+
+	// 2. A shell command writing to both streams and exiting 3.
+	res, err = execStream(ctx, client, &sandboxv1.ExecRequest{
+		SandboxId: id,
+		Command:   &sandboxv1.ExecRequest_Shell{Shell: "echo out; echo err >&2; exit 3"},
+	}, true)
+	if err != nil {
+		return fmt.Errorf("exec shell: %w", err)
+	}
+	if err := expectExit(res.exited, 3); err != nil {
+		return fmt.Errorf("shell: %w", err)
+	}
+	if res.stdout.String() != "out\n" || res.stderr.String() != "err\n" {
+		return fmt.Errorf("shell: stdout %q stderr %q, want \"out\\n\" and \"err\\n\"", res.stdout.String(), res.stderr.String())
+	}
+
+	// 3. Upload a few MiB of random bytes in chunks, with expected size and sha256.
+	data := make([]byte, fileSize)
+	if _, err := rand.Read(data); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(data)
+	want := hex.EncodeToString(sum[:])
+	up, err := client.Upload(ctx)
+	if err != nil {
+		return fmt.Errorf("Upload: %w", err)
+	}
+	size := uint64(len(data))
+	if err := up.Send(&sandboxv1.UploadRequest{Part: &sandboxv1.UploadRequest_Header{Header: &sandboxv1.UploadHeader{
+		SandboxId: id, Path: filePath, Mode: 0o644, MakeParents: true,
+		ExpectedSize: &size, ExpectedSha256: want,
+	}}}); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("Upload header: %w", err)
+	}
+	for off := 0; off < len(data); off += chunkSize {
+		end := min(off+chunkSize, len(data))
+		if err := up.Send(&sandboxv1.UploadRequest{Part: &sandboxv1.UploadRequest_Data{Data: data[off:end]}}); err != nil {
+			if errors.Is(err, io.EOF) {
+				break // the server ended the stream; CloseAndRecv returns its status
+			}
+			return fmt.Errorf("Upload data: %w", err)
+		}
+	}
+	ur, err := up.CloseAndRecv()
+	if err != nil {
+		return fmt.Errorf("Upload: %w", err)
+	}
+	fmt.Printf("uploaded %d bytes to %s, sha256 %s\n", ur.GetBytesWritten(), filePath, ur.GetSha256())
+	if ur.GetBytesWritten() != size || ur.GetSha256() != want {
+		return fmt.Errorf("upload: server says %d bytes sha256 %s, want %d %s", ur.GetBytesWritten(), ur.GetSha256(), size, want)
+	}
+
+	// 4. Download it back and verify the done message and a local hash.
+	dl, err := client.Download(ctx, &sandboxv1.DownloadRequest{SandboxId: id, Path: filePath})
+	if err != nil {
+		return fmt.Errorf("Download: %w", err)
+	}
+	h := sha256.New()
+	var got uint64
+	var info *sandboxv1.DownloadInfo
+	var done *sandboxv1.DownloadDone
+	for {
+		msg, err := dl.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("Download: %w", err)
+		}
+		switch p := msg.GetPart().(type) {
+		case *sandboxv1.DownloadResponse_Info:
+			info = p.Info
+		case *sandboxv1.DownloadResponse_Data:
+			h.Write(p.Data)
+			got += uint64(len(p.Data))
+		case *sandboxv1.DownloadResponse_Done:
+			done = p.Done
+		}
+	}
+	local := hex.EncodeToString(h.Sum(nil))
+	if info == nil || done == nil {
+		return fmt.Errorf("download: missing info (%v) or done (%v) message", info != nil, done != nil)
+	}
+	fmt.Printf("downloaded %d bytes (info size %d mode %o), done sha256 %s, local sha256 %s\n",
+		got, info.GetSize(), info.GetMode(), done.GetSha256(), local)
+	if info.GetSize() != size || got != size || done.GetBytes() != size {
+		return fmt.Errorf("download: sizes info %d received %d done %d, want %d", info.GetSize(), got, done.GetBytes(), size)
+	}
+	if done.GetSha256() != want || local != want {
+		return fmt.Errorf("download: sha256 done %s local %s, want %s", done.GetSha256(), local, want)
+	}
+	return nil
+}
+
+type execResult struct {
+	stdout, stderr bytes.Buffer
+	exited         *sandboxv1.ExecExited
+}
+
+// execStream runs a command and prints its output as it arrives; tagged
+// prefixes each chunk with its stream name.
+func execStream(ctx context.Context, c sandboxv1.SandboxServiceClient, req *sandboxv1.ExecRequest, tagged bool) (*execResult, error) {
+	stream, err := c.Exec(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	res := &execResult{}
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch ev := msg.GetEvent().(type) {
+		case *sandboxv1.ExecResponse_Started:
+			fmt.Printf("[started exec_id=%s pid=%d]\n", ev.Started.GetExecId(), ev.Started.GetPid())
+		case *sandboxv1.ExecResponse_Stdout:
+			res.stdout.Write(ev.Stdout)
+			if tagged {
+				fmt.Printf("[stdout] %q\n", ev.Stdout)
+			} else {
+				os.Stdout.Write(ev.Stdout)
+			}
+		case *sandboxv1.ExecResponse_Stderr:
+			res.stderr.Write(ev.Stderr)
+			if tagged {
+				fmt.Printf("[stderr] %q\n", ev.Stderr)
+			} else {
+				os.Stderr.Write(ev.Stderr)
+			}
+		case *sandboxv1.ExecResponse_Exited:
+			res.exited = ev.Exited
+		}
+	}
+	if res.exited == nil {
+		return nil, errors.New("stream ended without an exited event")
+	}
+	e := res.exited
+	code := "none"
+	if e.ExitCode != nil {
+		code = fmt.Sprint(e.GetExitCode())
+	}
+	fmt.Printf("[exited reason=%s exit_code=%s signal=%q duration=%s]\n", e.GetReason(), code, e.GetSignal(), e.GetDuration().AsDuration())
+	return res, nil
+}
+
+func expectExit(e *sandboxv1.ExecExited, code int32) error {
+	if e.GetReason() != sandboxv1.ExecExited_REASON_EXITED || e.ExitCode == nil || e.GetExitCode() != code {
+		return fmt.Errorf("exited reason %s exit_code %v signal %q, want REASON_EXITED with code %d", e.GetReason(), e.ExitCode, e.GetSignal(), code)
+	}
+	return nil
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

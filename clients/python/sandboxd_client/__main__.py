@@ -1,0 +1,186 @@
+"""sandboxd end-to-end example client (grpcio, plaintext).
+
+Creates a sandbox, streams two commands, uploads a file and downloads it back
+(checking size and sha256), destroys the sandbox, and prints "OK python".
+
+    python -m sandboxd_client --addr 127.0.0.1:8080   (or SANDBOXD_ADDR)
+
+The generated stubs live in <repo>/gen/python; this module puts that directory
+on sys.path itself (override with SANDBOXD_GEN_PYTHON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import uuid
+from pathlib import Path
+
+_GEN = Path(os.environ.get("SANDBOXD_GEN_PYTHON") or Path(__file__).resolve().parents[3] / "gen" / "python")
+if str(_GEN) not in sys.path:
+    sys.path.insert(0, str(_GEN))
+
+import grpc  # noqa: E402
+from google.protobuf import duration_pb2  # noqa: E402
+
+from sandbox.v1 import sandbox_pb2 as pb  # noqa: E402
+from sandbox.v1 import sandbox_pb2_grpc as pb_grpc  # noqa: E402
+
+FILE_SIZE = 3 * 1024 * 1024 + 12345  # a few MiB, not a multiple of the chunk size
+CHUNK = 256 * 1024
+FILE_PATH = "client-python/blob.bin"
+TIMEOUT = 300.0  # seconds per RPC
+
+
+class Mismatch(Exception):
+    pass
+
+
+def check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise Mismatch(msg)
+
+
+def run_exec(stub: pb_grpc.SandboxServiceStub, req: pb.ExecRequest, tagged: bool):
+    out, err, exited = bytearray(), bytearray(), None
+    for ev in stub.Exec(req, timeout=TIMEOUT):
+        kind = ev.WhichOneof("event")
+        if kind == "started":
+            print(f"[started exec_id={ev.started.exec_id} pid={ev.started.pid}]", flush=True)
+        elif kind == "stdout":
+            out += ev.stdout
+            if tagged:
+                print(f"[stdout] {ev.stdout!r}", flush=True)
+            else:
+                sys.stdout.buffer.write(ev.stdout)
+                sys.stdout.flush()
+        elif kind == "stderr":
+            err += ev.stderr
+            if tagged:
+                print(f"[stderr] {ev.stderr!r}", flush=True)
+            else:
+                sys.stderr.buffer.write(ev.stderr)
+                sys.stderr.flush()
+        elif kind == "exited":
+            exited = ev.exited
+    check(exited is not None, "exec stream ended without an exited event")
+    code = exited.exit_code if exited.HasField("exit_code") else None
+    print(
+        f"[exited reason={pb.ExecExited.Reason.Name(exited.reason)} exit_code={code} "
+        f"signal={exited.signal!r} duration={exited.duration.ToTimedelta()}]",
+        flush=True,
+    )
+    return bytes(out), bytes(err), exited
+
+
+def expect_exit(exited: pb.ExecExited, code: int, what: str) -> None:
+    check(
+        exited.reason == pb.ExecExited.REASON_EXITED and exited.HasField("exit_code") and exited.exit_code == code,
+        f"{what}: exited reason={pb.ExecExited.Reason.Name(exited.reason)} "
+        f"exit_code={exited.exit_code if exited.HasField('exit_code') else None} signal={exited.signal!r}, want code {code}",
+    )
+
+
+def upload_requests(sandbox_id: str, data: bytes, sha: str):
+    yield pb.UploadRequest(
+        header=pb.UploadHeader(
+            sandbox_id=sandbox_id,
+            path=FILE_PATH,
+            mode=0o644,
+            make_parents=True,
+            expected_size=len(data),
+            expected_sha256=sha,
+        )
+    )
+    view = memoryview(data)
+    for off in range(0, len(data), CHUNK):
+        yield pb.UploadRequest(data=bytes(view[off : off + CHUNK]))
+
+
+def scenario(stub: pb_grpc.SandboxServiceStub) -> None:
+    req = pb.CreateSandboxRequest(
+        resources=pb.Resources(cores=1, memory_mib=256, disk_gib=1),
+        labels={"client": "python"},
+        lease_ttl=duration_pb2.Duration(seconds=600),
+        request_id=f"client-python-{uuid.uuid4()}",
+    )
+    sb = stub.CreateSandbox(req, timeout=TIMEOUT).sandbox
+    print(f"created sandbox {sb.id} (state {pb.Sandbox.State.Name(sb.state)}, provider {sb.provider!r})", flush=True)
+    check(sb.id != "", "CreateSandbox returned an empty sandbox id")
+    try:
+        check(sb.state == pb.Sandbox.STATE_RUNNING, f"sandbox state {pb.Sandbox.State.Name(sb.state)}, want STATE_RUNNING")
+
+        out, _, exited = run_exec(stub, pb.ExecRequest(sandbox_id=sb.id, argv=pb.Argv(args=["uname", "-a"])), False)
+        expect_exit(exited, 0, "uname")
+        check(len(out) > 0, "uname: no stdout")
+
+        out, err, exited = run_exec(
+            stub, pb.ExecRequest(sandbox_id=sb.id, shell="echo out; echo err >&2; exit 3"), True
+        )
+        expect_exit(exited, 3, "shell")
+        check(out == b"out\n" and err == b"err\n", f"shell: stdout {out!r} stderr {err!r}, want b'out\\n' and b'err\\n'")
+
+        data = os.urandom(FILE_SIZE)
+        want = hashlib.sha256(data).hexdigest()
+        ur = stub.Upload(upload_requests(sb.id, data, want), timeout=TIMEOUT)
+        print(f"uploaded {ur.bytes_written} bytes to {FILE_PATH}, sha256 {ur.sha256}", flush=True)
+        check(
+            ur.bytes_written == len(data) and ur.sha256 == want,
+            f"upload: server says {ur.bytes_written} bytes sha256 {ur.sha256}, want {len(data)} {want}",
+        )
+
+        h, got, info, done = hashlib.sha256(), 0, None, None
+        for msg in stub.Download(pb.DownloadRequest(sandbox_id=sb.id, path=FILE_PATH), timeout=TIMEOUT):
+            kind = msg.WhichOneof("part")
+            if kind == "info":
+                info = msg.info
+            elif kind == "data":
+                h.update(msg.data)
+                got += len(msg.data)
+            elif kind == "done":
+                done = msg.done
+        local = h.hexdigest()
+        check(info is not None and done is not None, f"download: info present={info is not None} done present={done is not None}")
+        print(
+            f"downloaded {got} bytes (info size {info.size} mode {info.mode:o}), "
+            f"done sha256 {done.sha256}, local sha256 {local}",
+            flush=True,
+        )
+        check(
+            info.size == len(data) and got == len(data) and done.bytes == len(data),
+            f"download: sizes info {info.size} received {got} done {done.bytes}, want {len(data)}",
+        )
+        check(done.sha256 == want and local == want, f"download: sha256 done {done.sha256} local {local}, want {want}")
+    finally:
+        try:
+            stub.DestroySandbox(pb.DestroySandboxRequest(sandbox_id=sb.id), timeout=60)
+            print(f"destroyed sandbox {sb.id}", flush=True)
+        except grpc.RpcError as e:
+            print(f"DestroySandbox {sb.id}: {e.code()} {e.details()}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sandboxd_client", description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--addr",
+        default=os.environ.get("SANDBOXD_ADDR") or "127.0.0.1:8080",
+        help="sandboxd address host:port, plaintext h2c (env SANDBOXD_ADDR; default 127.0.0.1:8080)",
+    )
+    args = ap.parse_args(argv)
+    try:
+        with grpc.insecure_channel(args.addr) as channel:
+            scenario(pb_grpc.SandboxServiceStub(channel))
+    except grpc.RpcError as e:
+        print(f"FAIL python: {e.code()} {e.details()}", file=sys.stderr)
+        return 1
+    except Mismatch as e:
+        print(f"FAIL python: {e}", file=sys.stderr)
+        return 1
+    print("OK python")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

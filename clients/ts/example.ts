@@ -1,0 +1,199 @@
+// sandboxd end-to-end example client (connect-es over the gRPC protocol, h2c).
+//
+// Creates a sandbox, streams two commands, uploads a file and downloads it
+// back (checking size and sha256), destroys the sandbox, prints "OK ts".
+//
+//   npx tsx clients/ts/example.ts --addr 127.0.0.1:8080   (or SANDBOXD_ADDR)
+import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { parseArgs } from "node:util";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import {
+  ExecExited_Reason,
+  SandboxService,
+  Sandbox_State,
+  type DownloadDone,
+  type DownloadInfo,
+  type ExecExited,
+  type ExecRequestSchema,
+  type UploadRequestSchema,
+} from "../../gen/ts/sandbox/v1/sandbox_pb.js";
+
+const FILE_SIZE = 3 * 1024 * 1024 + 12345; // a few MiB, not a multiple of the chunk size
+const CHUNK = 256 * 1024;
+const FILE_PATH = "client-ts/blob.bin";
+const TIMEOUT_MS = 300_000;
+
+type SandboxClient = Client<typeof SandboxService>;
+
+class Mismatch extends Error {}
+
+function check(cond: boolean, msg: string): asserts cond {
+  if (!cond) throw new Mismatch(msg);
+}
+
+async function runExec(
+  client: SandboxClient,
+  req: MessageInitShape<typeof ExecRequestSchema>,
+  tagged: boolean,
+): Promise<{ stdout: Buffer; stderr: Buffer; exited: ExecExited }> {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  let exited: ExecExited | undefined;
+  for await (const res of client.exec(req, { timeoutMs: TIMEOUT_MS })) {
+    const ev = res.event;
+    switch (ev.case) {
+      case "started":
+        console.log(`[started exec_id=${ev.value.execId} pid=${ev.value.pid}]`);
+        break;
+      case "stdout":
+        out.push(Buffer.from(ev.value));
+        if (tagged) console.log(`[stdout] ${JSON.stringify(Buffer.from(ev.value).toString("utf8"))}`);
+        else process.stdout.write(ev.value);
+        break;
+      case "stderr":
+        err.push(Buffer.from(ev.value));
+        if (tagged) console.log(`[stderr] ${JSON.stringify(Buffer.from(ev.value).toString("utf8"))}`);
+        else process.stderr.write(ev.value);
+        break;
+      case "exited":
+        exited = ev.value;
+        break;
+    }
+  }
+  check(exited !== undefined, "exec stream ended without an exited event");
+  console.log(
+    `[exited reason=${ExecExited_Reason[exited.reason]} exit_code=${exited.exitCode ?? "none"} ` +
+      `signal=${JSON.stringify(exited.signal)} duration=${exited.duration?.seconds ?? 0n}s+${exited.duration?.nanos ?? 0}ns]`,
+  );
+  return { stdout: Buffer.concat(out), stderr: Buffer.concat(err), exited };
+}
+
+function expectExit(e: ExecExited, code: number, what: string): void {
+  check(
+    e.reason === ExecExited_Reason.EXITED && e.exitCode === code,
+    `${what}: exited reason=${ExecExited_Reason[e.reason]} exit_code=${e.exitCode} signal=${JSON.stringify(e.signal)}, want code ${code}`,
+  );
+}
+
+async function* uploadRequests(
+  sandboxId: string,
+  data: Buffer,
+  sha256: string,
+): AsyncGenerator<MessageInitShape<typeof UploadRequestSchema>> {
+  yield {
+    part: {
+      case: "header",
+      value: {
+        sandboxId,
+        path: FILE_PATH,
+        mode: 0o644,
+        makeParents: true,
+        expectedSize: BigInt(data.length),
+        expectedSha256: sha256,
+      },
+    },
+  };
+  for (let off = 0; off < data.length; off += CHUNK) {
+    yield { part: { case: "data", value: data.subarray(off, off + CHUNK) } };
+  }
+}
+
+async function scenario(client: SandboxClient): Promise<void> {
+  const { sandbox } = await client.createSandbox(
+    {
+      resources: { cores: 1, memoryMib: 256, diskGib: 1 },
+      labels: { client: "ts" },
+      leaseTtl: { seconds: 600n },
+      requestId: `client-ts-${randomUUID()}`,
+    },
+    { timeoutMs: TIMEOUT_MS },
+  );
+  check(sandbox !== undefined && sandbox.id !== "", "CreateSandbox returned no sandbox id");
+  const id = sandbox.id;
+  console.log(`created sandbox ${id} (state ${Sandbox_State[sandbox.state]}, provider ${JSON.stringify(sandbox.provider)})`);
+  try {
+    check(sandbox.state === Sandbox_State.RUNNING, `sandbox state ${Sandbox_State[sandbox.state]}, want RUNNING`);
+
+    let r = await runExec(client, { sandboxId: id, command: { case: "argv", value: { args: ["uname", "-a"] } } }, false);
+    expectExit(r.exited, 0, "uname");
+    check(r.stdout.length > 0, "uname: no stdout");
+
+    r = await runExec(client, { sandboxId: id, command: { case: "shell", value: "echo out; echo err >&2; exit 3" } }, true);
+    expectExit(r.exited, 3, "shell");
+    check(
+      r.stdout.toString() === "out\n" && r.stderr.toString() === "err\n",
+      `shell: stdout ${JSON.stringify(r.stdout.toString())} stderr ${JSON.stringify(r.stderr.toString())}, want "out\\n" and "err\\n"`,
+    );
+
+    const data = randomBytes(FILE_SIZE);
+    const want = createHash("sha256").update(data).digest("hex");
+    const size = BigInt(data.length);
+    const ur = await client.upload(uploadRequests(id, data, want), { timeoutMs: TIMEOUT_MS });
+    console.log(`uploaded ${ur.bytesWritten} bytes to ${FILE_PATH}, sha256 ${ur.sha256}`);
+    check(
+      ur.bytesWritten === size && ur.sha256 === want,
+      `upload: server says ${ur.bytesWritten} bytes sha256 ${ur.sha256}, want ${size} ${want}`,
+    );
+
+    const h = createHash("sha256");
+    let got = 0n;
+    let info: DownloadInfo | undefined;
+    let done: DownloadDone | undefined;
+    for await (const msg of client.download({ sandboxId: id, path: FILE_PATH }, { timeoutMs: TIMEOUT_MS })) {
+      switch (msg.part.case) {
+        case "info":
+          info = msg.part.value;
+          break;
+        case "data":
+          h.update(msg.part.value);
+          got += BigInt(msg.part.value.length);
+          break;
+        case "done":
+          done = msg.part.value;
+          break;
+      }
+    }
+    const local = h.digest("hex");
+    check(info !== undefined && done !== undefined, `download: info present=${info !== undefined} done present=${done !== undefined}`);
+    console.log(
+      `downloaded ${got} bytes (info size ${info.size} mode ${info.mode.toString(8)}), done sha256 ${done.sha256}, local sha256 ${local}`,
+    );
+    check(
+      info.size === size && got === size && done.bytes === size,
+      `download: sizes info ${info.size} received ${got} done ${done.bytes}, want ${size}`,
+    );
+    check(done.sha256 === want && local === want, `download: sha256 done ${done.sha256} local ${local}, want ${want}`);
+  } finally {
+    try {
+      await client.destroySandbox({ sandboxId: id }, { timeoutMs: 60_000 });
+      console.log(`destroyed sandbox ${id}`);
+    } catch (e) {
+      console.error(`DestroySandbox ${id}: ${String(e)}`);
+    }
+  }
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: { addr: { type: "string", default: process.env["SANDBOXD_ADDR"] || "127.0.0.1:8080" } },
+  });
+  const addr = values.addr ?? "127.0.0.1:8080";
+  // The gRPC transport of connect-node 2.x always speaks HTTP/2 (h2c for an http:// URL);
+  // unlike createConnectTransport it has no httpVersion option.
+  const transport = createGrpcTransport({ baseUrl: `http://${addr}` });
+  const client = createClient(SandboxService, transport);
+  try {
+    await scenario(client);
+  } catch (e) {
+    if (e instanceof Mismatch) console.error(`FAIL ts: ${e.message}`);
+    else if (e instanceof ConnectError) console.error(`FAIL ts: ${Code[e.code]} ${e.rawMessage}`);
+    else console.error(`FAIL ts: ${String(e)}`);
+    return 1;
+  }
+  console.log("OK ts");
+  return 0;
+}
+
+process.exitCode = await main();
