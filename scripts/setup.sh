@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 need=()
 for pair in bwrap:bubblewrap sshd:openssh-server ssh:openssh-client scp:openssh-client \
             nft:nftables ip:iproute2 mkfs.ext4:e2fsprogs losetup:mount nsenter:util-linux \
-            pgrep:procps; do
+            pgrep:procps curl:curl; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done

@@ -1,8 +1,24 @@
 #!/usr/bin/env bash
-# Runs every test: installs what is missing, type-checks, then vitest against real sandboxes.
+# Runs every test: installs what is missing, checks the contract and the
+# generated code, type-checks, then vitest against real sandboxes, a real
+# server, grpcurl and the Go, Python and TypeScript clients.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "tests need root (namespaces, cgroups, nftables)" >&2; exit 1; }
 bash scripts/setup.sh
+bash scripts/tools.sh
+
+# The contract: lint, no breaking change against main, generated code up to date.
+npx buf lint
+if git rev-parse --verify -q main >/dev/null; then
+  npx buf breaking --against '.git#branch=main'
+fi
+if git rev-parse --git-dir >/dev/null 2>&1; then
+  bash scripts/generate.sh >/dev/null
+  git diff --exit-code --stat -- gen || { echo "generated code is stale: run npm run generate" >&2; exit 1; }
+  untracked=$(git ls-files --others --exclude-standard -- gen)
+  [ -z "$untracked" ] || { echo "generated files not committed: $untracked" >&2; exit 1; }
+fi
+
 npx tsc -p tsconfig.json --noEmit
 npx vitest run "$@"
