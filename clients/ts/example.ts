@@ -65,7 +65,7 @@ async function runExec(
   check(exited !== undefined, "exec stream ended without an exited event");
   console.log(
     `[exited reason=${ExecExited_Reason[exited.reason]} exit_code=${exited.exitCode ?? "none"} ` +
-      `signal=${JSON.stringify(exited.signal)} duration=${exited.duration?.seconds ?? 0n}s+${exited.duration?.nanos ?? 0}ns]`,
+      `signal=${JSON.stringify(exited.signal)} duration=${Number(exited.duration?.seconds ?? 0n) * 1e3 + (exited.duration?.nanos ?? 0) / 1e6}ms]`,
   );
   return { stdout: Buffer.concat(out), stderr: Buffer.concat(err), exited };
 }
