@@ -7,6 +7,10 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LocalRuntime } from "../server/providers/local/index.js";
 import { SessionRegistry } from "../server/ssh/index.js";
+import { createLogger } from "../server/api/logger.js";
+import { loadConfig } from "../server/config/config.js";
+import { startServer } from "../server/server.js";
+import { benchGrpc, grpcClient } from "./grpc.js";
 import { benchCreate, benchSsh, ensureHostFile } from "./local.js";
 import { BenchResults } from "./lib/results.js";
 
@@ -19,10 +23,13 @@ async function main(): Promise<void> {
   const registry = new SessionRegistry();
   try {
     await benchCreate(runtime, results);
-    const sb = await runtime.create({ cores: 2, memoryMiB: 2048, diskGiB: 4, internet: false, labels: { bench: "ssh" } });
+    const sb = await runtime.create({ cores: 2, memoryMiB: 8192, diskGiB: 4, internet: false, labels: { bench: "ssh" } });
     registry.register(sb.id, sb.ssh);
     const hostFile = await ensureHostFile("/var/tmp/sandboxd-bench-1g.bin");
     await benchSsh(sb, registry, results, hostFile);
+    await registry.closeAll();
+    await runtime.destroy(sb.id);
+    await benchThroughServer(results, hostFile);
     results.add("bench_peak_rss", process.resourceUsage().maxRSS / 1024, "MiB");
   } finally {
     await registry.closeAll();
@@ -30,6 +37,24 @@ async function main(): Promise<void> {
   }
   results.write(join(here, "results.json"));
   results.printTable();
+}
+
+/** The gRPC server in this process on its own runtime, so raw baselines can reach the same sandbox. */
+async function benchThroughServer(results: BenchResults, hostFile: string): Promise<void> {
+  const runtime = new LocalRuntime({ instance: "sandboxd-bench-grpc", subnet: "198.18.249.0/24" });
+  const config = loadConfig({ SANDBOXD_LISTEN: "127.0.0.1:0", SANDBOXD_LOG_LEVEL: "warn" });
+  const server = await startServer(config, createLogger("warn"), runtime);
+  try {
+    const api = grpcClient(server.address);
+    const { sandbox } = await api.createSandbox({ resources: { cores: 2, memoryMib: 8192, diskGib: 4 }, labels: { bench: "grpc" } });
+    const handle = await runtime.get(sandbox!.id);
+    if (!handle) throw new Error("created sandbox not found in the runtime");
+    await benchGrpc(api, handle, results, hostFile);
+    await api.destroySandbox({ sandboxId: sandbox!.id });
+  } finally {
+    await server.shutdown();
+    await runtime.purge();
+  }
 }
 
 main().catch((err) => {
