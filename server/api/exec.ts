@@ -1,0 +1,89 @@
+/**
+ * Exec: streams a command's events. The RPC's signal (client cancel, RPC
+ * deadline, shutdown) kills the process group; the command `timeout` is the
+ * ssh layer's and ends with REASON_TIMEOUT in the exited event. When the RPC
+ * itself was aborted, the stream ends with that status (DEADLINE_EXCEEDED for a
+ * passed deadline) instead of an exited event.
+ */
+import { randomUUID } from "node:crypto";
+import { ConnectError, type HandlerContext } from "@connectrpc/connect";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { ExecExited_Reason, type ExecRequest, type ExecResponseSchema } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
+import { invalidArgument } from "../errors.js";
+import { exec, type ExecOptions, type ExitReason } from "../ssh/index.js";
+import { durationToMs, msToDuration, requireSandboxId, u64 } from "./convert.js";
+import type { ApiDeps } from "./deps.js";
+import { noteSandbox } from "./rpc-log.js";
+
+type ExecEventInit = MessageInitShape<typeof ExecResponseSchema>;
+
+const REASONS: Record<ExitReason, ExecExited_Reason> = {
+  exited: ExecExited_Reason.EXITED,
+  timeout: ExecExited_Reason.TIMEOUT,
+  cancelled: ExecExited_Reason.CANCELLED,
+};
+
+function execOptions(req: ExecRequest): ExecOptions {
+  const cap = u64(req.maxOutputBytes, "max_output_bytes") || undefined;
+  const common = {
+    env: { ...req.env },
+    cwd: req.cwd,
+    stdin: req.stdin.length > 0 ? req.stdin : undefined,
+    timeoutMs: durationToMs(req.timeout, "timeout"),
+    maxStdoutBytes: cap,
+    maxStderrBytes: cap,
+  };
+  switch (req.command.case) {
+    case "argv":
+      if (req.command.value.args.length === 0) throw invalidArgument("argv", "must name a program");
+      return { ...common, argv: req.command.value.args };
+    case "shell":
+      return { ...common, shell: req.command.value };
+    default:
+      throw invalidArgument("command", "set argv or shell");
+  }
+}
+
+export async function* execCommand(deps: ApiDeps, req: ExecRequest, ctx: HandlerContext): AsyncGenerator<ExecEventInit> {
+  const id = requireSandboxId(req.sandboxId);
+  noteSandbox(ctx, id);
+  const options = execOptions(req);
+  const release = deps.manager.use(id);
+  // Unpin from the abort listener too: a generator stalled at `yield` may never reach `finally`.
+  ctx.signal.addEventListener("abort", release, { once: true });
+  try {
+    const execId = randomUUID();
+    for await (const ev of exec(deps.registry, id, { ...options, signal: ctx.signal })) {
+      switch (ev.type) {
+        case "started":
+          yield { event: { case: "started", value: { execId, pid: ev.pid } } };
+          break;
+        case "stdout":
+        case "stderr":
+          yield { event: { case: ev.type, value: ev.data } };
+          break;
+        case "exited":
+          if (ctx.signal.aborted) throw ConnectError.from(ctx.signal.reason);
+          yield {
+            event: {
+              case: "exited",
+              value: {
+                reason: REASONS[ev.reason],
+                exitCode: ev.exitCode ?? undefined,
+                signal: ev.signal ?? "",
+                stdoutTruncated: ev.stdoutTruncated,
+                stderrTruncated: ev.stderrTruncated,
+                duration: msToDuration(ev.durationMs),
+              },
+            },
+          };
+      }
+    }
+  } catch (err) {
+    // The ssh layer reports an aborted RPC as "cancelled"; the RPC's own reason (deadline, shutdown) is the truer status.
+    if (ctx.signal.aborted) throw ConnectError.from(ctx.signal.reason);
+    throw err;
+  } finally {
+    release();
+  }
+}

@@ -1,0 +1,13 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { HandlerContext } from "@connectrpc/connect";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { KeepAliveRequest, KeepAliveResponseSchema } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
+import { durationToMs, requireSandboxId } from "./convert.js";
+import type { ApiDeps } from "./deps.js";
+import { noteSandbox } from "./rpc-log.js";
+
+export function keepAlive(deps: ApiDeps, req: KeepAliveRequest, ctx: HandlerContext): MessageInitShape<typeof KeepAliveResponseSchema> {
+  noteSandbox(ctx, req.sandboxId);
+  const expires = deps.manager.keepAlive(requireSandboxId(req.sandboxId), durationToMs(req.leaseTtl, "lease_ttl"));
+  return { leaseExpiresAt: timestampFromDate(expires) };
+}

@@ -1,0 +1,9 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { ListSandboxesRequest, ListSandboxesResponseSchema } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
+import { sandboxToProto } from "./convert.js";
+import type { ApiDeps } from "./deps.js";
+
+export function listSandboxes(deps: ApiDeps, req: ListSandboxesRequest): MessageInitShape<typeof ListSandboxesResponseSchema> {
+  const page = deps.manager.list({ selector: { ...req.labelSelector }, pageSize: req.pageSize, pageToken: req.pageToken });
+  return { sandboxes: page.sandboxes.map(sandboxToProto), nextPageToken: page.nextPageToken };
+}

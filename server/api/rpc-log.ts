@@ -1,0 +1,60 @@
+/**
+ * One JSON log line per RPC: method, sandbox id, code, duration and a request
+ * id (the client's x-request-id header, or a generated one, echoed back).
+ */
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import type { Logger } from "../providers/local/options.js";
+
+interface RpcInfo {
+  sandboxId?: string;
+}
+const rpcInfoKey = createContextKey<RpcInfo | undefined>(undefined, { description: "sandboxd rpc info" });
+
+/** Handlers name the sandbox they work on (Upload only learns it from its first message). */
+export function noteSandbox(ctx: HandlerContext, sandboxId: string): void {
+  const info = ctx.values.get(rpcInfoKey);
+  if (info) info.sandboxId = sandboxId;
+}
+
+export function rpcLogInterceptor(log: Logger): Interceptor {
+  return (next) => async (req) => {
+    const started = performance.now();
+    const requestId = req.header.get("x-request-id")?.slice(0, 128) || randomUUID();
+    const info: RpcInfo = {};
+    req.contextValues.set(rpcInfoKey, info);
+    let logged = false;
+    const done = (err?: unknown) => {
+      if (logged) return;
+      logged = true;
+      const code = err === undefined ? "ok" : Code[ConnectError.from(err).code];
+      const line = { rpc: req.method.name, sandboxId: info.sandboxId, code, durationMs: Math.round(performance.now() - started), requestId };
+      if (err !== undefined && !(err instanceof ConnectError && err.code !== Code.Internal && err.code !== Code.Unknown)) log.warn(line, "rpc");
+      else log.info(line, "rpc");
+    };
+    // A stream stalled at `yield` may never end (connect-node hang): log on abort too.
+    req.signal.addEventListener("abort", () => done(req.signal.reason ?? new ConnectError("aborted", Code.Canceled)), { once: true });
+    try {
+      const res = await next(req);
+      res.header.set("x-request-id", requestId);
+      if (!res.stream) {
+        done();
+        return res;
+      }
+      return { ...res, message: logStreamEnd(res.message, done) };
+    } catch (err) {
+      done(err);
+      throw err;
+    }
+  };
+}
+
+async function* logStreamEnd<T>(source: AsyncIterable<T>, done: (err?: unknown) => void): AsyncGenerator<T> {
+  try {
+    yield* source;
+    done();
+  } catch (err) {
+    done(err);
+    throw err;
+  }
+}

@@ -1,0 +1,27 @@
+/** The SandboxService implementation: one thin handler per RPC (see the files next to this one). */
+import type { ConnectRouter } from "@connectrpc/connect";
+import { SandboxService } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
+import { createSandbox } from "./create-sandbox.js";
+import type { ApiDeps } from "./deps.js";
+import { destroySandbox } from "./destroy-sandbox.js";
+import { downloadFile } from "./download.js";
+import { execCommand } from "./exec.js";
+import { getSandbox } from "./get-sandbox.js";
+import { keepAlive } from "./keep-alive.js";
+import { listSandboxes } from "./list-sandboxes.js";
+import { setInternetAccess } from "./set-internet-access.js";
+import { uploadFile } from "./upload.js";
+
+export function sandboxRoutes(router: ConnectRouter, deps: ApiDeps): void {
+  router.service(SandboxService, {
+    createSandbox: (req, ctx) => createSandbox(deps, req, ctx),
+    getSandbox: (req, ctx) => getSandbox(deps, req, ctx),
+    listSandboxes: (req) => listSandboxes(deps, req),
+    destroySandbox: (req, ctx) => destroySandbox(deps, req, ctx),
+    keepAlive: (req, ctx) => keepAlive(deps, req, ctx),
+    setInternetAccess: (req, ctx) => setInternetAccess(deps, req, ctx),
+    exec: (req, ctx) => execCommand(deps, req, ctx),
+    upload: (reqs, ctx) => uploadFile(deps, reqs, ctx),
+    download: (req, ctx) => downloadFile(deps, req, ctx),
+  });
+}

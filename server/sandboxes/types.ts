@@ -1,0 +1,41 @@
+/** The service layer's view of a sandbox, what the API maps to the proto Sandbox. */
+import type { SandboxState } from "../providers/provider.js";
+
+export interface Resources {
+  cores: number;
+  memoryMiB: number;
+  diskGiB: number;
+}
+
+export interface SandboxView {
+  id: string;
+  state: SandboxState;
+  labels: Record<string, string>;
+  resources: Resources;
+  internet: boolean;
+  createdAt: Date;
+  leaseExpiresAt: Date;
+  provider: string;
+}
+
+/** A CreateSandbox request after proto decoding; zero resources mean "server default". */
+export interface CreateRequest {
+  resources: Resources;
+  internet: boolean;
+  labels: Record<string, string>;
+  /** undefined = the server's default TTL. */
+  leaseTtlMs?: number;
+  /** "" = not idempotent. */
+  requestId: string;
+}
+
+export interface ListRequest {
+  selector: Record<string, string>;
+  pageSize: number;
+  pageToken: string;
+}
+
+export interface ListPage {
+  sandboxes: SandboxView[];
+  nextPageToken: string;
+}

@@ -1,0 +1,90 @@
+/**
+ * The sandboxd server: the SandboxService (plus health and reflection) on one
+ * port via connect-node, and graceful shutdown. Health says SERVING only once
+ * the provider is ready, NOT_SERVING while draining.
+ */
+import fs from "node:fs";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import { file_sandbox_v1_sandbox } from "../gen/ts/sandbox/v1/sandbox_pb.js";
+import { file_grpc_health_v1_health } from "../gen/ts/vendor/grpc/health/v1/health_pb.js";
+import { errorInterceptor } from "./api/errors.js";
+import { rpcLogInterceptor } from "./api/rpc-log.js";
+import { sandboxRoutes } from "./api/service.js";
+import { listen, type Handler, type Listener } from "./api/transport.js";
+import { UPLOAD_MESSAGE_LIMIT } from "./api/upload.js";
+import type { Config } from "./config/config.js";
+import { HealthService, registerHealth, registerReflection, ServingStatus } from "./grpc/index.js";
+import { LocalRuntime } from "./providers/local/index.js";
+import type { SandboxProvider } from "./providers/provider.js";
+import { SandboxManager } from "./sandboxes/manager.js";
+import { SessionRegistry } from "./ssh/index.js";
+
+export interface SandboxServer {
+  /** host:port actually listened on (port 0 in the config picks a free one). */
+  address: string;
+  manager: SandboxManager;
+  health: HealthService;
+  /** Drains (up to the grace period), cancels what is left, closes SSH and the provider. Sandboxes stay. */
+  shutdown(): Promise<void>;
+}
+
+export function makeProvider(config: Config, logger: Logger): SandboxProvider {
+  return new LocalRuntime({ instance: config.local.instance, subnet: config.local.subnet, stateDir: config.local.stateDir, logger });
+}
+
+export async function startServer(config: Config, logger: Logger, provider = makeProvider(config, logger)): Promise<SandboxServer> {
+  const registry = new SessionRegistry();
+  const manager = new SandboxManager({ provider, registry, lease: config.lease, defaults: config.defaults, logger });
+  const health = new HealthService(["sandbox.v1.SandboxService"], ServingStatus.NOT_SERVING);
+  const stopping = new AbortController();
+
+  const handler = connectNodeAdapter({
+    routes: (router) => {
+      sandboxRoutes(router, { manager, registry });
+      registerHealth(router, health);
+      registerReflection(router, [file_sandbox_v1_sandbox, file_grpc_health_v1_health]);
+    },
+    // The log interceptor is outermost so it sees the status the error interceptor chose.
+    interceptors: [rpcLogInterceptor(logger), errorInterceptor(logger)],
+    shutdownSignal: stopping.signal,
+    readMaxBytes: UPLOAD_MESSAGE_LIMIT,
+  }) as Handler;
+
+  const tls = config.tls && { cert: fs.readFileSync(config.tls.certFile), key: fs.readFileSync(config.tls.keyFile) };
+  // Listen before the provider is ready: health answers NOT_SERVING meanwhile.
+  const listener: Listener = await listen(handler, config.listen.host, config.listen.port, tls);
+  const address = `${listener.host.includes(":") ? `[${listener.host}]` : listener.host}:${listener.port}`;
+  try {
+    await manager.start();
+  } catch (err) {
+    listener.stopAccepting();
+    listener.destroyAll();
+    await manager.close().catch(() => {});
+    throw err;
+  }
+  health.setServing(true);
+  logger.info({ address, tls: Boolean(tls), provider: provider.name }, `sandboxd serving on ${address}`);
+
+  let shuttingDown: Promise<void> | undefined;
+  const shutdown = async () => {
+    health.setServing(false);
+    listener.stopAccepting();
+    logger.info({ inFlight: listener.inFlight(), graceMs: config.shutdownGraceMs }, "draining");
+    const graceEnd = Date.now() + config.shutdownGraceMs;
+    while (listener.inFlight() > 0 && Date.now() < graceEnd) await sleep(50);
+    if (listener.inFlight() > 0) {
+      logger.warn({ inFlight: listener.inFlight() }, "grace period over: cancelling RPCs still running");
+      stopping.abort(new ConnectError("sandboxd is shutting down", Code.Unavailable));
+      const cancelEnd = Date.now() + 2000;
+      while (listener.inFlight() > 0 && Date.now() < cancelEnd) await sleep(20);
+    }
+    listener.destroyAll();
+    await manager.close();
+    logger.info("stopped; sandboxes are kept");
+  };
+  return { address, manager, health, shutdown: () => (shuttingDown ??= shutdown()) };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
