@@ -44,6 +44,7 @@ export function rpcLogInterceptor(log: Logger): Interceptor {
       return { ...res, message: logStreamEnd(res.message, done) };
     } catch (err) {
       done(err);
+      if (err instanceof ConnectError) err.metadata.set("x-request-id", requestId);
       throw err;
     }
   };

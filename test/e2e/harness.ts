@@ -1,0 +1,87 @@
+/**
+ * A real sandboxd in this process (startServer, port 0) on its own
+ * LocalRuntime instance and subnet, with connect-es clients over gRPC,
+ * Connect/HTTP2 and Connect/HTTP1.1. stop() shuts the server down and purges
+ * the instance (every sandbox, bridge, nft table) whatever happened.
+ */
+import { createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { createLogger } from "../../server/api/logger.js";
+import { loadConfig, type Config } from "../../server/config/config.js";
+import { LocalRuntime } from "../../server/providers/local/index.js";
+import { startServer, type SandboxServer } from "../../server/server.js";
+import { SandboxService } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
+
+export type SandboxClient = Client<typeof SandboxService>;
+
+export interface E2E {
+  server: SandboxServer;
+  baseUrl: string;
+  grpc: SandboxClient;
+  connect2: SandboxClient;
+  connect1: SandboxClient;
+  stop(): Promise<void>;
+}
+
+/** Subnets 198.18.240+n.0/24, instances sandboxd-t-e2e<n>: n is fixed per spec file. */
+export function e2eInstance(n: number): { instance: string; subnet: string } {
+  return { instance: `sandboxd-t-e2e${n}`, subnet: `198.18.${240 + n}.0/24` };
+}
+
+export async function startE2E(n: number, env: Record<string, string> = {}): Promise<E2E> {
+  const { instance, subnet } = e2eInstance(n);
+  const config: Config = loadConfig({
+    SANDBOXD_LISTEN: "127.0.0.1:0",
+    SANDBOXD_LOCAL_INSTANCE: instance,
+    SANDBOXD_LOCAL_SUBNET: subnet,
+    SANDBOXD_DEFAULT_MEMORY_MIB: "256",
+    SANDBOXD_DEFAULT_DISK_GIB: "1",
+    SANDBOXD_LEASE_REAP_INTERVAL: "200ms",
+    ...env,
+  });
+  const logger = createLogger(process.env.E2E_LOG_LEVEL ?? "silent");
+  let server: SandboxServer;
+  try {
+    server = await startServer(config, logger);
+  } catch (err) {
+    await purge(n);
+    throw err;
+  }
+  const baseUrl = `http://${server.address}`;
+  let stopped: Promise<void> | undefined;
+  return {
+    server,
+    baseUrl,
+    grpc: createClient(SandboxService, createGrpcTransport({ baseUrl })),
+    connect2: createClient(SandboxService, createConnectTransport({ baseUrl, httpVersion: "2" })),
+    connect1: createClient(SandboxService, createConnectTransport({ baseUrl, httpVersion: "1.1" })),
+    stop: () =>
+      (stopped ??= (async () => {
+        try {
+          await server.shutdown();
+        } finally {
+          await purge(n);
+        }
+      })()),
+  };
+}
+
+export async function purge(n: number): Promise<void> {
+  await new LocalRuntime(e2eInstance(n)).purge();
+}
+
+/** Collects an Exec stream into text and the exited event. */
+export async function collectExec(stream: AsyncIterable<{ event: { case: string | undefined; value?: unknown } }>) {
+  let stdout = "";
+  let stderr = "";
+  let started: { execId: string; pid: number } | undefined;
+  let exited: { reason: number; exitCode?: number; signal: string } | undefined;
+  for await (const m of stream) {
+    const e = m.event;
+    if (e.case === "started") started = e.value as typeof started;
+    else if (e.case === "stdout") stdout += Buffer.from(e.value as Uint8Array).toString();
+    else if (e.case === "stderr") stderr += Buffer.from(e.value as Uint8Array).toString();
+    else if (e.case === "exited") exited = e.value as typeof exited;
+  }
+  return { stdout, stderr, started, exited };
+}
