@@ -55,12 +55,14 @@ function describe(err: unknown): object {
 export function errorInterceptor(log: Logger): Interceptor {
   return (next) => async (req) => {
     const context = { method: req.method.name };
+    // Once the client is gone, whatever broke is a consequence of that: report the abort, log nothing alarming.
+    const map = (e: unknown) => (req.signal.aborted && !(e instanceof ConnectError) ? ConnectError.from(req.signal.reason) : toConnectError(e, log, context));
     try {
       const res = await next(req);
       if (!res.stream) return res;
-      return { ...res, message: mapStreamErrors(res.message, (e) => toConnectError(e, log, context)) };
+      return { ...res, message: mapStreamErrors(res.message, map) };
     } catch (err) {
-      throw toConnectError(err, log, context);
+      throw map(err);
     }
   };
 }

@@ -6,7 +6,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
  */
 import type { HandlerContext } from "@connectrpc/connect";
 import type { UploadRequest, UploadResponseSchema } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
-import { invalidArgument } from "../errors.js";
+import { cancelled, invalidArgument } from "../errors.js";
 import { upload } from "../ssh/index.js";
 import { requireSandboxId, u64 } from "./convert.js";
 import type { ApiDeps } from "./deps.js";
@@ -32,6 +32,11 @@ export async function uploadFile(deps: ApiDeps, requests: AsyncIterable<UploadRe
       if (part.value.length > MAX_UPLOAD_CHUNK) throw invalidArgument("data", `chunks must be at most ${MAX_UPLOAD_CHUNK} bytes, got ${part.value.length}`);
       yield part.value;
     }
+    // A client reset (RST_STREAM) ends node's request body like a clean end of
+    // stream; only the signal, aborted from the request's 'close' a tick
+    // later, tells them apart. A cut-off upload must never be renamed into place.
+    await new Promise((r) => setTimeout(r, 5));
+    if (ctx.signal.aborted) throw cancelled("upload: the client went away before the end of the stream");
   }
 
   try {
