@@ -10,6 +10,7 @@ import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { SandboxService, UploadRequestSchema, type UploadRequest } from "../gen/ts/sandbox/v1/sandbox_pb.js";
 import type { SandboxHandle } from "../server/providers/provider.js";
+import { STREAM_WINDOW_OPTIONS } from "./lib/http2-window.js";
 import { OpenSshFiles, rawExec, rawSsh2, remote, scpMs } from "./lib/baselines.js";
 import type { BenchResults } from "./lib/results.js";
 import { mbPerSecond, nowMs, percentile, timeEach } from "./lib/stats.js";
@@ -21,7 +22,7 @@ const CONCURRENT = 100;
 const runHost = (cmd: string, ...args: string[]) => promisify(execFile)(cmd, args);
 
 export function grpcClient(address: string): Api {
-  return createClient(SandboxService, createGrpcTransport({ baseUrl: `http://${address}` }));
+  return createClient(SandboxService, createGrpcTransport({ baseUrl: `http://${address}`, nodeOptions: STREAM_WINDOW_OPTIONS }));
 }
 
 /** Runs a command through Exec; returns stdout bytes, failing on a non-zero exit. */

@@ -50,6 +50,9 @@ export async function startServer(config: Config, logger: Logger, provider = mak
     interceptors: [rpcLogInterceptor(logger), errorInterceptor(logger)],
     shutdownSignal: stopping.signal,
     readMaxBytes: UPLOAD_MESSAGE_LIMIT,
+    // Responses are never compressed: exec output and files are mostly incompressible or
+    // local, and gzip cut streaming throughput tenfold. Compressed requests are still accepted.
+    compressMinBytes: Number.MAX_SAFE_INTEGER,
   }) as Handler;
 
   const tls = config.tls && { cert: fs.readFileSync(config.tls.certFile), key: fs.readFileSync(config.tls.keyFile) };

@@ -40,19 +40,22 @@ export async function listen(handler: Handler, host: string, port: number, tls?:
   };
 
   let outer: net.Server;
+  const HTTP2_WINDOW = 8 * 1024 * 1024;
   let h1: http.Server | undefined;
   let h2: http2.Http2Server | http2.Http2SecureServer;
   if (tls) {
-    h2 = http2.createSecureServer({ ...tls, allowHTTP1: true }, counted);
+    h2 = http2.createSecureServer({ ...tls, allowHTTP1: true, settings: { initialWindowSize: HTTP2_WINDOW } }, counted);
     outer = h2;
     h2.on("connection", track);
     h2.on("secureConnection", track);
+    h2.on("connection", (socket: net.Socket) => socket.setNoDelay(true));
   } else {
-    h2 = http2.createServer(counted);
+    h2 = http2.createServer({ settings: { initialWindowSize: HTTP2_WINDOW } }, counted);
     h1 = http.createServer(counted);
     const h1s = h1;
     const h2s = h2;
-    outer = net.createServer((socket) => {
+    // noDelay: small gRPC frames (headers, trailers, short output) must not wait for Nagle.
+    outer = net.createServer({ noDelay: true }, (socket) => {
       track(socket);
       sniff(socket, (isHttp2) => {
         (isHttp2 ? h2s : h1s).emit("connection", socket);
@@ -62,6 +65,9 @@ export async function listen(handler: Handler, host: string, port: number, tls?:
     });
   }
   h2.on("session", (s) => {
+    // HTTP/2's default 64 KiB connection window caps uploads at one window per
+    // round trip; a larger one lets a client stream files at full speed.
+    s.once("localSettings", () => s.setLocalWindowSize(HTTP2_WINDOW));
     sessions.add(s);
     s.once("close", () => sessions.delete(s));
   });

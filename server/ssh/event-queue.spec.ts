@@ -29,4 +29,25 @@ describe("EventQueue", () => {
     e.end();
     expect(await waiting).toEqual({ value: undefined, done: true });
   });
+
+  it("coalesces consecutive mergeable events up to the size bound, keeping order and kind", async () => {
+    type Ev = { kind: "out" | "err"; data: string };
+    const q = new EventQueue<Ev>({
+      highWaterMark: 1000, size: (e) => e.data.length, onHigh() {}, onLow() {},
+      mergeable: (a, b) => a.kind === b.kind,
+      merge: (es) => ({ kind: es[0]!.kind, data: es.map((e) => e.data).join("") }),
+      maxMergedSize: 6,
+    });
+    for (const [kind, data] of [["out", "ab"], ["out", "cd"], ["out", "ef"], ["out", "gh"], ["err", "x"], ["out", "i"]] as const) q.push({ kind, data });
+    q.end();
+    const got: Ev[] = [];
+    for (let r = await q.next(); !r.done; r = await q.next()) got.push(r.value);
+    expect(got).toEqual([
+      { kind: "out", data: "abcdef" },
+      { kind: "out", data: "gh" },
+      { kind: "err", data: "x" },
+      { kind: "out", data: "i" },
+    ]);
+    expect(q.buffered).toBe(0);
+  });
 });

@@ -8,6 +8,15 @@ export interface EventQueueOptions<T> {
   size(event: T): number;
   onHigh(): void;
   onLow(): void;
+  /**
+   * Coalescing: consecutive queued events for which `mergeable` holds are handed
+   * out as one `merge`d event of at most `maxMergedSize` bytes. When the consumer
+   * lags, this turns many 32 KiB SSH packets into few large messages, and the
+   * per-message cost downstream (gRPC framing, HTTP/2 writes) stops dominating.
+   */
+  mergeable?(a: T, b: T): boolean;
+  merge?(events: T[]): T;
+  maxMergedSize?: number;
 }
 
 export class EventQueue<T> {
@@ -69,19 +78,35 @@ export class EventQueue<T> {
 
   next(): Promise<IteratorResult<T>> {
     if (this.head < this.items.length) {
-      const value = this.items[this.head]!;
-      this.items[this.head++] = undefined as T; // let the buffer be collected
-      if (this.head > 1024 && this.head * 2 > this.items.length) {
-        this.items.splice(0, this.head);
-        this.head = 0;
+      let value = this.take();
+      const { mergeable, merge, maxMergedSize = 0, size } = this.options;
+      if (mergeable && merge && this.head < this.items.length && mergeable(value, this.items[this.head]!)) {
+        const parts = [value];
+        let total = size(value);
+        while (this.head < this.items.length && mergeable(value, this.items[this.head]!) && total + size(this.items[this.head]!) <= maxMergedSize) {
+          const part = this.take();
+          parts.push(part);
+          total += size(part);
+        }
+        if (parts.length > 1) value = merge(parts);
       }
-      this.bytes -= this.options.size(value);
       this.checkLow();
       return Promise.resolve({ value, done: false });
     }
     if (this.error) return Promise.reject(this.error.err);
     if (this.ended) return Promise.resolve({ value: undefined, done: true });
     return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+  }
+
+  private take(): T {
+    const value = this.items[this.head]!;
+    this.items[this.head++] = undefined as T; // let the buffer be collected
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items.splice(0, this.head);
+      this.head = 0;
+    }
+    this.bytes -= this.options.size(value);
+    return value;
   }
 
   private checkLow(): void {

@@ -9,6 +9,9 @@ import { cancelled, failedPrecondition, internal, invalidArgument, permissionDen
 import type { ChannelOutput, OutputStream } from "./channel-output.js";
 import { buildWrapper, killGroupCommand, parseHeader } from "./command-line.js";
 import { EventQueue } from "./event-queue.js";
+
+/** Output chunks handed to the consumer are at most this big (well under gRPC's usual 4 MiB message limit). */
+export const MAX_OUTPUT_CHUNK = 256 * 1024;
 import type { ExecEvent, ExecOptions, ExecStream, ExitReason } from "./exec-types.js";
 import type { SessionRegistry } from "./session-registry.js";
 import { feedStdin } from "./stdin.js";
@@ -67,6 +70,9 @@ class Execution implements ExecStream {
       size: (e) => (e.type === "stdout" || e.type === "stderr" ? e.data.length : 0),
       onHigh: () => this.output?.pause(),
       onLow: () => this.output?.resume(),
+      mergeable: (a, b) => a.type === b.type && (a.type === "stdout" || a.type === "stderr"),
+      merge: (events) => ({ type: events[0]!.type as "stdout", data: Buffer.concat(events.map((e) => (e as { data: Buffer }).data)) }),
+      maxMergedSize: MAX_OUTPUT_CHUNK,
     });
   }
 
