@@ -27,13 +27,17 @@ export class RequestIds {
       throw invalidArgument("request_id", "was used before with different parameters");
     }
     if (!entry) {
-      const e: Entry = { fingerprint, sandboxId: make() };
+      const e: Entry = { fingerprint, sandboxId: Promise.resolve("") };
+      // Settle the bookkeeping before any waiter sees the outcome, so an immediate retry after a failure makes a new one.
+      e.sandboxId = make().then(
+        (id) => ((e.resolvedId = id), id),
+        (err: unknown) => {
+          if (this.byRequest.get(requestId) === e) this.byRequest.delete(requestId);
+          throw err;
+        },
+      );
       entry = e;
       this.byRequest.set(requestId, e);
-      e.sandboxId.then(
-        (id) => (e.resolvedId = id),
-        () => this.byRequest.get(requestId) === e && this.byRequest.delete(requestId), // a failed create may be retried
-      );
     }
     return waitFor(entry.sandboxId, signal);
   }
