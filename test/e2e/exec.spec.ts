@@ -67,6 +67,21 @@ describe("Exec", () => {
     await expectNoProcess(marker);
   });
 
+  it("a client that stalls the stream and then resets it still kills the process and unpins the lease", async () => {
+    const marker = `marker-${randomUUID().slice(0, 8)}`;
+    const abort = new AbortController();
+    const stream = e.grpc.exec({ sandboxId: id, command: shell(`M=${marker}; cat /dev/zero`) }, { signal: abort.signal });
+    const it = stream[Symbol.asyncIterator]();
+    expect((await it.next()).value?.event.case).toBe("started");
+    await new Promise((r) => setTimeout(r, 1500)); // not reading: HTTP/2 flow control stalls the server at `yield`
+    expect(e.server.manager.leases.get(id)!.inFlight).toBe(1);
+    abort.abort();
+    await it.return?.();
+    await expectNoProcess(marker);
+    for (let i = 0; i < 50 && e.server.manager.leases.get(id)!.inFlight > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(e.server.manager.leases.get(id)!.inFlight).toBe(0);
+  });
+
   it("an RPC deadline shorter than the command timeout ends with DEADLINE_EXCEEDED and kills the process", async () => {
     const marker = `marker-${randomUUID().slice(0, 8)}`;
     const call = collectExec(e.grpc.exec({ sandboxId: id, command: shell(`M=${marker}; sleep 30`), timeout: { seconds: 60n } }, { timeoutMs: 1000 }));
