@@ -115,6 +115,9 @@ export async function upload(registry: SessionRegistry, sandboxId: string, o: Up
     await session.fchmod(handle, tmp, mode); // explicit: the server's umask must not apply
     await session.close(handle, tmp);
     handle = undefined;
+    // Last chance to notice a cancel: a reset request body can look like a clean end
+    // until the abort arrives a moment later, and nothing may be renamed into place then.
+    if (o.signal?.aborted) throw cancelled(`upload ${JSON.stringify(path)}: cancelled`);
     await session.rename(tmp, path);
     tmp = undefined;
     return { path, bytesWritten: total, sha256 };

@@ -13,8 +13,8 @@ const ENV = {
 };
 
 let server: RunningServer;
-const grpcurl = async (...args: string[]) =>
-  (await run(GRPCURL, ["-plaintext", ...args.slice(0, -1), server.address, args.at(-1)!].filter(Boolean), { timeout: 60_000 })).stdout;
+/** `grpcurl -plaintext ADDRESS VERB...` (the address comes before list/describe). */
+const grpcurl = async (...verb: string[]) => (await run(GRPCURL, ["-plaintext", server.address, ...verb], { timeout: 60_000 })).stdout;
 const grpcurlCall = async (method: string, body: object) =>
   (await run(GRPCURL, ["-plaintext", "-d", JSON.stringify(body), server.address, `sandbox.v1.SandboxService/${method}`], { timeout: 60_000 })).stdout;
 
