@@ -11,7 +11,7 @@ import type { Cgroups } from "./cgroups.js";
 import { createImage, loopDevices, releaseLoops } from "./disk.js";
 import type { Firewall } from "./firewall.js";
 import { findJailInit, spawnJail, waitForSshd, writeSshFiles } from "./jail.js";
-import { generateEd25519 } from "./keys.js";
+import { generateEd25519, type KeyPair } from "./keys.js";
 import type { Network } from "./network.js";
 import type { SandboxRecord, StateStore } from "./state.js";
 
@@ -25,6 +25,8 @@ export interface Parts {
   firewall: Firewall;
   uid: number;
   clientPublicKey: string;
+  /** Shared host key of every sandbox; a fresh one per sandbox when absent. */
+  hostKey?: KeyPair;
 }
 
 export interface Build {
@@ -44,7 +46,7 @@ export async function buildSandbox(p: Parts, b: Build): Promise<void> {
   const { id, address, record, signal } = b;
   const dir = p.store.dir(id);
   await fs.mkdir(`${dir}/mnt`, { recursive: true, mode: 0o700 });
-  const hostKey = generateEd25519();
+  const hostKey = p.hostKey ?? generateEd25519();
   record.hostKey = hostKey.publicKey;
   await p.store.write(record);
   signal.throwIfAborted();

@@ -25,6 +25,10 @@ export interface LocalRuntimeOptions {
   pidsMax?: number;
   limits?: Partial<Limits>;
   logger?: Logger;
+  /** The key every sandbox authorises, instead of the per-instance one generated in the state dir. */
+  clientKey?: { privateKey: Buffer | string; publicKey: string };
+  /** One host key for every sandbox (as clones of one template share theirs), instead of a fresh one each. */
+  hostKey?: { privateKey: Buffer | string; publicKey: string };
 }
 
 /** Limits with defaults: the host's cores and memory, 64 GiB disk, 256 sandboxes (at most the pool's size). */

@@ -49,6 +49,8 @@ export class LocalRuntime implements SandboxProvider {
   private readonly pool: AddressPool;
   private readonly pidsMax: number;
   private readonly log: Logger;
+  private readonly fixedClientKey?: KeyPair;
+  private readonly fixedHostKey?: KeyPair;
   private readonly entries = new Map<string, Entry>();
   private cgroupsOrUndefined?: Cgroups;
   private user?: HostUser;
@@ -70,6 +72,10 @@ export class LocalRuntime implements SandboxProvider {
     this.network = new Network(this.names, this.subnet);
     this.firewall = new Firewall(this.names.table, this.names.bridge, this.subnet.cidr);
     this.store = new StateStore(this.stateDir);
+    const pair = (k?: { privateKey: Buffer | string; publicKey: string }): KeyPair | undefined =>
+      k && { privateKey: k.privateKey.toString(), publicKey: k.publicKey.trim() };
+    this.fixedClientKey = pair(options.clientKey);
+    this.fixedHostKey = pair(options.hostKey);
   }
 
   /** The cgroup layout in use (after start). */
@@ -97,7 +103,7 @@ export class LocalRuntime implements SandboxProvider {
     await lockInstance(this.stateDir);
     // Jails bind their disk over these; the read-only root cannot grow mount points.
     await fs.mkdir("/home", { recursive: true });
-    this.clientKey = await loadOrCreateClientKey(this.stateDir);
+    this.clientKey = this.fixedClientKey ?? (await loadOrCreateClientKey(this.stateDir));
     await ensureTemplate(this.templateDir, this.user.uid, this.user.gid);
     await this.cgroups.prepareInstance();
     await this.network.ensureBridge();
@@ -200,6 +206,7 @@ export class LocalRuntime implements SandboxProvider {
     return {
       stateDir: this.stateDir, templateDir: this.templateDir, store: this.store, network: this.network,
       cgroups: this.cgroups, firewall: this.firewall, uid: this.user!.uid, clientPublicKey: this.clientKey!.publicKey,
+      hostKey: this.fixedHostKey,
     };
   }
 
