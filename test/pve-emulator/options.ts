@@ -1,0 +1,103 @@
+/** Options of the Proxmox VE emulator and their defaults. */
+import type { Logger } from "../../server/providers/local/options.js";
+
+export interface Timing {
+  /** Duration of a full clone's worker. Default 5000. */
+  cloneMs: number;
+  /** Minimum duration of a start task (the sandbox build counts towards it). Default 1000. */
+  startMs: number;
+  /** Delay after a start until eth0 has its IPv4 address. Default 1500. */
+  ipDelayMs: number;
+  /** Duration of stop/shutdown tasks (plus the sandbox teardown). Default 300. */
+  stopMs: number;
+  /** Duration of a destroy task. Default 300. */
+  destroyMs: number;
+  /** Delay before a bad-token 401. Default 3000 (as pveproxy). */
+  authFailDelayMs: number;
+}
+
+export interface FaultOptions {
+  /** Added to every request, in ms. */
+  latencyMs: number;
+  /** Share of requests (0..1) answered with `errorStatus` before anything else. */
+  errorRate: number;
+  /** 596 ("Connection timed out", default) or any ≥500 status. */
+  errorStatus: number;
+  /** Share of requests whose socket is destroyed without an answer. */
+  dropRate: number;
+  /** Share of tasks (clone, start, stop, shutdown, destroy) that end in an error exitstatus. */
+  taskFailRate: number;
+  /** Share of config-locking calls that fail with "can't lock file ... got timeout". */
+  lockTimeoutRate: number;
+}
+
+export interface TemplateOptions {
+  vmid: number;
+  hostname: string;
+  cores: number;
+  memory: number;
+  swap: number;
+  diskGiB: number;
+  tags: string;
+  description: string;
+  /** Whether the template is a member of the pool (the seed's `pct create --pool`). Default true. */
+  inPool: boolean;
+  /** The template's firewall policy_out (enable=1, policy_in=ACCEPT); clones copy it. Default "DROP": no internet. */
+  policyOut: "ACCEPT" | "DROP" | "REJECT";
+}
+
+export interface EmulatorOptions {
+  host?: string;
+  /** 0 picks a free port. Default 8006. */
+  port?: number;
+  /** Where connection.json, the TLS files, the SSH key and the runtime state go. Default a temp dir. */
+  stateDir?: string;
+  /** Number of nodes ("pve" for one, "pve1".."pveN" for more) or their names. Default 1. */
+  nodes?: number | string[];
+  /** Memory of each node in MiB (for /cluster/resources). Default 65536. */
+  nodeMemoryMiB?: number;
+  nodeCores?: number;
+  pool?: string;
+  bridge?: string;
+  /** user@realm!tokenid. Default "sandbox@pve!sandboxd". */
+  tokenId?: string;
+  /** Default a random UUID. */
+  secret?: string;
+  /** Privileges the token holds on /pool/<pool> (hence on its members). */
+  privileges?: string[];
+  template?: Partial<TemplateOptions>;
+  timing?: Partial<Timing>;
+  faults?: Partial<FaultOptions>;
+  /** LocalRuntime instance name. Default "pve-emu". */
+  instance?: string;
+  /** LocalRuntime subnet. Default "198.18.180.0/24". */
+  subnet?: string;
+  /** Largest sandbox disk in GiB. Default 16. */
+  maxDiskGiB?: number;
+  logger?: Logger;
+}
+
+export const DEFAULT_PRIVILEGES = [
+  "VM.Allocate", "VM.Clone", "VM.Audit", "VM.PowerMgmt", "VM.Console", "VM.Config.CPU", "VM.Config.Memory",
+  "VM.Config.Network", "VM.Config.Options", "VM.Config.Disk", "VM.Snapshot", "Datastore.AllocateSpace",
+  "Datastore.Audit", "Pool.Audit", "SDN.Use",
+];
+
+export const DEFAULT_TIMING: Timing = {
+  cloneMs: 5000, startMs: 1000, ipDelayMs: 1500, stopMs: 300, destroyMs: 300, authFailDelayMs: 3000,
+};
+
+export const NO_FAULTS: FaultOptions = {
+  latencyMs: 0, errorRate: 0, errorStatus: 596, dropRate: 0, taskFailRate: 0, lockTimeoutRate: 0,
+};
+
+export const DEFAULT_TEMPLATE: TemplateOptions = {
+  vmid: 9000, hostname: "sandbox-template", cores: 1, memory: 1024, swap: 0, diskGiB: 8, tags: "",
+  description: "sandbox template", inPool: true, policyOut: "DROP",
+};
+
+export function nodeNames(nodes: number | string[] | undefined): string[] {
+  if (Array.isArray(nodes)) return nodes;
+  const n = nodes ?? 1;
+  return n === 1 ? ["pve"] : Array.from({ length: n }, (_, i) => `pve${i + 1}`);
+}
