@@ -36,6 +36,7 @@ describe("pve emulator API", () => {
   });
 
   it("nextid is a string and reserves nothing", async () => {
+    expect(await c.data("GET", "/version")).toMatchObject({ release: "8.4" });
     expect(await c.data("GET", "/cluster/nextid")).toBe("100");
     expect(await c.data("GET", "/cluster/nextid")).toBe("100");
     const taken = await c.request("GET", `/cluster/nextid?vmid=${tpl()}`);

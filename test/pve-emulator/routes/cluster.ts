@@ -48,6 +48,7 @@ function nodeResource(emu: Emu, name: string): Record<string, unknown> {
 const visible = (emu: Emu) => [...emu.cluster.cts.values()].filter((ct) => emu.acl.canVm(ct.vmid, "VM.Audit")).sort((a, b) => a.vmid - b.vmid);
 
 export const clusterRoutes: Route[] = [
+  { method: "GET", path: "/version", schema: {}, handler: () => ({ version: "8.4.1", release: "8.4", repoid: "2a5fa54a8503f96d" }) },
   {
     method: "GET", path: "/cluster/nextid", schema: { vmid: { type: "integer", optional: true, min: 100, max: 999_999_999 } },
     handler: ({ emu, p }) => {
