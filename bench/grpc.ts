@@ -47,7 +47,7 @@ async function* downloadData(api: Api, sandboxId: string, path: string): AsyncGe
   for await (const res of api.download({ sandboxId, path })) if (res.part.case === "data") yield res.part.value;
 }
 
-export async function benchGrpc(api: Api, sb: SandboxHandle, results: BenchResults, hostFile: string): Promise<void> {
+export async function benchGrpc(api: Api, sb: Pick<SandboxHandle, "id" | "ssh">, results: BenchResults, hostFile: string): Promise<void> {
   const raw = await rawSsh2(sb.ssh);
   const openssh = new OpenSshFiles(sb.ssh);
   try {

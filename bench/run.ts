@@ -7,17 +7,28 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LocalRuntime } from "../server/providers/local/index.js";
 import { SessionRegistry } from "../server/ssh/index.js";
-import { createLogger } from "../server/api/logger.js";
-import { loadConfig } from "../server/config/config.js";
-import { startServer } from "../server/server.js";
+import { Worker } from "node:worker_threads";
+import type { SshTarget } from "../server/providers/provider.js";
+import type { FromWorker, ToWorker } from "./lib/server-worker.js";
 import { benchGrpc, grpcClient } from "./grpc.js";
 import { benchCreate, benchSsh, ensureHostFile } from "./local.js";
 import { BenchResults } from "./lib/results.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
+/** `npm run bench` runs every part; `npm run bench -- grpc` (or `local`) just one. */
 async function main(): Promise<void> {
+  const only = process.argv[2];
   const results = new BenchResults();
+  const hostFile = await ensureHostFile("/var/tmp/sandboxd-bench-1g.bin");
+  if (only === undefined || only === "local") await benchLocal(results, hostFile);
+  if (only === undefined || only === "grpc") await benchThroughServer(results, hostFile);
+  results.add("bench_peak_rss", process.resourceUsage().maxRSS / 1024, "MiB");
+  results.write(join(here, "results.json"));
+  results.printTable();
+}
+
+async function benchLocal(results: BenchResults, hostFile: string): Promise<void> {
   const runtime = new LocalRuntime({ instance: "sandboxd-bench", subnet: "198.18.250.0/24" });
   await runtime.start();
   const registry = new SessionRegistry();
@@ -25,35 +36,50 @@ async function main(): Promise<void> {
     await benchCreate(runtime, results);
     const sb = await runtime.create({ cores: 2, memoryMiB: 8192, diskGiB: 4, internet: false, labels: { bench: "ssh" } });
     registry.register(sb.id, sb.ssh);
-    const hostFile = await ensureHostFile("/var/tmp/sandboxd-bench-1g.bin");
     await benchSsh(sb, registry, results, hostFile);
-    await registry.closeAll();
-    await runtime.destroy(sb.id);
-    await benchThroughServer(results, hostFile);
-    results.add("bench_peak_rss", process.resourceUsage().maxRSS / 1024, "MiB");
   } finally {
     await registry.closeAll();
     await runtime.purge();
   }
-  results.write(join(here, "results.json"));
-  results.printTable();
 }
 
-/** The gRPC server in this process on its own runtime, so raw baselines can reach the same sandbox. */
+/** The gRPC server on a worker thread with its own runtime; raw baselines reach the same sandbox. */
 async function benchThroughServer(results: BenchResults, hostFile: string): Promise<void> {
-  const runtime = new LocalRuntime({ instance: "sandboxd-bench-grpc", subnet: "198.18.249.0/24" });
-  const config = loadConfig({ SANDBOXD_LISTEN: "127.0.0.1:0", SANDBOXD_LOG_LEVEL: "warn" });
-  const server = await startServer(config, createLogger("warn"), runtime);
+  const worker = new Worker(new URL("./lib/server-worker.mjs", import.meta.url), {
+    workerData: { instance: "sandboxd-bench-grpc", subnet: "198.18.249.0/24" },
+  });
+  const replies: FromWorker[] = [];
+  let wake: (() => void) | undefined;
+  worker.on("message", (m: FromWorker) => {
+    replies.push(m);
+    wake?.();
+  });
+  worker.on("error", (e) => {
+    replies.push({ type: "error", message: String(e) });
+    wake?.();
+  });
+  const reply = async (): Promise<FromWorker> => {
+    while (replies.length === 0) await new Promise<void>((r) => (wake = r));
+    const m = replies.shift()!;
+    if (m.type === "error") throw new Error(`server worker: ${m.message}`);
+    return m;
+  };
+  const ready = await reply();
+  if (ready.type !== "ready") throw new Error("server worker did not start");
   try {
-    const api = grpcClient(server.address);
+    const api = grpcClient(ready.address);
     const { sandbox } = await api.createSandbox({ resources: { cores: 2, memoryMib: 8192, diskGib: 4 }, labels: { bench: "grpc" } });
-    const handle = await runtime.get(sandbox!.id);
-    if (!handle) throw new Error("created sandbox not found in the runtime");
-    await benchGrpc(api, handle, results, hostFile);
+    worker.postMessage({ type: "target", id: sandbox!.id } satisfies ToWorker);
+    const target = await reply();
+    if (target.type !== "target" || !target.ssh) throw new Error("created sandbox not found in the runtime");
+    const ssh = target.ssh as SshTarget;
+    ssh.privateKey = Buffer.from(ssh.privateKey); // structured clone turns Buffers into Uint8Arrays
+    await benchGrpc(api, { id: sandbox!.id, ssh }, results, hostFile);
     await api.destroySandbox({ sandboxId: sandbox!.id });
   } finally {
-    await server.shutdown();
-    await runtime.purge();
+    worker.postMessage({ type: "stop" } satisfies ToWorker);
+    await reply().catch(() => {});
+    await worker.terminate();
   }
 }
 

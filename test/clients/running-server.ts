@@ -5,9 +5,9 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { execFile } from "node:child_process";
-import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { freePort } from "../fixtures/ports.js";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const GRPCURL = `${ROOT}.tools/bin/grpcurl`;
@@ -21,13 +21,6 @@ export interface RunningServer {
   stop(): Promise<number | null>;
 }
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 export async function startServer(env: Record<string, string>): Promise<RunningServer> {
   const address = `127.0.0.1:${await freePort()}`;

@@ -5,7 +5,6 @@
  * after the grace period are cancelled with UNAVAILABLE.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -13,17 +12,11 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { SandboxService } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/ts/vendor/grpc/health/v1/health_pb.js";
 import { collectExec, e2eInstance, purge } from "./harness.js";
+import { freePort } from "../fixtures/ports.js";
 
 const N = 4;
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 interface Proc {
   child: ChildProcess;

@@ -6,7 +6,6 @@
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import https from "node:https";
-import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -18,6 +17,7 @@ import { createLogger } from "../../server/api/logger.js";
 import { loadConfig } from "../../server/config/config.js";
 import type { SandboxProvider } from "../../server/providers/provider.js";
 import { startServer, type SandboxServer } from "../../server/server.js";
+import { freePort } from "../fixtures/ports.js";
 
 function emptyProvider(ready: Promise<void>): SandboxProvider {
   return {
@@ -32,13 +32,6 @@ function emptyProvider(ready: Promise<void>): SandboxProvider {
   };
 }
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 const servers: SandboxServer[] = [];
 afterAll(async () => {
