@@ -3,6 +3,7 @@
  * port via connect-node, and graceful shutdown. Health says SERVING only once
  * the provider is ready, NOT_SERVING while draining.
  */
+import { ProxmoxProvider } from "./providers/proxmox/index.js";
 import fs from "node:fs";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -31,6 +32,7 @@ export interface SandboxServer {
 }
 
 export function makeProvider(config: Config, logger: Logger): SandboxProvider {
+  if (config.provider === "proxmox") return new ProxmoxProvider(config.proxmox!, { logger });
   return new LocalRuntime({ instance: config.local.instance, subnet: config.local.subnet, stateDir: config.local.stateDir, logger });
 }
 

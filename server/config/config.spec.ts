@@ -36,7 +36,7 @@ describe("loadConfig", () => {
   it.each([
     [{ SANDBOXD_LISTEN: "x" }, "SANDBOXD_LISTEN: expected host:port, got 'x'"],
     [{ SANDBOXD_LISTEN: "h:70000" }, "SANDBOXD_LISTEN: expected host:port"],
-    [{ SANDBOXD_PROVIDER: "proxmox" }, "SANDBOXD_PROVIDER: provider 'proxmox' is not available yet"],
+    [{ SANDBOXD_PROVIDER: "proxmox" }, "SANDBOXD_PROXMOX_URL: required when SANDBOXD_PROVIDER=proxmox"],
     [{ SANDBOXD_PROVIDER: "aws" }, "SANDBOXD_PROVIDER: expected 'local'"],
     [{ SANDBOXD_TLS_CERT: "/c" }, "SANDBOXD_TLS_CERT and SANDBOXD_TLS_KEY"],
     [{ SANDBOXD_LOG_LEVEL: "loud" }, "SANDBOXD_LOG_LEVEL: expected one of"],

@@ -4,10 +4,13 @@
  * value is validated at start; errors name the setting at fault.
  */
 import fs from "node:fs";
+import { PROXMOX_SETTINGS, ProxmoxConfigError, parseProxmoxConfig, type ProxmoxConfig } from "../providers/proxmox/config.js";
 
 export interface Config {
   listen: { host: string; port: number };
-  provider: "local";
+  provider: "local" | "proxmox";
+  /** Set when provider is "proxmox". */
+  proxmox?: ProxmoxConfig;
   tls?: { certFile: string; keyFile: string };
   logLevel: string;
   lease: { defaultTtlMs: number; maxTtlMs: number; reapIntervalMs: number };
@@ -41,7 +44,7 @@ const SETTINGS = {
 type Setting = keyof typeof SETTINGS;
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
-const PROVIDERS_LATER = ["proxmox"];
+const PROVIDERS = ["local", "proxmox"];
 
 /** Reads the file (if SANDBOXD_CONFIG is set) and the environment. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile = (p: string) => fs.readFileSync(p, "utf8")): Config {
@@ -61,7 +64,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile = (p: 
     }
     if (typeof file !== "object" || file === null || Array.isArray(file)) throw new ConfigError(`SANDBOXD_CONFIG: ${path} must hold a JSON object`);
     for (const key of Object.keys(file)) {
-      if (!(key in SETTINGS)) throw new ConfigError(`SANDBOXD_CONFIG: unknown setting '${key}' (known: ${Object.keys(SETTINGS).join(", ")})`);
+      if (!(key in SETTINGS) && !(key in PROXMOX_SETTINGS)) {
+        throw new ConfigError(`SANDBOXD_CONFIG: unknown setting '${key}' (known: ${[...Object.keys(SETTINGS), ...Object.keys(PROXMOX_SETTINGS)].join(", ")})`);
+      }
     }
   }
   /** The raw value and the name to blame in errors. */
@@ -96,8 +101,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile = (p: 
 
   const prov = get("provider");
   const provider = prov.value ?? "local";
-  if (PROVIDERS_LATER.includes(provider)) throw new ConfigError(`${prov.name}: provider '${provider}' is not available yet (only 'local')`);
-  if (provider !== "local") fail(prov.name, "'local'", provider);
+  if (!PROVIDERS.includes(provider)) fail(prov.name, "'local' or 'proxmox'", provider);
+  let proxmox: ProxmoxConfig | undefined;
+  if (provider === "proxmox") {
+    const getP = (s: keyof typeof PROXMOX_SETTINGS): { value: string | undefined; name: string } => {
+      for (const v of PROXMOX_SETTINGS[s]) if (env[v] !== undefined && env[v] !== "") return { value: env[v], name: v };
+      const f = file[s];
+      const name = path ? `${PROXMOX_SETTINGS[s][0]} (${s} in ${path})` : PROXMOX_SETTINGS[s][0];
+      return { value: f === undefined || f === null ? undefined : String(f), name };
+    };
+    try {
+      proxmox = parseProxmoxConfig(getP, parseDuration);
+    } catch (e) {
+      if (e instanceof ProxmoxConfigError) throw new ConfigError(e.message);
+      throw e;
+    }
+  }
 
   const cert = get("tlsCert");
   const key = get("tlsKey");
@@ -122,7 +141,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile = (p: 
 
   return {
     listen: listen!,
-    provider: "local",
+    provider: provider as Config["provider"],
+    proxmox,
     tls: cert.value !== undefined ? { certFile: cert.value, keyFile: key.value! } : undefined,
     logLevel,
     lease: { defaultTtlMs, maxTtlMs, reapIntervalMs: duration("leaseReapInterval", 1000) },

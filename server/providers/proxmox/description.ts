@@ -1,0 +1,64 @@
+/**
+ * How sandboxd marks its containers: a tag (list() only considers tagged CTs
+ * in the pool) and a description carrying the handle's metadata as JSON, so a
+ * restarted sandboxd can rebuild handles from the API alone.
+ */
+import type { SandboxSpec } from "../provider.js";
+
+export const DEFAULT_TAG = "sandboxd";
+const HEADER = "Managed by sandboxd: destroyed automatically, do not edit.";
+const PREFIX = "sandboxd-meta:";
+/** PVE's limit on description length. */
+export const MAX_DESCRIPTION = 8192;
+
+export interface SandboxMeta {
+  id: string;
+  spec: SandboxSpec;
+  createdAt: Date;
+}
+
+export function formatDescription(meta: SandboxMeta): string {
+  const json = JSON.stringify({ v: 1, id: meta.id, createdAt: meta.createdAt.toISOString(), spec: meta.spec });
+  return `${HEADER}\n${PREFIX}${json}`;
+}
+
+/** The metadata, or undefined for a description sandboxd did not write (or one that was mangled). */
+export function parseDescription(text: string | undefined): SandboxMeta | undefined {
+  if (!text) return undefined;
+  const line = text.split(/\r?\n/).find((l) => l.startsWith(PREFIX));
+  if (!line) return undefined;
+  try {
+    const o = JSON.parse(line.slice(PREFIX.length)) as Record<string, any>;
+    if (o.v !== 1 || typeof o.id !== "string" || typeof o.spec !== "object" || o.spec === null) return undefined;
+    const createdAt = new Date(String(o.createdAt));
+    if (Number.isNaN(createdAt.getTime())) return undefined;
+    const s = o.spec;
+    const labels: Record<string, string> = {};
+    for (const [k, v] of Object.entries((s.labels ?? {}) as Record<string, unknown>)) labels[k] = String(v);
+    return {
+      id: o.id,
+      createdAt,
+      spec: { cores: Number(s.cores), memoryMiB: Number(s.memoryMiB), diskGiB: Number(s.diskGiB), internet: Boolean(s.internet), labels },
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** PVE stores tags lowercased and ';'-joined; the API accepts ',', ';' or spaces. */
+export function parseTags(tags: string | undefined): string[] {
+  return (tags ?? "").split(/[;,\s]+/).filter(Boolean).map((t) => t.toLowerCase());
+}
+
+export function hasTag(tags: string | undefined, tag: string): boolean {
+  return parseTags(tags).includes(tag.toLowerCase());
+}
+
+/** Adds our tag to whatever the template carried (clones copy tags). */
+export function withTag(tags: string | undefined, tag: string): string {
+  const all = new Set(parseTags(tags));
+  all.add(tag.toLowerCase());
+  return [...all].sort().join(";");
+}
+
+export const TAG_PATTERN = /^[a-z0-9_][a-z0-9_\-+.]*$/i;

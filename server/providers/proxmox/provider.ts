@@ -1,0 +1,210 @@
+/**
+ * ProxmoxProvider: sandboxes are LXC containers cloned from a template into a
+ * pool on a Proxmox VE cluster. Only containers in the pool carrying sandboxd's
+ * tag and description are ever listed, changed or destroyed.
+ */
+import { readFileSync } from "node:fs";
+import { failedPrecondition, invalidArgument, notFound } from "../../errors.js";
+import type { CreateOptions, SandboxHandle, SandboxProvider, SandboxSpec, SandboxState } from "../provider.js";
+import type { Logger } from "../local/options.js";
+import { silentLogger } from "../local/options.js";
+import { PveClient } from "./client.js";
+import type { ProxmoxConfig } from "./config.js";
+import { createSandbox, vmidOf, type CreateContext } from "./create.js";
+import { MAX_DESCRIPTION, formatDescription, hasTag, parseDescription } from "./description.js";
+import { toSandboxError } from "./errors.js";
+import { ctPath, destroyVm, ipv4Of } from "./lifecycle.js";
+import { Placement, freeMemory, type NodeFigures } from "./placement.js";
+import { classify } from "./retry.js";
+
+interface Member {
+  vmid: number;
+  node: string;
+  type?: string;
+  template?: number;
+}
+
+export class ProxmoxProvider implements SandboxProvider {
+  readonly name = "proxmox";
+  private readonly client: PveClient;
+  private readonly log: Logger;
+  private readonly placement: Placement;
+  private privateKey = Buffer.alloc(0);
+  private templateNode: string;
+  /** id → node, learnt from creates and listings (a cache; the pool is the truth). */
+  private readonly nodes = new Map<string, string>();
+  private readonly creating = new Set<string>();
+
+  constructor(private readonly cfg: ProxmoxConfig, options: { logger?: Logger; client?: PveClient } = {}) {
+    this.log = options.logger ?? silentLogger;
+    this.client = options.client ?? new PveClient({ ...cfg, logger: this.log });
+    this.placement = new Placement(cfg.nodes);
+    this.templateNode = cfg.nodes[0]!;
+  }
+
+  async start(): Promise<void> {
+    try {
+      this.privateKey = readFileSync(this.cfg.sshKeyPath);
+    } catch (e) {
+      throw failedPrecondition(`SANDBOXD_SSH_KEY_PATH: cannot read ${this.cfg.sshKeyPath}: ${(e as Error).message}`);
+    }
+    // An authenticated call first: a wrong token fails here, naming the settings.
+    let pool: { members?: Member[] }[];
+    try {
+      pool = await this.client.get("/pools", { poolid: this.cfg.pool }, { deadline: Date.now() + 30_000 });
+    } catch (e) {
+      if (classify(e) === "not_found") throw failedPrecondition(`SANDBOXD_PROXMOX_POOL: pool '${this.cfg.pool}' does not exist on Proxmox`);
+      throw toSandboxError(e, `connecting to Proxmox at ${this.cfg.url}`);
+    }
+    const resources = await this.client.get<(NodeFigures & { type: string })[]>("/cluster/resources", { type: "node" }).catch(() => []);
+    const known = resources.filter((r) => r.type === "node").map((r) => r.node);
+    const missing = known.length ? this.cfg.nodes.filter((n) => !known.includes(n)) : [];
+    if (missing.length) throw failedPrecondition(`SANDBOXD_PROXMOX_NODES: node(s) ${missing.join(", ")} not in the cluster (known: ${known.join(", ")})`);
+    const template = pool[0]?.members?.find((m) => m.vmid === this.cfg.templateId);
+    if (template) this.templateNode = template.node;
+    else this.log.warn({ templateId: this.cfg.templateId }, "proxmox template not visible in the pool; assuming it lives on the first node");
+    try {
+      const conf = await this.client.get<Record<string, unknown>>(`${ctPath(this.templateNode, this.cfg.templateId)}/config`);
+      if (!conf.template) throw failedPrecondition(`SANDBOXD_PROXMOX_TEMPLATE_ID: CT ${this.cfg.templateId} is not a template`);
+    } catch (e) {
+      if (classify(e) === "permission" || classify(e) === "not_found") {
+        throw failedPrecondition(`SANDBOXD_PROXMOX_TEMPLATE_ID: template CT ${this.cfg.templateId} not found or not readable on node ${this.templateNode}`);
+      }
+      throw toSandboxError(e, "checking the template");
+    }
+    this.log.info({ url: this.cfg.url, pool: this.cfg.pool, nodes: this.cfg.nodes, templateNode: this.templateNode }, "proxmox provider ready");
+  }
+
+  async create(spec: SandboxSpec, options: CreateOptions = {}): Promise<SandboxHandle> {
+    this.validate(spec);
+    const signal = options.signal;
+    if (signal?.aborted) throw toSandboxError(signal.reason, "create", signal);
+    const figures = await this.client.get<NodeFigures[]>("/cluster/resources", { type: "node" }, { signal }).catch(() => [] as NodeFigures[]);
+    const slot = this.placement.pick(freeMemory(figures, this.cfg.nodes), spec.memoryMiB * 2 ** 20);
+    const ctx: CreateContext = { client: this.client, cfg: this.cfg, templateNode: this.templateNode, log: this.log };
+    let id: string | undefined;
+    try {
+      const c = await createSandbox(ctx, slot.node, spec, signal, (m) => {
+        id = m.id;
+        this.creating.add(m.id);
+        this.nodes.set(m.id, m.node);
+      });
+      this.log.info({ id: c.id, node: c.node, vmid: c.vmid, address: c.address }, "proxmox sandbox created");
+      return { id: c.id, state: "running", spec, address: c.address, ssh: this.ssh(c.address), createdAt: c.createdAt };
+    } catch (e) {
+      if (id) this.nodes.delete(id);
+      throw toSandboxError(e, `create on node ${slot.node}`, signal);
+    } finally {
+      slot.release();
+      if (id) this.creating.delete(id);
+    }
+  }
+
+  async destroy(id: string): Promise<void> {
+    try {
+      const found = await this.lookup(id);
+      if (!found) return;
+      await destroyVm(this.client, found.node, found.vmid, Date.now() + 180_000);
+      this.nodes.delete(id);
+    } catch (e) {
+      throw toSandboxError(e, `destroy ${id}`);
+    }
+  }
+
+  async get(id: string): Promise<SandboxHandle | undefined> {
+    try {
+      const found = await this.lookup(id);
+      return found && (await this.handle(id, found.node, found.vmid, found.conf));
+    } catch (e) {
+      throw toSandboxError(e, `get ${id}`);
+    }
+  }
+
+  async list(): Promise<SandboxHandle[]> {
+    try {
+      const members = await this.members();
+      const out = await Promise.all(members.filter((m) => !m.template && m.vmid !== this.cfg.templateId).map(async (m) => {
+        const conf = await this.config(m.node, m.vmid);
+        const meta = conf && hasTag(conf.tags as string, this.cfg.tag) ? parseDescription(conf.description as string) : undefined;
+        if (!conf || !meta || vmidOf(meta.id) !== m.vmid) return undefined;
+        this.nodes.set(meta.id, m.node);
+        return this.handle(meta.id, m.node, m.vmid, conf).catch(() => undefined);
+      }));
+      return out.filter((h): h is SandboxHandle => h !== undefined);
+    } catch (e) {
+      throw toSandboxError(e, "list");
+    }
+  }
+
+  async setInternet(id: string, enabled: boolean): Promise<void> {
+    const found = await this.lookup(id).catch((e) => Promise.reject(toSandboxError(e, `set internet ${id}`)));
+    if (!found) throw notFound(`sandbox ${id} not found`);
+    try {
+      await this.client.put(`${ctPath(found.node, found.vmid)}/firewall/options`, { enable: 1, policy_out: enabled ? "ACCEPT" : "DROP" }, { deadline: Date.now() + 60_000 });
+    } catch (e) {
+      throw toSandboxError(e, `set internet ${id}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+
+  private validate(spec: SandboxSpec): void {
+    if (!Number.isInteger(spec.cores) || spec.cores < 1 || spec.cores > 8192) throw invalidArgument("cores", "must be an integer from 1 to 8192");
+    if (!Number.isInteger(spec.memoryMiB) || spec.memoryMiB < 16) throw invalidArgument("memory_mib", "must be an integer ≥ 16");
+    if (!Number.isInteger(spec.diskGiB) || spec.diskGiB < 1) throw invalidArgument("disk_gib", "must be an integer ≥ 1");
+    const probe = formatDescription({ id: "sbx-999999999-ffffffff", spec, createdAt: new Date() });
+    if (probe.length > MAX_DESCRIPTION) throw invalidArgument("labels", `too large: Proxmox descriptions hold at most ${MAX_DESCRIPTION} characters`);
+  }
+
+  private ssh(address: string) {
+    return { host: address, port: 22, username: this.cfg.sshUser, privateKey: this.privateKey, hostKey: this.cfg.hostKey };
+  }
+
+  private async members(): Promise<Member[]> {
+    const pools = await this.client.get<{ members?: Member[] }[]>("/pools", { poolid: this.cfg.pool, type: "lxc" });
+    return (pools[0]?.members ?? []).filter((m) => m.type === undefined || m.type === "lxc");
+  }
+
+  /** A CT's config, or undefined when it is gone or outside our reach. */
+  private async config(node: string, vmid: number): Promise<Record<string, unknown> | undefined> {
+    try {
+      return await this.client.get<Record<string, unknown>>(`${ctPath(node, vmid)}/config`);
+    } catch (e) {
+      if (["not_found", "permission"].includes(classify(e))) return undefined;
+      throw e;
+    }
+  }
+
+  /** Finds the CT behind an id and checks it is ours: pool member, our tag, our description with this id. */
+  private async lookup(id: string): Promise<{ node: string; vmid: number; conf: Record<string, unknown> } | undefined> {
+    const vmid = vmidOf(id);
+    if (vmid === undefined) return undefined;
+    let node = this.nodes.get(id);
+    if (!node) {
+      node = (await this.members()).find((m) => m.vmid === vmid)?.node;
+      if (!node) return undefined;
+    }
+    const conf = await this.config(node, vmid);
+    if (!conf) return undefined;
+    const ours = hasTag(conf.tags as string, this.cfg.tag) && parseDescription(conf.description as string)?.id === id;
+    const mid = this.creating.has(id) && conf.hostname === id;
+    return ours || mid ? { node, vmid, conf } : undefined;
+  }
+
+  private async handle(id: string, node: string, vmid: number, conf: Record<string, unknown>): Promise<SandboxHandle> {
+    const meta = parseDescription(conf.description as string);
+    const path = ctPath(node, vmid);
+    const [ifaces, fw] = await Promise.all([
+      this.client.get(`${path}/interfaces`).catch(() => null),
+      this.client.get<Record<string, unknown>>(`${path}/firewall/options`).catch(() => undefined),
+    ]);
+    const address = ipv4Of(ifaces) ?? "";
+    const state: SandboxState = this.creating.has(id) ? "creating" : conf.lock === "destroyed" ? "destroying" : "running";
+    const spec: SandboxSpec = meta?.spec ?? { cores: Number(conf.cores ?? 1), memoryMiB: Number(conf.memory ?? 512), diskGiB: 0, internet: false, labels: {} };
+    if (fw) spec.internet = !(Number(fw.enable ?? 0) === 1 && String(fw.policy_out ?? "ACCEPT") !== "ACCEPT");
+    if (!address && state === "running") this.log.warn({ id, vmid }, "proxmox sandbox has no IPv4 address (stopped?)");
+    return { id, state, spec, address, ssh: this.ssh(address), createdAt: meta?.createdAt ?? new Date(0) };
+  }
+}
