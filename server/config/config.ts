@@ -111,7 +111,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile = (p: 
       return { value: f === undefined || f === null ? undefined : String(f), name };
     };
     try {
-      proxmox = parseProxmoxConfig(getP, parseDuration);
+      proxmox = parseProxmoxConfig(getP, parseDuration, readFile);
     } catch (e) {
       if (e instanceof ProxmoxConfigError) throw new ConfigError(e.message);
       throw e;
