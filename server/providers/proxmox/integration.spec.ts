@@ -11,6 +11,8 @@ import { isSandboxError } from "../../errors.js";
 import type { SandboxSpec } from "../provider.js";
 import type { ProxmoxConfig } from "./config.js";
 import { ProxmoxProvider } from "./provider.js";
+import { loadConfig } from "../../config/config.js";
+import { makeProvider } from "../../server.js";
 
 const FAST = { cloneMs: 150, startMs: 50, ipDelayMs: 100, stopMs: 10, destroyMs: 10, authFailDelayMs: 100 };
 const SPEC: SandboxSpec = { cores: 1, memoryMiB: 256, diskGiB: 2, internet: false, labels: { owner: "spec" } };
@@ -39,6 +41,23 @@ describe("ProxmoxProvider on the emulator", () => {
   afterAll(async () => {
     await provider?.close();
     await emu?.close();
+  });
+
+  it("is selected by SANDBOXD_PROVIDER=proxmox and configured from the environment", async () => {
+    const c = emu.connection;
+    const config = loadConfig({
+      SANDBOXD_PROVIDER: "proxmox", SANDBOXD_PROXMOX_URL: c.url, SANDBOXD_PROXMOX_TOKEN_ID: c.tokenId, SANDBOX_PROXMOX_SECRET: c.secret,
+      SANDBOXD_PROXMOX_NODES: c.nodes.join(","), SANDBOXD_PROXMOX_TEMPLATE_ID: String(c.templateId), SANDBOXD_PROXMOX_POOL: c.pool,
+      SANDBOXD_PROXMOX_BRIDGE: c.bridge, SANDBOXD_PROXMOX_CA_FILE: c.caFile, SANDBOXD_PROXMOX_HOST_KEY: c.hostKey, SANDBOXD_SSH_KEY_PATH: c.sshKeyPath,
+    });
+    const p = makeProvider(config, { debug() {}, info() {}, warn() {}, error() {} } as never);
+    expect(p.name).toBe("proxmox");
+    try {
+      await p.start();
+      expect(await p.list()).toEqual([]);
+    } finally {
+      await p.close();
+    }
   });
 
   it("fails at start with a wrong token, naming the settings", async () => {
