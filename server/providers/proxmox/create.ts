@@ -132,8 +132,11 @@ async function cloneOutcome(ctx: CreateContext, node: string, vmid: number, id: 
     } catch (e) {
       if (classify(e) !== "exists") throw e;
     }
+    // Visible once the clone worker added it to the pool (403 before); a racer may have put it on another node.
+    const vms = await client.get<{ vmid: number; node: string }[]>("/cluster/resources", { type: "vm" }, { deadline, signal });
+    const where = vms.find((v) => Number(v.vmid) === vmid)?.node;
+    if (where && where !== node) return "taken";
     try {
-      // Visible once the clone worker added it to the pool (403 before).
       const conf = await client.get<Record<string, unknown>>(`${ctPath(node, vmid)}/config`, {}, { deadline, signal });
       return conf.hostname === id ? "ours" : "taken";
     } catch (e) {
