@@ -11,18 +11,20 @@ import { Worker } from "node:worker_threads";
 import type { SshTarget } from "../server/providers/provider.js";
 import type { FromWorker, ToWorker } from "./lib/server-worker.js";
 import { benchGrpc, grpcClient } from "./grpc.js";
+import { benchPve } from "./pve.js";
 import { benchCreate, benchSsh, ensureHostFile } from "./local.js";
 import { BenchResults } from "./lib/results.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** `npm run bench` runs every part; `npm run bench -- grpc` (or `local`) just one. */
+/** `npm run bench` runs every part; `npm run bench -- grpc` (or `local`, `pve`) just one. */
 async function main(): Promise<void> {
   const only = process.argv[2];
   const results = new BenchResults();
   const hostFile = await ensureHostFile("/var/tmp/sandboxd-bench-1g.bin");
   if (only === undefined || only === "local") await benchLocal(results, hostFile);
   if (only === undefined || only === "grpc") await benchThroughServer(results, hostFile);
+  if (only === undefined || only === "pve") await benchPve(results);
   results.add("bench_peak_rss", process.resourceUsage().maxRSS / 1024, "MiB");
   results.write(join(here, "results.json"));
   results.printTable();
