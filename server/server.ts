@@ -21,6 +21,7 @@ import { LocalRuntime } from "./providers/local/index.js";
 import type { SandboxProvider } from "./providers/provider.js";
 import { SandboxManager } from "./sandboxes/manager.js";
 import { SessionRegistry } from "./ssh/index.js";
+import { sleep } from "./sleep.js";
 
 export interface SandboxServer {
   /** host:port actually listened on (port 0 in the config picks a free one). */
@@ -92,4 +93,3 @@ export async function startServer(config: Config, logger: Logger, provider = mak
   return { address, manager, health, shutdown: () => (shuttingDown ??= shutdown()) };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

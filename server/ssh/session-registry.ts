@@ -8,6 +8,7 @@ import type { SshTarget } from "../providers/provider.js";
 import type { ChannelOutput } from "./channel-output.js";
 import { ChannelRefusedError, defaultConnectionOptions, type ConnectionOptions } from "./connection.js";
 import { SandboxPool, type ChannelLease, type PoolOptions } from "./sandbox-pool.js";
+import { sleep } from "../sleep.js";
 
 export type TargetResolver = (sandboxId: string) => Promise<SshTarget | undefined>;
 
@@ -175,17 +176,4 @@ function sameTarget(a: SshTarget, b: SshTarget): boolean {
   );
 }
 
-function pause(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(cancelled("cancelled"));
-    const t = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(cancelled("cancelled"));
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
+const pause = (ms: number, signal?: AbortSignal) => sleep(ms, signal, () => cancelled("cancelled"));

@@ -54,7 +54,7 @@ export function run(cmd: string, args: string[], options: RunOptions = {}): Prom
   });
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export { sleep } from "../../sleep.js";
 
 export async function exists(path: string): Promise<boolean> {
   try {
