@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ExecExited_Reason } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
-import { collectExec, startE2E, type E2E } from "./harness.js";
+import { collectExec, PROVIDERS, startE2E, type E2E } from "./harness.js";
 
 let e: E2E;
 let id: string;
@@ -32,9 +32,9 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
   return Code[(err as ConnectError).code];
 }
 
-describe("Exec", () => {
+describe.each(PROVIDERS)("Exec (%s)", (provider) => {
   beforeAll(async () => {
-    e = await startE2E(1);
+    e = await startE2E(1, {}, provider);
     id = (await e.grpc.createSandbox({ resources: { cores: 1, memoryMib: 512 } })).sandbox!.id;
   });
   afterAll(async () => {

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { UploadRequestSchema } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
-import { collectExec, startE2E, type E2E } from "./harness.js";
+import { collectExec, PROVIDERS, startE2E, type E2E } from "./harness.js";
 
 type UploadMsg = MessageInitShape<typeof UploadRequestSchema>;
 let e: E2E;
@@ -39,9 +39,9 @@ async function failure(p: Promise<unknown>): Promise<ConnectError> {
   return err as ConnectError;
 }
 
-describe("Upload and Download", () => {
+describe.each(PROVIDERS)("Upload and Download (%s)", (provider) => {
   beforeAll(async () => {
-    e = await startE2E(2);
+    e = await startE2E(2, {}, provider);
     id = (await e.grpc.createSandbox({})).sandbox!.id;
   });
   afterAll(async () => {

@@ -3,19 +3,30 @@
  * LocalRuntime instance and subnet, with connect-es clients over gRPC,
  * Connect/HTTP2 and Connect/HTTP1.1. stop() shuts the server down and purges
  * the instance (every sandbox, bridge, nft table) whatever happened.
+ * With provider "proxmox" the server runs a ProxmoxProvider against a PVE
+ * emulator (whose containers are local sandboxes); stop() also closes the
+ * emulator, which purges its runtime.
  */
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { createLogger } from "../../server/api/logger.js";
 import { loadConfig, type Config } from "../../server/config/config.js";
 import { LocalRuntime } from "../../server/providers/local/index.js";
+import { ProxmoxProvider, type ProxmoxConfig } from "../../server/providers/proxmox/index.js";
+import { startEmulator, type Emulator } from "../pve-emulator/index.js";
 import { startServer, type SandboxServer } from "../../server/server.js";
 import { SandboxService } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
+
+export const PROVIDERS = ["local", "proxmox"] as const;
+export type ProviderName = (typeof PROVIDERS)[number];
 
 export type SandboxClient = Client<typeof SandboxService>;
 
 export interface E2E {
   server: SandboxServer;
+  provider: ProviderName;
+  /** Only with provider "proxmox". */
+  emulator?: Emulator;
   baseUrl: string;
   grpc: SandboxClient;
   connect2: SandboxClient;
@@ -28,7 +39,23 @@ export function e2eInstance(n: number): { instance: string; subnet: string } {
   return { instance: `sandboxd-t-e2e${n}`, subnet: `198.18.${240 + n}.0/24` };
 }
 
-export async function startE2E(n: number, env: Record<string, string> = {}): Promise<E2E> {
+/** The PVE emulator's runtime for spec file n: sandboxd-t-e2e<n>-pve on 198.18.190+n.0/24. */
+export function e2eEmulatorInstance(n: number): { instance: string; subnet: string } {
+  return { instance: `sandboxd-t-e2e${n}-pve`, subnet: `198.18.${190 + n}.0/24` };
+}
+
+const EMULATOR_TIMING = { cloneMs: 150, startMs: 50, ipDelayMs: 100, stopMs: 10, destroyMs: 10, authFailDelayMs: 100 };
+
+function proxmoxConfigOf(emu: Emulator): ProxmoxConfig {
+  const c = emu.connection;
+  return {
+    url: c.url, tokenId: c.tokenId, secret: c.secret, nodes: c.nodes, templateId: c.templateId, pool: c.pool, bridge: c.bridge,
+    caFile: c.caFile, insecure: false, hostKey: c.hostKey, sshKeyPath: c.sshKeyPath, sshUser: c.sshUser, tag: "sandboxd",
+    connectTimeoutMs: 5000, requestTimeoutMs: 15_000, createTimeoutMs: 90_000,
+  };
+}
+
+export async function startE2E(n: number, env: Record<string, string> = {}, provider: ProviderName = "local"): Promise<E2E> {
   const { instance, subnet } = e2eInstance(n);
   const config: Config = loadConfig({
     SANDBOXD_LISTEN: "127.0.0.1:0",
@@ -40,17 +67,32 @@ export async function startE2E(n: number, env: Record<string, string> = {}): Pro
     ...env,
   });
   const logger = createLogger(process.env.E2E_LOG_LEVEL ?? "silent");
+  let emulator: Emulator | undefined;
+  const cleanup = async () => {
+    try {
+      await emulator?.close();
+    } finally {
+      await purge(n);
+    }
+  };
   let server: SandboxServer;
   try {
-    server = await startServer(config, logger);
+    if (provider === "proxmox") {
+      emulator = await startEmulator({ port: 0, nodes: 1, timing: EMULATOR_TIMING, ...e2eEmulatorInstance(n) });
+      server = await startServer(config, logger, new ProxmoxProvider(proxmoxConfigOf(emulator), { logger }));
+    } else {
+      server = await startServer(config, logger);
+    }
   } catch (err) {
-    await purge(n);
+    await cleanup();
     throw err;
   }
   const baseUrl = `http://${server.address}`;
   let stopped: Promise<void> | undefined;
   return {
     server,
+    provider,
+    emulator,
     baseUrl,
     grpc: createClient(SandboxService, createGrpcTransport({ baseUrl })),
     connect2: createClient(SandboxService, createConnectTransport({ baseUrl, httpVersion: "2" })),
@@ -60,7 +102,7 @@ export async function startE2E(n: number, env: Record<string, string> = {}): Pro
         try {
           await server.shutdown();
         } finally {
-          await purge(n);
+          await cleanup();
         }
       })()),
   };
