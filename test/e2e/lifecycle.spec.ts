@@ -111,10 +111,7 @@ describe.each(PROVIDERS)("sandbox lifecycle over every transport (%s)", (provide
     await e.grpc.destroySandbox({ sandboxId: "sbx-neverexisted" }); // idempotent for unknown ids too
   });
 
-  // Known gap: label keys are validated by the LocalRuntime (providers/local/spec.ts) only;
-  // ProxmoxProvider accepts "-bad" and creates the sandbox. it.fails keeps this visible and
-  // turns red once the validation is shared, so this can become a plain `it` for both.
-  (provider === "proxmox" ? it.fails : it)("rejects invalid label keys", async () => {
+  it("rejects invalid label keys", async () => {
     const p = e.grpc.createSandbox({ labels: { "-bad": "x" } });
     p.then((r) => made.push(r.sandbox!.id), () => {});
     await expectCode(p, Code.InvalidArgument, /labels/);

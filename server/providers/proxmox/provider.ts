@@ -16,6 +16,7 @@ import { toSandboxError } from "./errors.js";
 import { ctPath, destroyVm, ipv4Of } from "./lifecycle.js";
 import { Placement, freeMemory, type NodeFigures } from "./placement.js";
 import { classify } from "./retry.js";
+import { validateLabels } from "../labels.js";
 
 interface Member {
   vmid: number;
@@ -154,6 +155,7 @@ export class ProxmoxProvider implements SandboxProvider {
     if (!Number.isInteger(spec.cores) || spec.cores < 1 || spec.cores > 8192) throw invalidArgument("cores", "must be an integer from 1 to 8192");
     if (!Number.isInteger(spec.memoryMiB) || spec.memoryMiB < 16) throw invalidArgument("memory_mib", "must be an integer ≥ 16");
     if (!Number.isInteger(spec.diskGiB) || spec.diskGiB < 1) throw invalidArgument("disk_gib", "must be an integer ≥ 1");
+    validateLabels(spec.labels);
     const probe = formatDescription({ id: "sbx-999999999-ffffffff", spec, createdAt: new Date() });
     if (probe.length > MAX_DESCRIPTION) throw invalidArgument("labels", `too large: Proxmox descriptions hold at most ${MAX_DESCRIPTION} characters`);
   }
