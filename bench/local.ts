@@ -3,21 +3,17 @@
  * create→sshd-ready latency, and the SSH data plane (registry exec, streaming,
  * SFTP upload/download) against raw ssh2 and the OpenSSH tools on the same sandbox.
  */
-import { createReadStream, createWriteStream, existsSync, statSync, rmSync } from "node:fs";
+import { createReadStream, createWriteStream, existsSync, statSync } from "node:fs";
 import { pipeline } from "node:stream/promises";
-import { Writable } from "node:stream";
 import type { LocalRuntime } from "../server/providers/local/index.js";
 import type { SandboxHandle, SandboxSpec } from "../server/providers/provider.js";
 import { SessionRegistry, download, exec, upload } from "../server/ssh/index.js";
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
-import { OpenSshFiles, openSshStreamMs, rawExec, rawSsh2, remote, scpMs } from "./lib/baselines.js";
+import { OpenSshFiles, openSshStreamMs, rawExec, rawSsh2 } from "./lib/baselines.js";
+import { compareFileRounds, compareLatency, FILE_BYTES } from "./lib/compare.js";
 import type { BenchResults } from "./lib/results.js";
-import { mbPerSecond, nowMs, percentile, timeEach } from "./lib/stats.js";
+import { mbPerSecond, nowMs, percentile } from "./lib/stats.js";
 
 export const STREAM_BYTES = 1_000_000_000;
-export const FILE_BYTES = 2 ** 30;
-const FILE_ROUNDS = 3;
 const SMALL: SandboxSpec = { cores: 1, memoryMiB: 256, diskGiB: 1, internet: false, labels: { bench: "create" } };
 
 export async function benchCreate(runtime: LocalRuntime, results: BenchResults, count = 20): Promise<void> {
@@ -46,17 +42,9 @@ export async function benchSsh(sb: SandboxHandle, registry: SessionRegistry, res
   const raw = await rawSsh2(sb.ssh);
   const openssh = new OpenSshFiles(sb.ssh);
   try {
-    // Exec latency: warm both paths, then alternate batches so drift hits both alike.
-    await timeEach(20, () => rawExec(raw, "true"));
-    await timeEach(20, () => registryExec(registry, sb.id, ["true"]));
-    const rawSamples: number[] = [];
-    const ourSamples: number[] = [];
-    for (let batch = 0; batch < 10; batch++) {
-      rawSamples.push(...(await timeEach(30, () => rawExec(raw, "true"))));
-      ourSamples.push(...(await timeEach(30, () => registryExec(registry, sb.id, ["true"]))));
-    }
-    results.add("ssh_exec_p50", percentile(ourSamples, 50), "ms", percentile(rawSamples, 50), { target_ratio_max: 1.2 });
-    results.add("ssh_exec_p99", percentile(ourSamples, 99), "ms", percentile(rawSamples, 99));
+    const lat = await compareLatency(() => rawExec(raw, "true"), () => registryExec(registry, sb.id, ["true"]));
+    results.add("ssh_exec_p50", percentile(lat.ours, 50), "ms", percentile(lat.raw, 50), { target_ratio_max: 1.2 });
+    results.add("ssh_exec_p99", percentile(lat.ours, 99), "ms", percentile(lat.raw, 99));
 
     // 1 GB of stdout: registry vs raw ssh2 vs the OpenSSH client.
     const cmd = `head -c ${STREAM_BYTES} /dev/zero`;
@@ -73,39 +61,16 @@ export async function benchSsh(sb: SandboxHandle, registry: SessionRegistry, res
     results.add("ssh_stream_throughput", ourRate, "MB/s", rawRate, { target_ratio_min: 0.9 });
     results.add("ssh_stream_throughput_vs_openssh", ourRate, "MB/s", mbPerSecond(STREAM_BYTES, sshMs));
 
-    // 1 GiB upload and download: SFTP through the registry vs OpenSSH scp. Disk
-    // writeback makes single runs noisy, so rounds alternate and medians count.
+    // 1 GiB upload and download: SFTP through the registry vs OpenSSH scp.
     const target = "/home/sandbox/bench-1g";
-    const local = `${hostFile}.down`;
-    const settle = async () => {
-      await registryExec(registry, sb.id, ["rm", "-f", target]);
-      rmSync(local, { force: true });
-      await runHost("sync");
-    };
-    const up: number[] = [];
-    const scpUp: number[] = [];
-    const down: number[] = [];
-    const scpDown: number[] = [];
-    for (let round = 0; round < FILE_ROUNDS; round++) {
-      await settle();
-      scpUp.push(await scpMs(openssh, hostFile, remote(sb.ssh, target)));
-      await settle();
-      let t0 = nowMs();
-      await upload(registry, sb.id, { path: target, source: createReadStream(hostFile, { highWaterMark: 1 << 20 }) });
-      up.push(nowMs() - t0);
-      await runHost("sync");
-      scpDown.push(await scpMs(openssh, remote(sb.ssh, target), local));
-      rmSync(local, { force: true });
-      await runHost("sync");
-      t0 = nowMs();
-      await pipeline(downloadData(registry, sb.id, target), createWriteStream(local));
-      down.push(nowMs() - t0);
-      if (statSync(local).size !== FILE_BYTES) throw new Error("download lost bytes");
-    }
-    await settle();
-    const rate = (ms: number[]) => mbPerSecond(FILE_BYTES, percentile(ms, 50));
-    results.add("ssh_upload_throughput", rate(up), "MB/s", rate(scpUp), { target_ratio_min: 1.0, rounds: FILE_ROUNDS });
-    results.add("ssh_download_throughput", rate(down), "MB/s", rate(scpDown), { target_ratio_min: 1.0, rounds: FILE_ROUNDS });
+    const files = await compareFileRounds({
+      ssh: sb.ssh, openssh, hostFile, target, suffix: "down",
+      removeRemote: () => registryExec(registry, sb.id, ["rm", "-f", target]),
+      upload: async () => void (await upload(registry, sb.id, { path: target, source: createReadStream(hostFile, { highWaterMark: 1 << 20 }) })),
+      download: (local) => pipeline(downloadData(registry, sb.id, target), createWriteStream(local)),
+    });
+    results.add("ssh_upload_throughput", files.up, "MB/s", files.scpUp, { target_ratio_min: 1.0, rounds: files.rounds });
+    results.add("ssh_download_throughput", files.down, "MB/s", files.scpDown, { target_ratio_min: 1.0, rounds: files.rounds });
   } finally {
     raw.end();
     openssh.cleanup();
@@ -115,8 +80,6 @@ export async function benchSsh(sb: SandboxHandle, registry: SessionRegistry, res
 async function* downloadData(registry: SessionRegistry, id: string, path: string): AsyncGenerator<Buffer> {
   for await (const ev of download(registry, id, { path })) if (ev.type === "data") yield ev.data;
 }
-
-const runHost = (cmd: string, ...args: string[]) => promisify(execFile)(cmd, args);
 
 /** A 1 GiB file of random bytes on the host, made once and reused by later runs. */
 export async function ensureHostFile(path: string): Promise<string> {
@@ -138,4 +101,3 @@ export async function ensureHostFile(path: string): Promise<string> {
   return path;
 }
 
-export const devNull = () => new Writable({ write: (_c, _e, cb) => cb() });
