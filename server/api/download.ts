@@ -13,7 +13,7 @@ export async function* downloadFile(deps: ApiDeps, req: DownloadRequest, ctx: Ha
   noteSandbox(ctx, id);
   if (!req.path) throw invalidArgument("path", "required");
   const events = download(deps.registry, id, { path: req.path, offset: u64(req.offset, "offset"), signal: ctx.signal });
-  const release = deps.manager.use(id);
+  const release = await deps.manager.use(id);
   ctx.signal.addEventListener("abort", release, { once: true });
   try {
     for await (const ev of events) {

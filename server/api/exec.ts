@@ -48,7 +48,7 @@ export async function* execCommand(deps: ApiDeps, req: ExecRequest, ctx: Handler
   const id = requireSandboxId(req.sandboxId);
   noteSandbox(ctx, id);
   const options = execOptions(req);
-  const release = deps.manager.use(id);
+  const release = await deps.manager.use(id);
   // Unpin from the abort listener too: a generator stalled at `yield` may never reach `finally`.
   ctx.signal.addEventListener("abort", release, { once: true });
   try {

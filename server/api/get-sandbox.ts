@@ -5,7 +5,7 @@ import { requireSandboxId, sandboxToProto } from "./convert.js";
 import type { ApiDeps } from "./deps.js";
 import { noteSandbox } from "./rpc-log.js";
 
-export function getSandbox(deps: ApiDeps, req: GetSandboxRequest, ctx: HandlerContext): MessageInitShape<typeof GetSandboxResponseSchema> {
+export async function getSandbox(deps: ApiDeps, req: GetSandboxRequest, ctx: HandlerContext): Promise<MessageInitShape<typeof GetSandboxResponseSchema>> {
   noteSandbox(ctx, req.sandboxId);
-  return { sandbox: sandboxToProto(deps.manager.get(requireSandboxId(req.sandboxId))) };
+  return { sandbox: sandboxToProto(await deps.manager.get(requireSandboxId(req.sandboxId))) };
 }

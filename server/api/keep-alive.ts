@@ -6,8 +6,8 @@ import { durationToMs, requireSandboxId } from "./convert.js";
 import type { ApiDeps } from "./deps.js";
 import { noteSandbox } from "./rpc-log.js";
 
-export function keepAlive(deps: ApiDeps, req: KeepAliveRequest, ctx: HandlerContext): MessageInitShape<typeof KeepAliveResponseSchema> {
+export async function keepAlive(deps: ApiDeps, req: KeepAliveRequest, ctx: HandlerContext): Promise<MessageInitShape<typeof KeepAliveResponseSchema>> {
   noteSandbox(ctx, req.sandboxId);
-  const expires = deps.manager.keepAlive(requireSandboxId(req.sandboxId), durationToMs(req.leaseTtl, "lease_ttl"));
+  const expires = await deps.manager.keepAlive(requireSandboxId(req.sandboxId), durationToMs(req.leaseTtl, "lease_ttl"));
   return { leaseExpiresAt: timestampFromDate(expires) };
 }

@@ -22,7 +22,7 @@ export async function uploadFile(deps: ApiDeps, requests: AsyncIterable<UploadRe
   const id = requireSandboxId(h.sandboxId);
   noteSandbox(ctx, id);
   if (!h.path) throw invalidArgument("path", "required");
-  const release = deps.manager.use(id);
+  const release = await deps.manager.use(id);
   ctx.signal.addEventListener("abort", release, { once: true });
 
   async function* data(): AsyncGenerator<Uint8Array> {

@@ -13,7 +13,8 @@ export interface Config {
   proxmox?: ProxmoxConfig;
   tls?: { certFile: string; keyFile: string };
   logLevel: string;
-  lease: { defaultTtlMs: number; maxTtlMs: number; reapIntervalMs: number };
+  /** syncIntervalMs: how often a replica re-lists the provider's sandboxes (0: never). */
+  lease: { defaultTtlMs: number; maxTtlMs: number; reapIntervalMs: number; syncIntervalMs: number };
   defaults: { cores: number; memoryMiB: number; diskGiB: number };
   local: { instance: string; subnet: string; stateDir?: string };
   shutdownGraceMs: number;
@@ -33,6 +34,7 @@ const SETTINGS = {
   leaseDefaultTtl: "SANDBOXD_LEASE_DEFAULT_TTL",
   leaseMaxTtl: "SANDBOXD_LEASE_MAX_TTL",
   leaseReapInterval: "SANDBOXD_LEASE_REAP_INTERVAL",
+  syncInterval: "SANDBOXD_SYNC_INTERVAL",
   defaultCores: "SANDBOXD_DEFAULT_CORES",
   defaultMemoryMiB: "SANDBOXD_DEFAULT_MEMORY_MIB",
   defaultDiskGiB: "SANDBOXD_DEFAULT_DISK_GIB",
@@ -145,7 +147,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile = (p: 
     proxmox,
     tls: cert.value !== undefined ? { certFile: cert.value, keyFile: key.value! } : undefined,
     logLevel,
-    lease: { defaultTtlMs, maxTtlMs, reapIntervalMs: duration("leaseReapInterval", 1000) },
+    lease: { defaultTtlMs, maxTtlMs, reapIntervalMs: duration("leaseReapInterval", 1000), syncIntervalMs: duration("syncInterval", 10_000) },
     defaults: { cores: int("defaultCores", 1, 1), memoryMiB: int("defaultMemoryMiB", 512, 64), diskGiB: int("defaultDiskGiB", 2, 1) },
     local: { instance: instance.value ?? "sandboxd", subnet: subnet.value ?? "198.18.0.0/16", stateDir: get("localStateDir").value },
     shutdownGraceMs: duration("shutdownGrace", 10_000),

@@ -1,28 +1,62 @@
 /**
  * Leases: every sandbox lives until its lease runs out unless renewed with
- * KeepAlive. An RPC in flight on a sandbox pins it: the reaper never takes a
- * pinned sandbox, and when the last RPC ends an already expired lease starts
- * over from then (a long Exec must not be followed by an instant reap).
+ * KeepAlive. The provider stores each lease with its sandbox (the source of
+ * truth for a restarted sandboxd and for other replicas); this table is the
+ * replica's cache of it, and the place that keeps provider writes rare.
  *
- * In memory for now; a later issue persists leases in the provider, so the
- * table only deals in plain values (ids, TTLs, times).
+ * The write rule: a renewal asking for `now + ttl` costs nothing while the
+ * lease already runs at least that long. Otherwise the lease is extended to
+ * `now + 1.5 × ttl` and written. The next write is then due at the earliest
+ * half a TTL later: at most one provider write per sandbox per half TTL,
+ * whatever the renewal rate. The price: a lease may run up to half a TTL
+ * longer than the last renewal asked for; `expiresAt` always says when.
+ *
+ * An RPC in flight on a sandbox (Exec, Upload, Download) pins it: the reaper
+ * keeps renewing a pinned lease by the same rule (so other replicas, which
+ * only see the stored lease, leave it alone), and when the last RPC ends the
+ * lease starts over from then (a long Exec is not followed by an instant reap).
  */
+import type { StoredLease } from "../providers/provider.js";
+
+/** Where leases are stored: the SandboxProvider. */
+export interface LeaseStore {
+  extendLease(id: string, lease: StoredLease): Promise<StoredLease>;
+  readLease(id: string): Promise<StoredLease | null | undefined>;
+}
+
+/** A written lease runs this many TTLs from the renewal that wrote it. */
+export const GRANT_TTLS = 1.5;
+
 export interface Lease {
   readonly sandboxId: string;
   /** The TTL renewals use when none is given. */
   ttlMs: number;
+  /** When the lease runs out; never earlier than what the store holds. */
   expiresAt: number;
-  /** RPCs (Exec, Upload, Download) running on the sandbox. */
+  /** RPCs (Exec, Upload, Download) running on the sandbox on this replica. */
   inFlight: number;
+  /** The store write in progress (one at a time per lease). */
+  writing?: Promise<void>;
 }
 
 export class LeaseTable {
   private readonly leases = new Map<string, Lease>();
+  /** Store writes done (for tests and the benchmark). */
+  writes = 0;
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly store: LeaseStore,
+    private readonly now: () => number = Date.now,
+  ) {}
 
-  create(sandboxId: string, ttlMs: number): Lease {
-    const lease: Lease = { sandboxId, ttlMs, expiresAt: this.now() + ttlMs, inFlight: 0 };
+  /** Tracks a lease as stored (at create, adoption, or after another replica extended it). */
+  track(sandboxId: string, stored: StoredLease): Lease {
+    const known = this.leases.get(sandboxId);
+    if (known) {
+      known.expiresAt = Math.max(known.expiresAt, stored.expiresAt);
+      return known;
+    }
+    const lease: Lease = { sandboxId, ttlMs: stored.ttlMs, expiresAt: stored.expiresAt, inFlight: 0 };
     this.leases.set(sandboxId, lease);
     return lease;
   }
@@ -31,17 +65,67 @@ export class LeaseTable {
     return this.leases.get(sandboxId);
   }
 
-  /** Extends from now; a given TTL also becomes the lease's TTL for later renewals. */
-  renew(sandboxId: string, ttlMs?: number): Lease | undefined {
+  delete(sandboxId: string): void {
+    this.leases.delete(sandboxId);
+  }
+
+  ids(): string[] {
+    return [...this.leases.keys()];
+  }
+
+  /**
+   * Makes the lease run at least `ttl` from now (a given TTL also becomes the
+   * lease's TTL for later renewals), writing to the store only when the lease
+   * runs shorter. Rejects when the write fails: a renewal is only reported
+   * once stored. Undefined when the lease is not (or no longer) tracked.
+   */
+  async renew(sandboxId: string, ttlMs?: number): Promise<Lease | undefined> {
     const lease = this.leases.get(sandboxId);
     if (!lease) return undefined;
     if (ttlMs !== undefined) lease.ttlMs = ttlMs;
-    lease.expiresAt = this.now() + lease.ttlMs;
-    return lease;
+    for (;;) {
+      if (this.leases.get(sandboxId) !== lease) return undefined;
+      if (this.now() + lease.ttlMs <= lease.expiresAt) return lease;
+      if (lease.writing) {
+        await lease.writing.catch(() => {});
+        continue;
+      }
+      const wanted: StoredLease = { expiresAt: this.now() + Math.round(lease.ttlMs * GRANT_TTLS), ttlMs: lease.ttlMs };
+      const write = this.store.extendLease(sandboxId, wanted).then((stored) => {
+        this.writes++;
+        lease.expiresAt = Math.max(lease.expiresAt, stored.expiresAt);
+      });
+      lease.writing = write;
+      try {
+        await write;
+      } finally {
+        if (lease.writing === write) lease.writing = undefined;
+      }
+    }
   }
 
-  /** Pins the sandbox for an RPC; the returned function (idempotent) unpins it. */
-  pin(sandboxId: string): () => void {
+  /**
+   * Re-reads the stored lease (another replica may have extended it or
+   * destroyed the sandbox): "gone" (and forgotten), "live" or "expired".
+   */
+  async refresh(sandboxId: string): Promise<"gone" | "live" | "expired"> {
+    const stored = await this.store.readLease(sandboxId);
+    const lease = this.leases.get(sandboxId);
+    if (stored === undefined) {
+      this.leases.delete(sandboxId);
+      return "gone";
+    }
+    if (stored && lease) lease.expiresAt = Math.max(lease.expiresAt, stored.expiresAt);
+    const expiresAt = lease?.expiresAt ?? stored?.expiresAt ?? 0;
+    return expiresAt > this.now() ? "live" : "expired";
+  }
+
+  /**
+   * Pins the sandbox for an RPC; the returned function (idempotent) unpins it.
+   * When the last pin goes the lease is renewed from then, in the background
+   * (`onError` hears of a failed write; the reaper tries again while pinned).
+   */
+  pin(sandboxId: string, onError: (err: unknown) => void = () => {}): () => void {
     const lease = this.leases.get(sandboxId);
     if (!lease) return () => {};
     lease.inFlight++;
@@ -50,50 +134,22 @@ export class LeaseTable {
       if (released) return;
       released = true;
       lease.inFlight--;
-      if (lease.inFlight === 0 && lease.expiresAt <= this.now()) lease.expiresAt = this.now() + lease.ttlMs;
+      if (lease.inFlight === 0) this.renew(sandboxId).catch(onError);
     };
   }
 
-  delete(sandboxId: string): void {
-    this.leases.delete(sandboxId);
+  isExpired(lease: Lease): boolean {
+    return lease.inFlight === 0 && lease.expiresAt <= this.now();
   }
 
   /** Leases that ran out and are not pinned by an RPC. */
   expired(): Lease[] {
+    return [...this.leases.values()].filter((l) => this.isExpired(l));
+  }
+
+  /** Pinned leases whose renewal would write now (the reaper renews them). */
+  pinnedDue(): Lease[] {
     const now = this.now();
-    return [...this.leases.values()].filter((l) => l.inFlight === 0 && l.expiresAt <= now);
-  }
-}
-
-/** Calls `reap` for every expired lease, every `intervalMs`. */
-export class LeaseReaper {
-  private timer?: NodeJS.Timeout;
-  private running = false;
-
-  constructor(
-    private readonly table: LeaseTable,
-    private readonly reap: (lease: Lease) => Promise<void>,
-    private readonly intervalMs = 1000,
-  ) {}
-
-  start(): void {
-    this.timer ??= setInterval(() => void this.tick(), this.intervalMs);
-    this.timer.unref();
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
-  }
-
-  /** One pass; passes never overlap (a slow destroy must not be started twice). */
-  async tick(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
-    try {
-      await Promise.all(this.table.expired().map((l) => this.reap(l)));
-    } finally {
-      this.running = false;
-    }
+    return [...this.leases.values()].filter((l) => l.inFlight > 0 && !l.writing && now + l.ttlMs > l.expiresAt);
   }
 }

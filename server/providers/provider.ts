@@ -28,6 +28,16 @@ export interface SshTarget {
 
 export type SandboxState = "creating" | "running" | "destroying";
 
+/**
+ * A sandbox's lease as the provider stores it, next to the sandbox (local
+ * state file, Proxmox description): the source of truth a restarted sandboxd
+ * or another replica reads. Times are epoch milliseconds.
+ */
+export interface StoredLease {
+  expiresAt: number;
+  ttlMs: number;
+}
+
 export interface SandboxHandle {
   id: string;
   state: SandboxState;
@@ -36,11 +46,15 @@ export interface SandboxHandle {
   address: string;
   ssh: SshTarget;
   createdAt: Date;
+  /** The stored lease; undefined for a sandbox stored without one (made by an older sandboxd). */
+  lease?: StoredLease;
 }
 
 export interface CreateOptions {
   /** Aborting gives up the create; whatever was made is destroyed. */
   signal?: AbortSignal;
+  /** Stored with the sandbox's first record, so no sandbox ever exists without its lease. */
+  lease?: StoredLease;
 }
 
 export interface SandboxProvider {
@@ -52,6 +66,19 @@ export interface SandboxProvider {
   destroy(id: string): Promise<void>;
   get(id: string): Promise<SandboxHandle | undefined>;
   list(): Promise<SandboxHandle[]>;
+  /**
+   * The ids of the finished sandboxes, cheaply (Proxmox: one call plus one per
+   * container not seen before). Also undoes half-made sandboxes no create of
+   * this process is working on, once they are older than a create may take.
+   */
+  listIds(): Promise<string[]>;
+  /**
+   * Stores `lease` unless a later expiry is stored already (several replicas
+   * may write); returns what is stored. Raises not_found for an unknown id.
+   */
+  extendLease(id: string, lease: StoredLease): Promise<StoredLease>;
+  /** The stored lease, null for a sandbox stored without one, undefined when the sandbox is gone. */
+  readLease(id: string): Promise<StoredLease | null | undefined>;
   /** Takes effect for new connections at once; raises not_found for an unknown id. */
   setInternet(id: string, enabled: boolean): Promise<void>;
   /** Stops background work without destroying sandboxes (they outlive a restart). */

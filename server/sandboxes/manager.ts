@@ -1,22 +1,28 @@
 /**
  * SandboxManager: what the API handlers call. It combines the provider
- * (control plane), the SSH SessionRegistry (data plane) and the lease table,
- * and owns the in-memory view of each sandbox (labels, lease, creation time,
- * request ids).
+ * (control plane, and the store of leases), the SSH SessionRegistry (data
+ * plane) and the lease table, and owns this replica's view of each sandbox.
+ *
+ * Several replicas may serve one provider (Proxmox): each knows a sandbox
+ * from its own creates, from adoption at start, from a lookup when a request
+ * names one it does not know, and from the periodic sync (ReplicaSync).
  */
-import { failedPrecondition, invalidArgument, isSandboxError, notFound } from "../errors.js";
-import { LeaseReaper, LeaseTable, type Lease } from "../leases/lease-table.js";
+import { failedPrecondition, invalidArgument, isSandboxError, notFound, unavailable } from "../errors.js";
+import { LeaseReaper } from "../leases/lease-reaper.js";
+import { LeaseTable } from "../leases/lease-table.js";
 import type { Logger } from "../providers/local/options.js";
-import type { SandboxHandle, SandboxProvider, SandboxState } from "../providers/provider.js";
+import type { SandboxHandle, SandboxProvider, SandboxState, StoredLease } from "../providers/provider.js";
 import type { SessionRegistry } from "../ssh/index.js";
 import { listPage } from "./listing.js";
+import { ReplicaSync } from "./replica-sync.js";
 import { RequestIds } from "./request-ids.js";
 import type { CreateRequest, ListPage, ListRequest, Resources, SandboxView } from "./types.js";
+import { tidyUploads } from "./upload-tidy.js";
 
 export interface ManagerOptions {
   provider: SandboxProvider;
   registry: SessionRegistry;
-  lease: { defaultTtlMs: number; maxTtlMs: number; reapIntervalMs: number };
+  lease: { defaultTtlMs: number; maxTtlMs: number; reapIntervalMs: number; syncIntervalMs: number };
   defaults: Resources;
   logger: Logger;
 }
@@ -26,18 +32,38 @@ interface Entry {
   state: SandboxState;
   internet: boolean;
   destroying?: Promise<void>;
+  /** Set for sandboxes adopted from an earlier process: upload temp files to remove before the first RPC. */
+  tidy?: Promise<void>;
+  adopted: boolean;
 }
 
 export class SandboxManager {
-  readonly leases = new LeaseTable();
+  readonly leases: LeaseTable;
   private readonly entries = new Map<string, Entry>();
   private readonly requestIds = new RequestIds();
   private readonly reaper: LeaseReaper;
+  private readonly sync: ReplicaSync;
   /** Aborts creates still running at shutdown (they are not tied to one RPC, see RequestIds). */
   private readonly shutdown = new AbortController();
+  private readonly startedAt = Date.now();
 
   constructor(private readonly o: ManagerOptions) {
-    this.reaper = new LeaseReaper(this.leases, (l) => this.reap(l), o.lease.reapIntervalMs);
+    this.leases = new LeaseTable(o.provider);
+    this.reaper = new LeaseReaper(this.leases, {
+      destroy: (id, why) => this.destroy(id, why),
+      forget: (id) => this.forget(id),
+      logger: o.logger,
+    }, o.lease.reapIntervalMs);
+    this.sync = new ReplicaSync({
+      provider: o.provider,
+      known: () => [...this.entries.keys()],
+      busy: (id) => this.entries.get(id)?.state !== "running",
+      adopt: (h) => this.adopt(h, "found by the periodic sync"),
+      forget: (id) => this.forget(id),
+      needsRefresh: (id) => this.entries.get(id)?.handle.address === "",
+      refresh: (h) => this.refreshHandle(h),
+      logger: o.logger,
+    }, o.lease.syncIntervalMs);
   }
 
   get providerName(): string {
@@ -45,23 +71,21 @@ export class SandboxManager {
   }
 
   /**
-   * Starts the provider and adopts the sandboxes it already runs. Leases are
-   * in memory for now, so adopted sandboxes get a fresh default lease (a later
-   * issue persists leases in the provider and recovers them instead).
+   * Starts the provider and adopts every sandbox it holds with its stored
+   * lease: live ones are usable at once, expired ones are reaped by the
+   * reaper's first pass (which re-reads the lease first, in case another
+   * replica renewed it). Sandboxes stored without a lease (older versions)
+   * get the default TTL from now.
    */
   async start(): Promise<void> {
     await this.o.provider.start();
-    for (const handle of await this.o.provider.list()) {
-      this.track(handle, this.o.lease.defaultTtlMs);
-      this.o.logger.info({ sandboxId: handle.id }, "adopted sandbox with a fresh default lease");
-    }
+    for (const handle of await this.o.provider.list()) this.adopt(handle, "recovered at start");
     this.reaper.start();
+    this.sync.start();
   }
 
   async create(req: CreateRequest, signal?: AbortSignal): Promise<SandboxView> {
-    const ttl = req.leaseTtlMs ?? this.o.lease.defaultTtlMs;
-    if (ttl <= 0) throw invalidArgument("lease_ttl", "must be positive");
-    if (ttl > this.o.lease.maxTtlMs) throw invalidArgument("lease_ttl", `at most ${this.o.lease.maxTtlMs / 1000} s`);
+    const ttl = this.checkTtl(req.leaseTtlMs) ?? this.o.lease.defaultTtlMs;
     const d = this.o.defaults;
     const spec = {
       cores: req.resources.cores || d.cores,
@@ -71,8 +95,10 @@ export class SandboxManager {
       labels: req.labels,
     };
     const make = async () => {
-      const handle = await this.o.provider.create(spec, { signal: this.shutdown.signal });
-      this.track(handle, ttl);
+      // The lease starts when the sandbox is ready; it is stored with the sandbox's first record.
+      const lease = { expiresAt: Date.now() + ttl, ttlMs: ttl };
+      const handle = await this.o.provider.create(spec, { signal: this.shutdown.signal, lease });
+      this.track(handle, handle.lease ?? lease, false);
       return handle.id;
     };
     if (!req.requestId) return this.get(await make());
@@ -80,10 +106,8 @@ export class SandboxManager {
     return this.get(await this.requestIds.run(req.requestId, fingerprint, make, signal));
   }
 
-  get(id: string): SandboxView {
-    const e = this.entries.get(id);
-    if (!e) throw notFound(`sandbox ${JSON.stringify(id)} not found`);
-    return this.view(e);
+  async get(id: string): Promise<SandboxView> {
+    return this.view(await this.find(id));
   }
 
   list(req: ListRequest): ListPage {
@@ -101,71 +125,145 @@ export class SandboxManager {
     }
     e.destroying ??= (async () => {
       e.state = "destroying";
-      this.leases.delete(id);
       this.o.logger.info({ sandboxId: id, why }, "destroying sandbox");
       // Close SSH first: running commands and transfers end now rather than with the jail.
       await this.o.registry.close(id);
       await this.o.provider.destroy(id);
-      this.entries.delete(id);
-      this.requestIds.forgetSandbox(id);
+      this.forget(id);
     })().catch((err) => {
-      e.destroying = undefined; // let a retry try again
+      e.destroying = undefined; // the lease stays: the reaper (or the caller) tries again
+      e.state = "running";
       throw err;
     });
     await e.destroying;
   }
 
-  keepAlive(id: string, ttlMs?: number): Date {
-    this.get(id);
-    if (ttlMs !== undefined && ttlMs <= 0) throw invalidArgument("lease_ttl", "must be positive");
-    if (ttlMs !== undefined && ttlMs > this.o.lease.maxTtlMs) throw invalidArgument("lease_ttl", `at most ${this.o.lease.maxTtlMs / 1000} s`);
-    const lease = this.leases.renew(id, ttlMs);
+  async keepAlive(id: string, ttlMs?: number): Promise<Date> {
+    this.checkTtl(ttlMs);
+    await this.live(await this.find(id));
+    const lease = await this.leases.renew(id, ttlMs).catch((err) => {
+      throw isSandboxError(err) && !isSandboxError(err, "not_found") ? err : unavailable(`storing the lease of ${id}: ${String((err as Error)?.message ?? err)}`, err);
+    });
     if (!lease) throw failedPrecondition(`sandbox ${id} is being destroyed`);
     return new Date(lease.expiresAt);
   }
 
   async setInternet(id: string, enabled: boolean): Promise<SandboxView> {
-    const e = this.running(id);
+    const e = this.running(await this.find(id));
     await this.o.provider.setInternet(id, enabled);
     e.internet = enabled;
     return this.view(e);
   }
 
   /**
-   * For Exec, Upload and Download: checks the sandbox runs and pins its lease
-   * until the returned (idempotent) release is called.
+   * For Exec, Upload and Download: checks the sandbox runs with a live lease
+   * and pins the lease until the returned (idempotent) release is called.
    */
-  use(id: string): () => void {
-    this.running(id);
-    return this.leases.pin(id);
+  async use(id: string): Promise<() => void> {
+    const e = this.running(await this.find(id));
+    await this.live(e);
+    if (!e.handle.address) await this.refreshHandle(await this.o.provider.get(id));
+    if (!this.entries.get(id)?.handle.address) throw unavailable(`sandbox ${id} has no address (is its container stopped?)`);
+    const release = this.leases.pin(id, (err) => this.o.logger.warn({ sandboxId: id, err: String(err) }, "renewing the lease after an RPC failed; the reaper retries"));
+    if (e.adopted) {
+      e.tidy ??= tidyUploads(this.o.registry, id, this.startedAt).catch((err) =>
+        this.o.logger.warn({ sandboxId: id, err: String(err) }, "removing cut-off uploads failed"));
+      await e.tidy;
+    }
+    return release;
   }
 
-  /** Stops the reaper and in-flight creates, drops SSH connections, closes the provider; sandboxes stay. */
+  /** Stops the reaper, sync and in-flight creates, drops SSH connections, closes the provider; sandboxes stay. */
   async close(): Promise<void> {
     this.reaper.stop();
+    this.sync.stop();
     this.shutdown.abort();
     await this.o.registry.closeAll();
     await this.o.provider.close();
   }
 
-  private running(id: string): Entry {
+  /** One reaper pass now (tests). */
+  reapNow(): Promise<void> {
+    return this.reaper.tick();
+  }
+
+  /** One sync pass now (tests). */
+  syncNow(): Promise<void> {
+    return this.sync.tick();
+  }
+
+  private checkTtl(ttlMs: number | undefined): number | undefined {
+    if (ttlMs === undefined) return undefined;
+    if (ttlMs <= 0) throw invalidArgument("lease_ttl", "must be positive");
+    if (ttlMs > this.o.lease.maxTtlMs) throw invalidArgument("lease_ttl", `at most ${this.o.lease.maxTtlMs / 1000} s`);
+    return ttlMs;
+  }
+
+  /** The entry, looking the id up in the provider when this replica does not know it (another replica made it). */
+  private async find(id: string): Promise<Entry> {
+    const known = this.entries.get(id);
+    if (known) return known;
+    const handle = await this.o.provider.get(id).catch((err) => {
+      if (isSandboxError(err, "not_found") || isSandboxError(err, "invalid_argument")) return undefined;
+      throw err;
+    });
+    if (handle && handle.state === "running") this.adopt(handle, "looked up on request");
     const e = this.entries.get(id);
     if (!e) throw notFound(`sandbox ${JSON.stringify(id)} not found`);
-    if (e.state !== "running") throw failedPrecondition(`sandbox ${id} is ${e.state}, not running`);
     return e;
   }
 
-  private track(handle: SandboxHandle, ttlMs: number): void {
-    this.o.registry.register(handle.id, handle.ssh);
-    this.entries.set(handle.id, { handle, state: handle.state, internet: handle.spec.internet });
-    this.leases.create(handle.id, ttlMs);
+  /** Refuses a sandbox whose lease ran out (after re-reading it: another replica may have renewed it). */
+  private async live(e: Entry): Promise<void> {
+    const lease = this.leases.get(e.handle.id);
+    if (!lease) throw failedPrecondition(`sandbox ${e.handle.id} is being destroyed`);
+    if (!this.leases.isExpired(lease)) return;
+    const state = await this.leases.refresh(e.handle.id);
+    if (state === "gone") {
+      this.forget(e.handle.id);
+      throw notFound(`sandbox ${JSON.stringify(e.handle.id)} not found`);
+    }
+    if (state === "expired") throw failedPrecondition(`the lease of sandbox ${e.handle.id} expired at ${new Date(lease.expiresAt).toISOString()}; it is being destroyed`);
   }
 
-  private async reap(lease: Lease): Promise<void> {
-    const expiredAgoMs = Date.now() - lease.expiresAt;
-    await this.destroy(lease.sandboxId, `lease expired ${expiredAgoMs} ms ago (ttl ${lease.ttlMs} ms, no RPC in flight)`).catch((err) =>
-      this.o.logger.error({ sandboxId: lease.sandboxId, err: String(err) }, "reaping an expired sandbox failed"),
-    );
+  private running(e: Entry): Entry {
+    if (e.state !== "running") throw failedPrecondition(`sandbox ${e.handle.id} is ${e.state}, not running`);
+    return e;
+  }
+
+  private adopt(handle: SandboxHandle, how: string): void {
+    if (this.entries.has(handle.id)) return;
+    const now = Date.now();
+    let lease = handle.lease;
+    if (!lease) {
+      lease = { expiresAt: now + this.o.lease.defaultTtlMs, ttlMs: this.o.lease.defaultTtlMs };
+      this.o.provider.extendLease(handle.id, lease).catch((err) => this.o.logger.warn({ sandboxId: handle.id, err: String(err) }, "storing a default lease failed"));
+    }
+    this.track(handle, lease, true);
+    const expired = lease.expiresAt <= now;
+    this.o.logger.info({ sandboxId: handle.id, how, leaseExpiresAt: new Date(lease.expiresAt).toISOString(), expired }, expired ? "adopted a sandbox whose lease ran out; reaping it" : "adopted a sandbox with a live lease");
+  }
+
+  private track(handle: SandboxHandle, lease: StoredLease, adopted: boolean): void {
+    this.o.registry.register(handle.id, handle.ssh);
+    this.entries.set(handle.id, { handle, state: handle.state, internet: handle.spec.internet, adopted });
+    this.leases.track(handle.id, lease);
+  }
+
+  /** A fresher handle (address after a start, a stopped container) for a known sandbox. */
+  private async refreshHandle(handle: SandboxHandle | undefined): Promise<void> {
+    const e = handle && this.entries.get(handle.id);
+    if (!e || !handle.address || handle.address === e.handle.address) return;
+    e.handle = handle;
+    this.o.registry.register(handle.id, handle.ssh);
+  }
+
+  /** Drops what this replica holds for a sandbox that is gone. */
+  private forget(id: string): void {
+    this.entries.delete(id);
+    this.leases.delete(id);
+    this.requestIds.forgetSandbox(id);
+    void this.o.registry.close(id);
   }
 
   private view(e: Entry): SandboxView {

@@ -38,6 +38,19 @@ function noNul(field: string, value: string): void {
   if (value.includes("\0")) throw invalidArgument(field, "must not contain NUL bytes");
 }
 
+/**
+ * Kills the command's process group when its SSH session dies while it runs
+ * (sandboxd killed, connection cut): sshd does not signal a session's
+ * command then, so it would run on unowned. The session's sshd is the
+ * command's parent; once the command is re-parented, the session is gone.
+ * It checks once a second, ends with the command, and is part of the group
+ * (killed with it on cancel). A command that exits normally keeps the
+ * background processes it started.
+ */
+const WATCHDOG =
+  'p=$PPID; { while sleep 1; do read -r s < /proc/$$/stat || exit 0; s=${s##*) }; set -- $s; ' +
+  '[ "$2" = "$p" ] || { kill -KILL -- -$$; exit 0; }; done; } </dev/null >/dev/null 2>&1 &';
+
 export function buildWrapper(spec: CommandSpec): string {
   const hasArgv = spec.argv !== undefined && spec.argv.length > 0;
   const hasShell = spec.shell !== undefined && spec.shell !== "";
@@ -65,6 +78,7 @@ export function buildWrapper(spec: CommandSpec): string {
     parts.push("export " + env.map(([k, v]) => `${k}=${quote(v)}`).join(" "));
   }
 
+  parts.push(WATCHDOG);
   parts.push("printf 'P%d\\n' $$");
 
   if (hasArgv) {

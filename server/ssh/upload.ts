@@ -13,6 +13,9 @@ import type { SessionRegistry } from "./session-registry.js";
 import { SFTP_STATUS, sftpCode } from "./sftp-errors.js";
 import { notADirectory, SftpSession, splitFilePath, validatePath } from "./sftp-session.js";
 
+/** find(1) -name pattern of upload temp files (see server/sandboxes/upload-tidy.ts). */
+export const TEMP_SUFFIX_PATTERN = ".*.sandboxd-????????????.part";
+
 export interface UploadOptions {
   /** Absolute, or relative to the login user's home directory. */
   path: string;
@@ -63,7 +66,7 @@ export async function upload(registry: SessionRegistry, sandboxId: string, o: Up
     if ((await session.stat(path))?.isDirectory()) throw failedPrecondition(`${JSON.stringify(path)} is a directory`);
 
     // Hidden, unique, and short enough for NAME_MAX (255) whatever the target's name.
-    tmp = `${dir}/.${base.slice(0, 200)}.${randomBytes(6).toString("hex")}.upload`;
+    tmp = `${dir}/.${base.slice(0, 200)}.sandboxd-${randomBytes(6).toString("hex")}.part`;
     handle = await session.open(tmp, "wx", 0o600);
 
     const writer = new PipelinedWriter(session, handle, tmp, concurrency);

@@ -27,6 +27,9 @@ function emptyProvider(ready: Promise<void>): SandboxProvider {
     destroy: async () => {},
     get: async () => undefined,
     list: async () => [],
+    listIds: async () => [],
+    extendLease: () => Promise.reject(new Error("no sandboxes here")),
+    readLease: async () => undefined,
     setInternet: async () => {},
     close: async () => {},
   };

@@ -6,7 +6,7 @@
 import type { ChildProcess } from "node:child_process";
 import { promises as fs } from "node:fs";
 import { cancelled, failedPrecondition, internal, isSandboxError, notFound, resourceExhausted, unavailable } from "../../errors.js";
-import type { CreateOptions, SandboxHandle, SandboxProvider, SandboxSpec, SandboxState } from "../provider.js";
+import type { CreateOptions, SandboxHandle, SandboxProvider, SandboxSpec, SandboxState, StoredLease } from "../provider.js";
 import { AddressPool, parseSubnet, type Subnet } from "./addresses.js";
 import { Cgroups, detectCgroups } from "./cgroups.js";
 import { ensureTemplate } from "./disk.js";
@@ -34,6 +34,8 @@ interface Entry {
   destroying?: Promise<void>;
   /** Serialises firewall updates; each applies the entry's current spec.internet. */
   internet: Promise<void>;
+  /** Serialises state file writes (they share one temp file). */
+  writing?: Promise<void>;
 }
 
 export class LocalRuntime implements SandboxProvider {
@@ -152,6 +154,7 @@ export class LocalRuntime implements SandboxProvider {
       record: {
         version: 1, id, spec: valid, address, netns: this.names.netns(id), veth: this.names.veth(id),
         hostKey: "", createdAt: createdAt.toISOString(), complete: false,
+        ...(options.lease ? { lease: { ...options.lease } } : {}),
       },
     };
     this.entries.set(id, entry);
@@ -193,8 +196,13 @@ export class LocalRuntime implements SandboxProvider {
   }
 
   private persist(entry: Entry): Promise<void> {
-    entry.record.spec = { ...entry.spec, labels: { ...entry.spec.labels } };
-    return this.store.write(entry.record);
+    const write = async () => {
+      entry.record.spec = { ...entry.spec, labels: { ...entry.spec.labels } };
+      await this.store.write(entry.record);
+    };
+    const p = (entry.writing ?? Promise.resolve()).catch(() => {}).then(write);
+    entry.writing = p;
+    return p;
   }
 
   private syncInternet(entry: Entry): Promise<void> {
@@ -245,6 +253,27 @@ export class LocalRuntime implements SandboxProvider {
     return [...this.entries.values()].map((e) => this.handle(e));
   }
 
+  async listIds(): Promise<string[]> {
+    return [...this.entries.values()].filter((e) => e.state === "running").map((e) => e.id);
+  }
+
+  async extendLease(id: string, lease: StoredLease): Promise<StoredLease> {
+    const entry = this.entries.get(id);
+    if (!entry || entry.state === "destroying") throw notFound(`sandbox ${id} not found`);
+    const stored = entry.record.lease;
+    if (stored && stored.expiresAt >= lease.expiresAt) return { ...stored };
+    entry.record.lease = { ...lease };
+    // A sandbox still being built gets its lease with the build's last write.
+    if (entry.state === "running") await this.persist(entry);
+    return { ...lease };
+  }
+
+  async readLease(id: string): Promise<StoredLease | null | undefined> {
+    const entry = this.entries.get(id);
+    if (!entry || entry.state === "destroying") return undefined;
+    return entry.record.lease ? { ...entry.record.lease } : null;
+  }
+
   async setInternet(id: string, enabled: boolean): Promise<void> {
     const entry = this.entries.get(id);
     if (!entry || entry.state === "destroying") throw notFound(`sandbox ${id} not found`);
@@ -286,6 +315,7 @@ export class LocalRuntime implements SandboxProvider {
       address: e.address,
       ssh: { host: e.address, port: 22, username: "sandbox", privateKey: Buffer.from(this.clientKey!.privateKey), hostKey: e.record.hostKey },
       createdAt: e.createdAt,
+      ...(e.record.lease ? { lease: { ...e.record.lease } } : {}),
     };
   }
 }

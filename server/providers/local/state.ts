@@ -5,7 +5,7 @@
  * create, so a half-made sandbox is never adopted.
  */
 import { promises as fs } from "node:fs";
-import type { SandboxSpec } from "../provider.js";
+import type { SandboxSpec, StoredLease } from "../provider.js";
 import { failedPrecondition } from "../../errors.js";
 import { processStartTime, readText } from "./host.js";
 import { ID_PATTERN } from "./names.js";
@@ -24,6 +24,8 @@ export interface SandboxRecord {
   jailPid?: number;
   /** Loop device the disk image was mounted from (informational; found via sysfs on cleanup). */
   loopDevice?: string;
+  /** The lease, stored from the first write on (absent only in records of older versions). */
+  lease?: StoredLease;
   complete: boolean;
 }
 

@@ -7,6 +7,12 @@ describe("description", () => {
     expect(parseDescription(formatDescription(meta))).toEqual(meta);
     expect(parseDescription(`${formatDescription(meta)}\n`)).toEqual(meta);
   });
+  it("carries the lease, to the millisecond", () => {
+    const withLease = { ...meta, lease: { expiresAt: Date.parse("2026-01-02T04:00:00.123Z"), ttlMs: 60_000 } };
+    expect(parseDescription(formatDescription(withLease))).toEqual(withLease);
+    const mangled = formatDescription(meta).replace(/}$/, ',"lease":{"expiresAt":"never","ttlMs":5}}');
+    expect(parseDescription(mangled)).toEqual(meta);
+  });
   it("ignores descriptions sandboxd did not write", () => {
     expect(parseDescription(undefined)).toBeUndefined();
     expect(parseDescription("sandbox template")).toBeUndefined();

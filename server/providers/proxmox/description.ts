@@ -1,9 +1,11 @@
 /**
  * How sandboxd marks its containers: a tag (list() only considers tagged CTs
- * in the pool) and a description carrying the handle's metadata as JSON, so a
- * restarted sandboxd can rebuild handles from the API alone.
+ * in the pool) and a description carrying the handle's metadata and the lease
+ * as JSON, so a restarted sandboxd or another replica can rebuild handles and
+ * leases from the API alone. The clone request already carries the
+ * description, so no container of ours ever exists without its lease.
  */
-import type { SandboxSpec } from "../provider.js";
+import type { SandboxSpec, StoredLease } from "../provider.js";
 
 export const DEFAULT_TAG = "sandboxd";
 const HEADER = "Managed by sandboxd: destroyed automatically, do not edit.";
@@ -15,10 +17,12 @@ export interface SandboxMeta {
   id: string;
   spec: SandboxSpec;
   createdAt: Date;
+  lease?: StoredLease;
 }
 
 export function formatDescription(meta: SandboxMeta): string {
-  const json = JSON.stringify({ v: 1, id: meta.id, createdAt: meta.createdAt.toISOString(), spec: meta.spec });
+  const lease = meta.lease && { expiresAt: new Date(meta.lease.expiresAt).toISOString(), ttlMs: meta.lease.ttlMs };
+  const json = JSON.stringify({ v: 1, id: meta.id, createdAt: meta.createdAt.toISOString(), spec: meta.spec, ...(lease ? { lease } : {}) });
   return `${HEADER}\n${PREFIX}${json}`;
 }
 
@@ -35,11 +39,11 @@ export function parseDescription(text: string | undefined): SandboxMeta | undefi
     const s = o.spec;
     const labels: Record<string, string> = {};
     for (const [k, v] of Object.entries((s.labels ?? {}) as Record<string, unknown>)) labels[k] = String(v);
-    return {
-      id: o.id,
-      createdAt,
-      spec: { cores: Number(s.cores), memoryMiB: Number(s.memoryMiB), diskGiB: Number(s.diskGiB), internet: Boolean(s.internet), labels },
-    };
+    const spec = { cores: Number(s.cores), memoryMiB: Number(s.memoryMiB), diskGiB: Number(s.diskGiB), internet: Boolean(s.internet), labels };
+    const expiresAt = new Date(String(o.lease?.expiresAt)).getTime();
+    const ttlMs = Number(o.lease?.ttlMs);
+    const lease = Number.isFinite(expiresAt) && Number.isFinite(ttlMs) && ttlMs > 0 ? { expiresAt, ttlMs } : undefined;
+    return { id: o.id, createdAt, spec, ...(lease ? { lease } : {}) };
   } catch {
     return undefined;
   }

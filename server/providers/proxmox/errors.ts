@@ -18,6 +18,7 @@ export function toSandboxError(e: unknown, what: string, signal?: AbortSignal): 
         return notFound(`${what}: ${e.message}`);
       case "transient":
       case "locked":
+      case "conflict":
         return unavailable(`${what}: ${e.message}`);
       default:
         return internal(`${what}: ${e.message}`);

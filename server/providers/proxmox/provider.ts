@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { failedPrecondition, invalidArgument, notFound } from "../../errors.js";
-import type { CreateOptions, SandboxHandle, SandboxProvider, SandboxSpec, SandboxState } from "../provider.js";
+import type { CreateOptions, SandboxHandle, SandboxProvider, SandboxSpec, SandboxState, StoredLease } from "../provider.js";
 import type { Logger } from "../local/options.js";
 import { silentLogger } from "../local/options.js";
 import { PveClient } from "./client.js";
@@ -15,15 +15,9 @@ import { MAX_DESCRIPTION, formatDescription, hasTag, parseDescription } from "./
 import { toSandboxError } from "./errors.js";
 import { ctPath, destroyVm, ipv4Of } from "./lifecycle.js";
 import { Placement, freeMemory, type NodeFigures } from "./placement.js";
+import { PoolSweep, kindOf, type Member } from "./pool-sweep.js";
 import { classify } from "./retry.js";
 import { validateLabels } from "../labels.js";
-
-interface Member {
-  vmid: number;
-  node: string;
-  type?: string;
-  template?: number;
-}
 
 export class ProxmoxProvider implements SandboxProvider {
   readonly name = "proxmox";
@@ -35,12 +29,20 @@ export class ProxmoxProvider implements SandboxProvider {
   /** id → node, learnt from creates and listings (a cache; the pool is the truth). */
   private readonly nodes = new Map<string, string>();
   private readonly creating = new Set<string>();
+  private readonly sweep: PoolSweep;
 
   constructor(private readonly cfg: ProxmoxConfig, options: { logger?: Logger; client?: PveClient } = {}) {
     this.log = options.logger ?? silentLogger;
     this.client = options.client ?? new PveClient({ ...cfg, logger: this.log });
     this.placement = new Placement(cfg.nodes);
     this.templateNode = cfg.nodes[0]!;
+    this.sweep = new PoolSweep({
+      members: () => this.members(),
+      config: (node, vmid) => this.config(node, vmid),
+      destroy: (node, vmid) => destroyVm(this.client, node, vmid, Date.now() + 180_000),
+      creating: this.creating, templateId: cfg.templateId, tag: cfg.tag, createTimeoutMs: cfg.createTimeoutMs, log: this.log,
+      located: (id, node) => this.nodes.set(id, node),
+    });
   }
 
   async start(): Promise<void> {
@@ -85,13 +87,14 @@ export class ProxmoxProvider implements SandboxProvider {
     const ctx: CreateContext = { client: this.client, cfg: this.cfg, templateNode: this.templateNode, log: this.log };
     let id: string | undefined;
     try {
-      const c = await createSandbox(ctx, slot.node, spec, signal, (m) => {
+      const c = await createSandbox(ctx, slot.node, spec, options.lease, signal, (m) => {
         id = m.id;
         this.creating.add(m.id);
         this.nodes.set(m.id, m.node);
       });
       this.log.info({ id: c.id, node: c.node, vmid: c.vmid, address: c.address }, "proxmox sandbox created");
-      return { id: c.id, state: "running", spec, address: c.address, ssh: this.ssh(c.address), createdAt: c.createdAt };
+      const lease = options.lease && { ...options.lease };
+      return { id: c.id, state: "running", spec, address: c.address, ssh: this.ssh(c.address), createdAt: c.createdAt, ...(lease ? { lease } : {}) };
     } catch (e) {
       if (id) this.nodes.delete(id);
       throw toSandboxError(e, `create on node ${slot.node}`, signal);
@@ -107,6 +110,7 @@ export class ProxmoxProvider implements SandboxProvider {
       if (!found) return;
       await destroyVm(this.client, found.node, found.vmid, Date.now() + 180_000);
       this.nodes.delete(id);
+      this.sweep.forget(found.vmid);
     } catch (e) {
       throw toSandboxError(e, `destroy ${id}`);
     }
@@ -126,14 +130,54 @@ export class ProxmoxProvider implements SandboxProvider {
       const members = await this.members();
       const out = await Promise.all(members.filter((m) => !m.template && m.vmid !== this.cfg.templateId).map(async (m) => {
         const conf = await this.config(m.node, m.vmid);
-        const meta = conf && hasTag(conf.tags as string, this.cfg.tag) ? parseDescription(conf.description as string) : undefined;
-        if (!conf || !meta || vmidOf(meta.id) !== m.vmid) return undefined;
-        this.nodes.set(meta.id, m.node);
-        return this.handle(meta.id, m.node, m.vmid, conf).catch(() => undefined);
+        const found = conf && kindOf(m.vmid, conf, this.cfg.tag);
+        if (!found || found.kind !== "ours") return undefined;
+        this.nodes.set(found.id!, m.node);
+        return this.handle(found.id!, m.node, m.vmid, conf).catch(() => undefined);
       }));
       return out.filter((h): h is SandboxHandle => h !== undefined);
     } catch (e) {
       throw toSandboxError(e, "list");
+    }
+  }
+
+  async listIds(): Promise<string[]> {
+    try {
+      return await this.sweep.ids();
+    } catch (e) {
+      throw toSandboxError(e, "list ids");
+    }
+  }
+
+  /**
+   * Read, compare, write with the config digest: of two replicas writing at
+   * once one gets "modified configuration" and reads again, so a later expiry
+   * is never overwritten by an earlier one. Two calls per write.
+   */
+  async extendLease(id: string, lease: StoredLease): Promise<StoredLease> {
+    for (let attempt = 0; ; attempt++) {
+      const found = await this.lookup(id).catch((e) => Promise.reject(toSandboxError(e, `lease of ${id}`)));
+      const meta = found && parseDescription(found.conf.description as string);
+      if (!found || !meta) throw notFound(`sandbox ${id} not found`);
+      if (meta.lease && meta.lease.expiresAt >= lease.expiresAt) return meta.lease;
+      try {
+        await this.client.put(`${ctPath(found.node, found.vmid)}/config`, {
+          description: formatDescription({ ...meta, lease }), digest: String(found.conf.digest ?? ""),
+        }, { deadline: Date.now() + 30_000 });
+        return { ...lease };
+      } catch (e) {
+        if (classify(e) !== "conflict" || attempt >= 5) throw toSandboxError(e, `lease of ${id}`);
+      }
+    }
+  }
+
+  async readLease(id: string): Promise<StoredLease | null | undefined> {
+    try {
+      const found = await this.lookup(id);
+      if (!found) return undefined;
+      return parseDescription(found.conf.description as string)?.lease ?? null;
+    } catch (e) {
+      throw toSandboxError(e, `lease of ${id}`);
     }
   }
 
@@ -207,6 +251,7 @@ export class ProxmoxProvider implements SandboxProvider {
     const spec: SandboxSpec = meta?.spec ?? { cores: Number(conf.cores ?? 1), memoryMiB: Number(conf.memory ?? 512), diskGiB: 0, internet: false, labels: {} };
     if (fw) spec.internet = !(Number(fw.enable ?? 0) === 1 && String(fw.policy_out ?? "ACCEPT") !== "ACCEPT");
     if (!address && state === "running") this.log.warn({ id, vmid }, "proxmox sandbox has no IPv4 address (stopped?)");
-    return { id, state, spec, address, ssh: this.ssh(address), createdAt: meta?.createdAt ?? new Date(0) };
+    const lease = meta?.lease;
+    return { id, state, spec, address, ssh: this.ssh(address), createdAt: meta?.createdAt ?? new Date(0), ...(lease ? { lease } : {}) };
   }
 }

@@ -22,6 +22,8 @@ export type Failure =
   | "locked"
   /** 5xx/596 or a dropped connection: the outcome of a non-idempotent call is unknown. */
   | "transient"
+  /** A PUT with a `digest` lost to a concurrent change (another replica): re-read, then decide again. */
+  | "conflict"
   /** nextid race: the id was taken between nextid and clone. */
   | "exists"
   | "not_found"
@@ -30,6 +32,7 @@ export type Failure =
   | "invalid"
   | "fatal";
 
+const CONFLICT = /detected modified configuration|file changed by other user/i;
 const LOCKED = /CT is locked|VM is locked|got timeout|got lock request timeout|Try again/i;
 const NOT_FOUND = /does not exist|no such (task|vm|ct)/i;
 
@@ -42,6 +45,7 @@ export function classify(e: unknown): Failure {
   if (status === 403) return "permission";
   if (/already exists/i.test(text)) return "exists";
   if (status === 400) return "invalid";
+  if (CONFLICT.test(text)) return "conflict";
   if (LOCKED.test(text)) return "locked";
   if (NOT_FOUND.test(text)) return "not_found";
   if (status >= 502 || (status === 500 && /^(Internal Server Error)?$/i.test(detail.trim()))) return "transient";

@@ -1,0 +1,82 @@
+/**
+ * The reaper: every interval it renews pinned leases that are due and reaps
+ * the expired ones. Before destroying it re-reads the stored lease, because
+ * another replica may have renewed it (then the sandbox lives on) or already
+ * destroyed the sandbox (then it is just forgotten): reaping is idempotent
+ * across replicas. A failed destroy is logged and retried, with backoff up to
+ * 30 s, until the sandbox is gone.
+ */
+import type { Logger } from "../providers/local/options.js";
+import type { Lease, LeaseTable } from "./lease-table.js";
+
+export interface ReapActions {
+  /** Destroys the sandbox (idempotent); `why` goes to the log. */
+  destroy(sandboxId: string, why: string): Promise<void>;
+  /** The sandbox is gone (destroyed elsewhere): drop what this replica holds for it. */
+  forget(sandboxId: string): void;
+  logger: Logger;
+}
+
+export class LeaseReaper {
+  private timer?: NodeJS.Timeout;
+  private running = false;
+  /** Per sandbox: failed attempts so far and when the next may start. */
+  private readonly failures = new Map<string, { count: number; retryAt: number }>();
+
+  constructor(
+    private readonly table: LeaseTable,
+    private readonly actions: ReapActions,
+    private readonly intervalMs = 1000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  start(): void {
+    this.timer ??= setInterval(() => void this.tick(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** One pass; passes never overlap (a slow destroy must not be started twice). */
+  async tick(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      const renewals = this.table.pinnedDue().map((l) =>
+        this.table.renew(l.sandboxId).catch((err) =>
+          this.actions.logger.warn({ sandboxId: l.sandboxId, err: String(err) }, "renewing the lease of a sandbox in use failed; retrying"),
+        ),
+      );
+      const now = this.now();
+      const due = this.table.expired().filter((l) => (this.failures.get(l.sandboxId)?.retryAt ?? 0) <= now);
+      await Promise.all([...renewals, ...due.map((l) => this.reap(l))]);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async reap(lease: Lease): Promise<void> {
+    const id = lease.sandboxId;
+    try {
+      const state = await this.table.refresh(id);
+      if (state === "gone") {
+        this.failures.delete(id);
+        this.actions.forget(id);
+        this.actions.logger.info({ sandboxId: id }, "sandbox of an expired lease is gone already (another replica reaped it)");
+        return;
+      }
+      if (state === "live" || !this.table.isExpired(lease)) return;
+      const ago = this.now() - lease.expiresAt;
+      await this.actions.destroy(id, `lease expired ${ago} ms ago (ttl ${lease.ttlMs} ms, no RPC in flight, not renewed by any replica)`);
+      this.failures.delete(id);
+    } catch (err) {
+      const count = (this.failures.get(id)?.count ?? 0) + 1;
+      const waitMs = Math.min(30_000, this.intervalMs * 2 ** (count - 1));
+      this.failures.set(id, { count, retryAt: this.now() + waitMs });
+      this.actions.logger.error({ sandboxId: id, err: String(err), attempt: count, retryInMs: waitMs }, "reaping an expired sandbox failed; will retry");
+    }
+  }
+}
