@@ -19,6 +19,8 @@ export interface RunningServer {
   logs(): string;
   /** SIGTERM, then SIGKILL after 20 s; resolves with the exit code. */
   stop(): Promise<number | null>;
+  /** kill -9, as a crash: nothing is cleaned up. Resolves once the process is gone. */
+  kill(): Promise<void>;
 }
 
 
@@ -44,6 +46,11 @@ export async function startServer(env: Record<string, string>): Promise<RunningS
       const code = await exited;
       clearTimeout(t);
       return code;
+    },
+    kill: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGKILL");
+      await exited;
     },
   };
   const deadline = Date.now() + 60_000;
