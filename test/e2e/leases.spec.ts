@@ -1,68 +1,89 @@
 /**
- * Leases end to end: an idle sandbox is destroyed when its lease runs out,
- * KeepAlive and an RPC in flight keep it alive.
+ * Leases end to end, on both providers: an idle sandbox is destroyed on time
+ * when its lease runs out (the time lease_expires_at said), KeepAlive keeps
+ * it for many TTLs, an RPC in flight keeps it while it runs, and a renewal is
+ * stored with the sandbox (a restarted sandboxd would see it).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { collectExec, startE2E, type E2E } from "./harness.js";
+import { PROVIDERS, collectExec, startE2E, type E2E } from "./harness.js";
 
-let e: E2E;
 const TTL = { seconds: 2n };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The reaper runs every 200 ms here; a destroy takes well under a second. */
+const ON_TIME_MS = 3_000;
 
-async function exists(id: string): Promise<boolean> {
-  try {
-    await e.grpc.getSandbox({ sandboxId: id });
-    return true;
-  } catch (err) {
-    if (err instanceof ConnectError && err.code === Code.NotFound) return false;
-    throw err;
+describe.each(PROVIDERS)("leases (%s)", (provider) => {
+  let e: E2E;
+
+  async function exists(id: string): Promise<boolean> {
+    try {
+      await e.grpc.getSandbox({ sandboxId: id });
+      return true;
+    } catch (err) {
+      if (err instanceof ConnectError && err.code === Code.NotFound) return false;
+      throw err;
+    }
   }
-}
 
-async function waitGone(id: string, withinMs: number): Promise<void> {
-  const end = Date.now() + withinMs;
-  while (Date.now() < end) {
-    if (!(await exists(id))) return;
-    await sleep(200);
+  /** Gone no later than ON_TIME_MS after `expiresAt`, and not before it. */
+  async function expectReapedOnTime(id: string, expiresAt: number): Promise<void> {
+    while (Date.now() < expiresAt - 300) {
+      expect(await exists(id)).toBe(true);
+      await sleep(200);
+    }
+    while (await exists(id)) {
+      if (Date.now() > expiresAt + ON_TIME_MS) throw new Error(`sandbox ${id} still exists ${Date.now() - expiresAt} ms after its lease ran out`);
+      await sleep(50);
+    }
+    expect((await e.grpc.listSandboxes({})).sandboxes.map((x) => x.id)).not.toContain(id);
   }
-  throw new Error(`sandbox ${id} still exists after ${withinMs} ms`);
-}
 
-describe("leases", () => {
   beforeAll(async () => {
-    e = await startE2E(3);
+    e = await startE2E(3, {}, provider);
   });
   afterAll(async () => {
     await e?.stop();
   });
 
-  it("destroys an idle sandbox when its lease runs out", async () => {
+  it("destroys an idle sandbox on time when its lease runs out", async () => {
     const s = (await e.grpc.createSandbox({ leaseTtl: TTL })).sandbox!;
-    expect(timestampDate(s.leaseExpiresAt!).getTime() - Date.now()).toBeLessThanOrEqual(2000);
-    await waitGone(s.id, 15_000);
-    expect((await e.grpc.listSandboxes({})).sandboxes.map((x) => x.id)).not.toContain(s.id);
+    const expiresAt = timestampDate(s.leaseExpiresAt!).getTime();
+    expect(expiresAt - Date.now()).toBeLessThanOrEqual(2000);
+    await expectReapedOnTime(s.id, expiresAt);
+    if (e.emulator) expect(e.emulator.containers().filter((c) => c.conf.hostname === s.id)).toEqual([]);
   });
 
-  it("KeepAlive extends the lease", async () => {
+  it("KeepAlive keeps it for many TTLs, each expiry covering now + TTL; it goes on time once renewals stop", async () => {
     const s = (await e.grpc.createSandbox({ leaseTtl: TTL })).sandbox!;
-    for (let i = 0; i < 5; i++) {
-      await sleep(800);
-      await e.grpc.keepAlive({ sandboxId: s.id });
+    let expiresAt = 0;
+    for (let i = 0; i < 8; i++) {
+      await sleep(1000);
+      const asked = Date.now() + 2000;
+      expiresAt = timestampDate((await e.grpc.keepAlive({ sandboxId: s.id })).leaseExpiresAt!).getTime();
+      expect(expiresAt).toBeGreaterThanOrEqual(asked);
+      expect(expiresAt).toBeLessThanOrEqual(Date.now() + 3000); // at most 1.5 × TTL
     }
     expect(await exists(s.id)).toBe(true);
-    await waitGone(s.id, 15_000);
+    await expectReapedOnTime(s.id, expiresAt);
   });
 
   it("never destroys a sandbox with an RPC in flight; the lease restarts when it ends", async () => {
     const s = (await e.grpc.createSandbox({ leaseTtl: TTL })).sandbox!;
-    const r = await collectExec(e.connect2.exec({ sandboxId: s.id, command: { case: "shell", value: "sleep 4; echo survived" } }));
+    const r = await collectExec(e.connect2.exec({ sandboxId: s.id, command: { case: "shell", value: "sleep 5; echo survived" } }));
     expect(r.stdout).toBe("survived\n");
     expect(r.exited!.exitCode).toBe(0);
-    expect(await exists(s.id)).toBe(true);
-    const lease = (await e.grpc.getSandbox({ sandboxId: s.id })).sandbox!.leaseExpiresAt!;
-    expect(timestampDate(lease).getTime()).toBeGreaterThan(Date.now());
-    await waitGone(s.id, 15_000);
+    const lease = timestampDate((await e.grpc.getSandbox({ sandboxId: s.id })).sandbox!.leaseExpiresAt!).getTime();
+    expect(lease).toBeGreaterThan(Date.now() + 1000);
+    await expectReapedOnTime(s.id, lease);
+  });
+
+  it("refuses a TTL above the maximum or not positive", async () => {
+    const s = (await e.grpc.createSandbox({ leaseTtl: { seconds: 60n } })).sandbox!;
+    await expect(e.grpc.keepAlive({ sandboxId: s.id, leaseTtl: { seconds: 10n ** 7n } })).rejects.toMatchObject({ code: Code.InvalidArgument });
+    await expect(e.grpc.createSandbox({ leaseTtl: { seconds: -1n } })).rejects.toMatchObject({ code: Code.InvalidArgument });
+    await expect(e.grpc.keepAlive({ sandboxId: "sbx-0000000000" })).rejects.toMatchObject({ code: Code.NotFound });
+    await e.grpc.destroySandbox({ sandboxId: s.id });
   });
 });
