@@ -10,7 +10,22 @@
 // Download, and destroyed with DestroySandbox or by the service when its
 // lease runs out. Every sandbox has a lease: call KeepAlive before
 // `lease_expires_at` to keep it. An RPC in flight on a sandbox (Exec, Upload,
-// Download) keeps the sandbox alive while it runs.
+// Download) keeps the sandbox alive while it runs, and the lease starts over
+// when the RPC ends.
+//
+// Lease semantics:
+// - A lease has a TTL, chosen at create (`lease_ttl`; the server has a
+//   default and a maximum). The sandbox is destroyed within a few seconds
+//   after `lease_expires_at` (the reason goes to the server log); after that
+//   instant, KeepAlive and RPCs on it fail with FAILED_PRECONDITION.
+// - KeepAlive makes the lease run at least TTL from now. To keep writes to
+//   the backend rare it may grant more: up to 1.5 × TTL. The returned
+//   `lease_expires_at` is exact: that is when the sandbox goes.
+// - A lease is stored with the sandbox in the backend, so it survives a
+//   restart or crash of the service, and every replica of the service
+//   honours it: a sandbox whose lease ran out while no service ran is
+//   destroyed when one starts. Renew every TTL/3 or so to ride out a
+//   restart.
 //
 // Errors use the standard gRPC codes: INVALID_ARGUMENT (the message names the
 // field), NOT_FOUND (unknown sandbox or file), FAILED_PRECONDITION (sandbox
@@ -162,7 +177,8 @@ type Sandbox struct {
 	Resources *Resources `protobuf:"bytes,4,opt,name=resources,proto3" json:"resources,omitempty"`
 	// Whether the sandbox may reach the network beyond its host.
 	InternetAccess bool `protobuf:"varint,5,opt,name=internet_access,json=internetAccess,proto3" json:"internet_access,omitempty"`
-	// When the service will destroy the sandbox unless its lease is renewed.
+	// When the service will destroy the sandbox unless its lease is renewed
+	// (exact: the sandbox is gone a few seconds after this at the latest).
 	LeaseExpiresAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=lease_expires_at,json=leaseExpiresAt,proto3" json:"lease_expires_at,omitempty"`
 	// When the sandbox was created.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
@@ -331,8 +347,9 @@ type CreateSandboxRequest struct {
 	// Free-form labels for ListSandboxes selectors. Keys: 1-63 characters of
 	// [A-Za-z0-9._/-], starting with a letter or digit; values up to 255 characters.
 	Labels map[string]string `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// How long the lease lasts without KeepAlive. Unset takes the server's
-	// default; more than the server's maximum is INVALID_ARGUMENT.
+	// How long the lease lasts without KeepAlive, from when the sandbox is
+	// ready. Unset takes the server's default; more than the server's maximum
+	// or not positive is INVALID_ARGUMENT.
 	LeaseTtl *durationpb.Duration `protobuf:"bytes,4,opt,name=lease_ttl,json=leaseTtl,proto3" json:"lease_ttl,omitempty"`
 	// Client-chosen id (1-128 characters) that makes CreateSandbox idempotent:
 	// a retry with the same id returns the sandbox made by the first call (for
@@ -740,7 +757,8 @@ func (*DestroySandboxResponse) Descriptor() ([]byte, []int) {
 type KeepAliveRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	SandboxId string                 `protobuf:"bytes,1,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
-	// New lease length from now; unset keeps the TTL given at create.
+	// New lease length from now, also used by later renewals; unset keeps the
+	// current TTL. A renewal never shortens a lease.
 	LeaseTtl      *durationpb.Duration `protobuf:"bytes,2,opt,name=lease_ttl,json=leaseTtl,proto3" json:"lease_ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -791,7 +809,8 @@ func (x *KeepAliveRequest) GetLeaseTtl() *durationpb.Duration {
 }
 
 type KeepAliveResponse struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the lease now runs out: at least TTL from the renewal, at most 1.5 × TTL.
 	LeaseExpiresAt *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=lease_expires_at,json=leaseExpiresAt,proto3" json:"lease_expires_at,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache

@@ -8,7 +8,22 @@
 // Download, and destroyed with DestroySandbox or by the service when its
 // lease runs out. Every sandbox has a lease: call KeepAlive before
 // `lease_expires_at` to keep it. An RPC in flight on a sandbox (Exec, Upload,
-// Download) keeps the sandbox alive while it runs.
+// Download) keeps the sandbox alive while it runs, and the lease starts over
+// when the RPC ends.
+//
+// Lease semantics:
+// - A lease has a TTL, chosen at create (`lease_ttl`; the server has a
+//   default and a maximum). The sandbox is destroyed within a few seconds
+//   after `lease_expires_at` (the reason goes to the server log); after that
+//   instant, KeepAlive and RPCs on it fail with FAILED_PRECONDITION.
+// - KeepAlive makes the lease run at least TTL from now. To keep writes to
+//   the backend rare it may grant more: up to 1.5 × TTL. The returned
+//   `lease_expires_at` is exact: that is when the sandbox goes.
+// - A lease is stored with the sandbox in the backend, so it survives a
+//   restart or crash of the service, and every replica of the service
+//   honours it: a sandbox whose lease ran out while no service ran is
+//   destroyed when one starts. Renew every TTL/3 or so to ride out a
+//   restart.
 //
 // Errors use the standard gRPC codes: INVALID_ARGUMENT (the message names the
 // field), NOT_FOUND (unknown sandbox or file), FAILED_PRECONDITION (sandbox
@@ -68,7 +83,8 @@ export type Sandbox = Message<"sandbox.v1.Sandbox"> & {
   internetAccess: boolean;
 
   /**
-   * When the service will destroy the sandbox unless its lease is renewed.
+   * When the service will destroy the sandbox unless its lease is renewed
+   * (exact: the sandbox is gone a few seconds after this at the latest).
    *
    * @generated from field: google.protobuf.Timestamp lease_expires_at = 6;
    */
@@ -199,8 +215,9 @@ export type CreateSandboxRequest = Message<"sandbox.v1.CreateSandboxRequest"> & 
   labels: { [key: string]: string };
 
   /**
-   * How long the lease lasts without KeepAlive. Unset takes the server's
-   * default; more than the server's maximum is INVALID_ARGUMENT.
+   * How long the lease lasts without KeepAlive, from when the sandbox is
+   * ready. Unset takes the server's default; more than the server's maximum
+   * or not positive is INVALID_ARGUMENT.
    *
    * @generated from field: google.protobuf.Duration lease_ttl = 4;
    */
@@ -374,7 +391,8 @@ export type KeepAliveRequest = Message<"sandbox.v1.KeepAliveRequest"> & {
   sandboxId: string;
 
   /**
-   * New lease length from now; unset keeps the TTL given at create.
+   * New lease length from now, also used by later renewals; unset keeps the
+   * current TTL. A renewal never shortens a lease.
    *
    * @generated from field: google.protobuf.Duration lease_ttl = 2;
    */
@@ -393,6 +411,8 @@ export const KeepAliveRequestSchema: GenMessage<KeepAliveRequest> = /*@__PURE__*
  */
 export type KeepAliveResponse = Message<"sandbox.v1.KeepAliveResponse"> & {
   /**
+   * When the lease now runs out: at least TTL from the renewal, at most 1.5 × TTL.
+   *
    * @generated from field: google.protobuf.Timestamp lease_expires_at = 1;
    */
   leaseExpiresAt?: Timestamp | undefined;
@@ -1002,7 +1022,10 @@ export const SandboxService: GenService<{
     output: typeof DestroySandboxResponseSchema;
   },
   /**
-   * Renews the sandbox's lease and returns the new expiry.
+   * Renews the sandbox's lease: it runs at least TTL from now (up to 1.5 ×
+   * TTL, see the lease semantics above) and returns the new expiry. Answers
+   * only once the renewal is stored; UNAVAILABLE if the backend could not
+   * store it (retry), FAILED_PRECONDITION if the lease already ran out.
    *
    * @generated from rpc sandbox.v1.SandboxService.KeepAlive
    */

@@ -8,7 +8,22 @@
 // Download, and destroyed with DestroySandbox or by the service when its
 // lease runs out. Every sandbox has a lease: call KeepAlive before
 // `lease_expires_at` to keep it. An RPC in flight on a sandbox (Exec, Upload,
-// Download) keeps the sandbox alive while it runs.
+// Download) keeps the sandbox alive while it runs, and the lease starts over
+// when the RPC ends.
+//
+// Lease semantics:
+//   - A lease has a TTL, chosen at create (`lease_ttl`; the server has a
+//     default and a maximum). The sandbox is destroyed within a few seconds
+//     after `lease_expires_at` (the reason goes to the server log); after that
+//     instant, KeepAlive and RPCs on it fail with FAILED_PRECONDITION.
+//   - KeepAlive makes the lease run at least TTL from now. To keep writes to
+//     the backend rare it may grant more: up to 1.5 × TTL. The returned
+//     `lease_expires_at` is exact: that is when the sandbox goes.
+//   - A lease is stored with the sandbox in the backend, so it survives a
+//     restart or crash of the service, and every replica of the service
+//     honours it: a sandbox whose lease ran out while no service ran is
+//     destroyed when one starts. Renew every TTL/3 or so to ride out a
+//     restart.
 //
 // Errors use the standard gRPC codes: INVALID_ARGUMENT (the message names the
 // field), NOT_FOUND (unknown sandbox or file), FAILED_PRECONDITION (sandbox
@@ -85,7 +100,10 @@ type SandboxServiceClient interface {
 	// Destroys a sandbox and everything in it. Idempotent: destroying a sandbox
 	// that is already gone succeeds.
 	DestroySandbox(context.Context, *connect.Request[v1.DestroySandboxRequest]) (*connect.Response[v1.DestroySandboxResponse], error)
-	// Renews the sandbox's lease and returns the new expiry.
+	// Renews the sandbox's lease: it runs at least TTL from now (up to 1.5 ×
+	// TTL, see the lease semantics above) and returns the new expiry. Answers
+	// only once the renewal is stored; UNAVAILABLE if the backend could not
+	// store it (retry), FAILED_PRECONDITION if the lease already ran out.
 	KeepAlive(context.Context, *connect.Request[v1.KeepAliveRequest]) (*connect.Response[v1.KeepAliveResponse], error)
 	// Grants or cuts the sandbox's access to the network beyond its host. Takes
 	// effect at once for new connections; turning it off also cuts open ones.
@@ -241,7 +259,10 @@ type SandboxServiceHandler interface {
 	// Destroys a sandbox and everything in it. Idempotent: destroying a sandbox
 	// that is already gone succeeds.
 	DestroySandbox(context.Context, *connect.Request[v1.DestroySandboxRequest]) (*connect.Response[v1.DestroySandboxResponse], error)
-	// Renews the sandbox's lease and returns the new expiry.
+	// Renews the sandbox's lease: it runs at least TTL from now (up to 1.5 ×
+	// TTL, see the lease semantics above) and returns the new expiry. Answers
+	// only once the renewal is stored; UNAVAILABLE if the backend could not
+	// store it (retry), FAILED_PRECONDITION if the lease already ran out.
 	KeepAlive(context.Context, *connect.Request[v1.KeepAliveRequest]) (*connect.Response[v1.KeepAliveResponse], error)
 	// Grants or cuts the sandbox's access to the network beyond its host. Takes
 	// effect at once for new connections; turning it off also cuts open ones.
