@@ -140,7 +140,9 @@ export class SandboxManager {
 
   async keepAlive(id: string, ttlMs?: number): Promise<Date> {
     this.checkTtl(ttlMs);
-    await this.live(await this.find(id));
+    const e = await this.find(id);
+    if (e.state === "destroying") throw failedPrecondition(`sandbox ${id} is being destroyed`);
+    await this.live(e);
     const lease = await this.leases.renew(id, ttlMs).catch((err) => {
       throw isSandboxError(err) && !isSandboxError(err, "not_found") ? err : unavailable(`storing the lease of ${id}: ${String((err as Error)?.message ?? err)}`, err);
     });
