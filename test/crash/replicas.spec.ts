@@ -63,6 +63,14 @@ describe("two replicas on one Proxmox", () => {
     const y = (await r2.client.createSandbox({ leaseTtl: { seconds: 600n } })).sandbox!;
     await eventually("r1 lists r2's sandbox", 10_000, async () => (await r1.client.listSandboxes({})).sandboxes.some((s) => s.id === y.id));
 
+    // A long command through r1 keeps its sandbox alive against r2's reaper (r1 stores renewals while it runs).
+    const v = (await r1.client.createSandbox({ leaseTtl: { seconds: 2n } })).sandbox!;
+    expect(await echo(r2.client, v.id)).toBe("42\n");
+    const long = await collectExec(r1.client.exec({ sandboxId: v.id, command: { case: "shell", value: "sleep 6; echo done" } }));
+    expect(long.stdout).toBe("done\n");
+    expect(await exists(r2.client, v.id)).toBe(true);
+    await r2.client.destroySandbox({ sandboxId: v.id });
+
     // Both replicas know w and reap it at once: both succeed, whoever gets there first.
     const w = (await r1.client.createSandbox({ leaseTtl: { seconds: 2n } })).sandbox!;
     expect(await echo(r2.client, w.id)).toBe("42\n");
