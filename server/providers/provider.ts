@@ -38,6 +38,13 @@ export interface StoredLease {
   ttlMs: number;
 }
 
+/** The CreateSandbox request_id a sandbox was made for, stored so a retry after a restart finds it. */
+export interface CreateRequestKey {
+  id: string;
+  /** Hash of the request's parameters: a retry with others is refused. */
+  fingerprint: string;
+}
+
 export interface SandboxHandle {
   id: string;
   state: SandboxState;
@@ -48,6 +55,7 @@ export interface SandboxHandle {
   createdAt: Date;
   /** The stored lease; undefined for a sandbox stored without one (made by an older sandboxd). */
   lease?: StoredLease;
+  request?: CreateRequestKey;
 }
 
 export interface CreateOptions {
@@ -55,6 +63,8 @@ export interface CreateOptions {
   signal?: AbortSignal;
   /** Stored with the sandbox's first record, so no sandbox ever exists without its lease. */
   lease?: StoredLease;
+  /** Stored with the sandbox too. */
+  request?: CreateRequestKey;
 }
 
 export interface SandboxProvider {

@@ -7,6 +7,7 @@
  * from its own creates, from adoption at start, from a lookup when a request
  * names one it does not know, and from the periodic sync (ReplicaSync).
  */
+import { createHash } from "node:crypto";
 import { failedPrecondition, invalidArgument, isSandboxError, notFound, unavailable } from "../errors.js";
 import { LeaseReaper } from "../leases/lease-reaper.js";
 import { LeaseTable } from "../leases/lease-table.js";
@@ -94,15 +95,19 @@ export class SandboxManager {
       internet: req.internet,
       labels: req.labels,
     };
+    // Hashed: it is stored with the sandbox (a Proxmox description holds 8 KiB).
+    const fingerprint = createHash("sha256")
+      .update(JSON.stringify([spec.cores, spec.memoryMiB, spec.diskGiB, spec.internet, ttl, Object.entries(spec.labels).sort()]))
+      .digest("base64url");
     const make = async () => {
-      // The lease starts when the sandbox is ready; it is stored with the sandbox's first record.
+      // The lease is stored with the sandbox's first record, and so is the request id (a retry after a restart finds it).
       const lease = { expiresAt: Date.now() + ttl, ttlMs: ttl };
-      const handle = await this.o.provider.create(spec, { signal: this.shutdown.signal, lease });
+      const request = req.requestId ? { id: req.requestId, fingerprint } : undefined;
+      const handle = await this.o.provider.create(spec, { signal: this.shutdown.signal, lease, request });
       this.track(handle, handle.lease ?? lease, false);
       return handle.id;
     };
     if (!req.requestId) return this.get(await make());
-    const fingerprint = JSON.stringify([spec.cores, spec.memoryMiB, spec.diskGiB, spec.internet, ttl, Object.entries(spec.labels).sort()]);
     return this.get(await this.requestIds.run(req.requestId, fingerprint, make, signal));
   }
 
@@ -242,6 +247,7 @@ export class SandboxManager {
       this.o.provider.extendLease(handle.id, lease).catch((err) => this.o.logger.warn({ sandboxId: handle.id, err: String(err) }, "storing a default lease failed"));
     }
     this.track(handle, lease, true);
+    if (handle.request) this.requestIds.remember(handle.request.id, handle.request.fingerprint, handle.id);
     const expired = lease.expiresAt <= now;
     this.o.logger.info({ sandboxId: handle.id, how, leaseExpiresAt: new Date(lease.expiresAt).toISOString(), expired }, expired ? "adopted a sandbox whose lease ran out; reaping it" : "adopted a sandbox with a live lease");
   }

@@ -42,6 +42,12 @@ export class RequestIds {
     return waitFor(entry.sandboxId, signal);
   }
 
+  /** A sandbox made for `requestId` by an earlier process or another replica (its stored request key). */
+  remember(requestId: string, fingerprint: string, sandboxId: string): void {
+    if (this.byRequest.has(requestId)) return;
+    this.byRequest.set(requestId, { fingerprint, sandboxId: Promise.resolve(sandboxId), resolvedId: sandboxId });
+  }
+
   /** The sandbox is gone: its request id may make a new one. */
   forgetSandbox(sandboxId: string): void {
     for (const [rid, e] of this.byRequest) if (e.resolvedId === sandboxId) this.byRequest.delete(rid);

@@ -155,6 +155,7 @@ export class LocalRuntime implements SandboxProvider {
         version: 1, id, spec: valid, address, netns: this.names.netns(id), veth: this.names.veth(id),
         hostKey: "", createdAt: createdAt.toISOString(), complete: false,
         ...(options.lease ? { lease: { ...options.lease } } : {}),
+        ...(options.request ? { request: { ...options.request } } : {}),
       },
     };
     this.entries.set(id, entry);
@@ -316,6 +317,7 @@ export class LocalRuntime implements SandboxProvider {
       ssh: { host: e.address, port: 22, username: "sandbox", privateKey: Buffer.from(this.clientKey!.privateKey), hostKey: e.record.hostKey },
       createdAt: e.createdAt,
       ...(e.record.lease ? { lease: { ...e.record.lease } } : {}),
+      ...(e.record.request ? { request: { ...e.record.request } } : {}),
     };
   }
 }

@@ -5,7 +5,7 @@
  * create, so a half-made sandbox is never adopted.
  */
 import { promises as fs } from "node:fs";
-import type { SandboxSpec, StoredLease } from "../provider.js";
+import type { CreateRequestKey, SandboxSpec, StoredLease } from "../provider.js";
 import { failedPrecondition } from "../../errors.js";
 import { processStartTime, readText } from "./host.js";
 import { ID_PATTERN } from "./names.js";
@@ -26,6 +26,8 @@ export interface SandboxRecord {
   loopDevice?: string;
   /** The lease, stored from the first write on (absent only in records of older versions). */
   lease?: StoredLease;
+  /** The CreateSandbox request_id it was made for, if any. */
+  request?: CreateRequestKey;
   complete: boolean;
 }
 

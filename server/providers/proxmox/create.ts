@@ -4,7 +4,7 @@
  * by the create's deadline; on any failure whatever was made is destroyed.
  */
 import { randomBytes } from "node:crypto";
-import type { SandboxSpec, StoredLease } from "../provider.js";
+import type { CreateRequestKey, SandboxSpec, StoredLease } from "../provider.js";
 import type { PveClient } from "./client.js";
 import type { ProxmoxConfig } from "./config.js";
 import { formatDescription, withTag } from "./description.js";
@@ -36,7 +36,13 @@ export function vmidOf(id: string): number | undefined {
 
 type Made = { node: string; vmid: number };
 
-export async function createSandbox(ctx: CreateContext, node: string, spec: SandboxSpec, lease: StoredLease | undefined, signal: AbortSignal | undefined, onMade: (m: Made & { id: string }) => void): Promise<Created> {
+/** What the description stores besides id, spec and creation time. */
+export interface Stored {
+  lease?: StoredLease;
+  request?: CreateRequestKey;
+}
+
+export async function createSandbox(ctx: CreateContext, node: string, spec: SandboxSpec, stored: Stored, signal: AbortSignal | undefined, onMade: (m: Made & { id: string }) => void): Promise<Created> {
   const { client, cfg } = ctx;
   const deadline = Date.now() + cfg.createTimeoutMs;
   const suffix = randomBytes(4).toString("hex");
@@ -44,7 +50,7 @@ export async function createSandbox(ctx: CreateContext, node: string, spec: Sand
   let made: Made | undefined;
   let cloneTask: string | undefined;
   try {
-    const { vmid, upid } = await cloneStep(ctx, node, suffix, spec, lease, createdAt, deadline, signal);
+    const { vmid, upid } = await cloneStep(ctx, node, suffix, spec, stored, createdAt, deadline, signal);
     made = { node, vmid };
     cloneTask = upid;
     const id = sandboxId(vmid, suffix);
@@ -56,7 +62,7 @@ export async function createSandbox(ctx: CreateContext, node: string, spec: Sand
     const conf = await client.get<Record<string, unknown>>(`${path}/config`, {}, { deadline, signal });
     const put: Record<string, string | number> = {
       cores: spec.cores, memory: spec.memoryMiB, swap: 0, tags: withTag(conf.tags as string | undefined, cfg.tag),
-      description: formatDescription({ id, spec, createdAt, lease }),
+      description: formatDescription({ id, spec, createdAt, ...stored }),
     };
     const net0 = String(conf.net0 ?? "");
     if (cfg.bridge && net0 && !net0.includes(`bridge=${cfg.bridge}`)) put.net0 = net0.replace(/bridge=[^,]+/, `bridge=${cfg.bridge}`);
@@ -89,7 +95,7 @@ export async function createSandbox(ctx: CreateContext, node: string, spec: Sand
  * A clone whose answer was lost (dropped connection, 5xx/596) is not blindly
  * re-sent: first find out whether the new id exists and is ours.
  */
-async function cloneStep(ctx: CreateContext, node: string, suffix: string, spec: SandboxSpec, lease: StoredLease | undefined, createdAt: Date, deadline: number, signal?: AbortSignal): Promise<{ vmid: number; upid?: string }> {
+async function cloneStep(ctx: CreateContext, node: string, suffix: string, spec: SandboxSpec, stored: Stored, createdAt: Date, deadline: number, signal?: AbortSignal): Promise<{ vmid: number; upid?: string }> {
   const { client, cfg } = ctx;
   let vmid = Number(await client.get<string>("/cluster/nextid", {}, { deadline, signal }));
   for (let attempt = 0; ; attempt++) {
@@ -97,7 +103,7 @@ async function cloneStep(ctx: CreateContext, node: string, suffix: string, spec:
     try {
       const upid = await client.post<string>(`${ctPath(ctx.templateNode, cfg.templateId)}/clone`, {
         newid: vmid, hostname: id, full: 1, pool: cfg.pool, target: node === ctx.templateNode ? undefined : node,
-        description: formatDescription({ id, spec, createdAt, lease }),
+        description: formatDescription({ id, spec, createdAt, ...stored }),
       }, { retry: "once", deadline, signal });
       return { vmid, upid };
     } catch (e) {

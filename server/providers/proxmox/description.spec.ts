@@ -13,6 +13,10 @@ describe("description", () => {
     const mangled = formatDescription(meta).replace(/}$/, ',"lease":{"expiresAt":"never","ttlMs":5}}');
     expect(parseDescription(mangled)).toEqual(meta);
   });
+  it("carries the create request id", () => {
+    const withRequest = { ...meta, request: { id: "job-42/attempt\"1", fingerprint: "abc" } };
+    expect(parseDescription(formatDescription(withRequest))).toEqual(withRequest);
+  });
   it("ignores descriptions sandboxd did not write", () => {
     expect(parseDescription(undefined)).toBeUndefined();
     expect(parseDescription("sandbox template")).toBeUndefined();

@@ -5,7 +5,7 @@
  * leases from the API alone. The clone request already carries the
  * description, so no container of ours ever exists without its lease.
  */
-import type { SandboxSpec, StoredLease } from "../provider.js";
+import type { CreateRequestKey, SandboxSpec, StoredLease } from "../provider.js";
 
 export const DEFAULT_TAG = "sandboxd";
 const HEADER = "Managed by sandboxd: destroyed automatically, do not edit.";
@@ -18,11 +18,12 @@ export interface SandboxMeta {
   spec: SandboxSpec;
   createdAt: Date;
   lease?: StoredLease;
+  request?: CreateRequestKey;
 }
 
 export function formatDescription(meta: SandboxMeta): string {
   const lease = meta.lease && { expiresAt: new Date(meta.lease.expiresAt).toISOString(), ttlMs: meta.lease.ttlMs };
-  const json = JSON.stringify({ v: 1, id: meta.id, createdAt: meta.createdAt.toISOString(), spec: meta.spec, ...(lease ? { lease } : {}) });
+  const json = JSON.stringify({ v: 1, id: meta.id, createdAt: meta.createdAt.toISOString(), spec: meta.spec, ...(lease ? { lease } : {}), ...(meta.request ? { request: meta.request } : {}) });
   return `${HEADER}\n${PREFIX}${json}`;
 }
 
@@ -43,7 +44,9 @@ export function parseDescription(text: string | undefined): SandboxMeta | undefi
     const expiresAt = new Date(String(o.lease?.expiresAt)).getTime();
     const ttlMs = Number(o.lease?.ttlMs);
     const lease = Number.isFinite(expiresAt) && Number.isFinite(ttlMs) && ttlMs > 0 ? { expiresAt, ttlMs } : undefined;
-    return { id: o.id, createdAt, spec, ...(lease ? { lease } : {}) };
+    const r = o.request;
+    const request = r && typeof r.id === "string" && typeof r.fingerprint === "string" ? { id: r.id, fingerprint: r.fingerprint } : undefined;
+    return { id: o.id, createdAt, spec, ...(lease ? { lease } : {}), ...(request ? { request } : {}) };
   } catch {
     return undefined;
   }

@@ -87,14 +87,16 @@ export class ProxmoxProvider implements SandboxProvider {
     const ctx: CreateContext = { client: this.client, cfg: this.cfg, templateNode: this.templateNode, log: this.log };
     let id: string | undefined;
     try {
-      const c = await createSandbox(ctx, slot.node, spec, options.lease, signal, (m) => {
+      const stored = { lease: options.lease, request: options.request };
+      const c = await createSandbox(ctx, slot.node, spec, stored, signal, (m) => {
         id = m.id;
         this.creating.add(m.id);
         this.nodes.set(m.id, m.node);
       });
       this.log.info({ id: c.id, node: c.node, vmid: c.vmid, address: c.address }, "proxmox sandbox created");
       const lease = options.lease && { ...options.lease };
-      return { id: c.id, state: "running", spec, address: c.address, ssh: this.ssh(c.address), createdAt: c.createdAt, ...(lease ? { lease } : {}) };
+      const request = options.request && { ...options.request };
+      return { id: c.id, state: "running", spec, address: c.address, ssh: this.ssh(c.address), createdAt: c.createdAt, ...(lease ? { lease } : {}), ...(request ? { request } : {}) };
     } catch (e) {
       if (id) this.nodes.delete(id);
       throw toSandboxError(e, `create on node ${slot.node}`, signal);
@@ -200,7 +202,11 @@ export class ProxmoxProvider implements SandboxProvider {
     if (!Number.isInteger(spec.memoryMiB) || spec.memoryMiB < 16) throw invalidArgument("memory_mib", "must be an integer ≥ 16");
     if (!Number.isInteger(spec.diskGiB) || spec.diskGiB < 1) throw invalidArgument("disk_gib", "must be an integer ≥ 1");
     validateLabels(spec.labels);
-    const probe = formatDescription({ id: "sbx-999999999-ffffffff", spec, createdAt: new Date() });
+    // The largest description this spec can get: with a lease and a 128-character request id.
+    const probe = formatDescription({
+      id: "sbx-999999999-ffffffff", spec, createdAt: new Date(), lease: { expiresAt: Date.now(), ttlMs: 2 ** 40 },
+      request: { id: "\u0001".repeat(128), fingerprint: "f".repeat(43) },
+    });
     if (probe.length > MAX_DESCRIPTION) throw invalidArgument("labels", `too large: Proxmox descriptions hold at most ${MAX_DESCRIPTION} characters`);
   }
 
@@ -252,6 +258,7 @@ export class ProxmoxProvider implements SandboxProvider {
     if (fw) spec.internet = !(Number(fw.enable ?? 0) === 1 && String(fw.policy_out ?? "ACCEPT") !== "ACCEPT");
     if (!address && state === "running") this.log.warn({ id, vmid }, "proxmox sandbox has no IPv4 address (stopped?)");
     const lease = meta?.lease;
-    return { id, state, spec, address, ssh: this.ssh(address), createdAt: meta?.createdAt ?? new Date(0), ...(lease ? { lease } : {}) };
+    const request = meta?.request;
+    return { id, state, spec, address, ssh: this.ssh(address), createdAt: meta?.createdAt ?? new Date(0), ...(lease ? { lease } : {}), ...(request ? { request } : {}) };
   }
 }
