@@ -354,7 +354,10 @@ type CreateSandboxRequest struct {
 	// Client-chosen id (1-128 characters) that makes CreateSandbox idempotent:
 	// a retry with the same id returns the sandbox made by the first call (for
 	// as long as that sandbox exists), instead of making another. A retry with
-	// the same id but different parameters is INVALID_ARGUMENT.
+	// the same id but different parameters is INVALID_ARGUMENT. The id is
+	// stored with the sandbox, so this holds across a restart of the service
+	// (a create cut off by the restart before the sandbox was finished is
+	// undone, and the retry makes a new one).
 	RequestId     string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
