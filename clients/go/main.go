@@ -87,6 +87,18 @@ func run(addr string) error {
 		return fmt.Errorf("sandbox state %s, want STATE_RUNNING", sb.GetState())
 	}
 
+	// 0. Renew the lease to 20 minutes: it runs at least that long, at most 1.5 times.
+	before := time.Now()
+	ka, err := client.KeepAlive(ctx, &sandboxv1.KeepAliveRequest{SandboxId: id, LeaseTtl: durationpb.New(20 * time.Minute)})
+	if err != nil {
+		return fmt.Errorf("KeepAlive: %w", err)
+	}
+	exp := ka.GetLeaseExpiresAt().AsTime()
+	if exp.Before(before.Add(20*time.Minute)) || exp.After(time.Now().Add(30*time.Minute)) {
+		return fmt.Errorf("KeepAlive: lease expires at %s, want 20 to 30 minutes from now", exp)
+	}
+	fmt.Printf("lease renewed until %s\n", exp.Format(time.RFC3339))
+
 	// 1. uname -a, stdout printed as it arrives.
 	res, err := execStream(ctx, client, &sandboxv1.ExecRequest{
 		SandboxId: id,

@@ -116,6 +116,13 @@ async function scenario(client: SandboxClient): Promise<void> {
   try {
     check(sandbox.state === Sandbox_State.RUNNING, `sandbox state ${Sandbox_State[sandbox.state]}, want RUNNING`);
 
+    // Renew the lease to 20 minutes: it runs at least that long, at most 1.5 times.
+    const before = Date.now();
+    const ka = await client.keepAlive({ sandboxId: id, leaseTtl: { seconds: 1200n } }, { timeoutMs: TIMEOUT_MS });
+    const exp = Number(ka.leaseExpiresAt!.seconds) * 1000 + Math.floor(ka.leaseExpiresAt!.nanos / 1e6);
+    check(exp >= before + 1_200_000 - 1 && exp <= Date.now() + 1_800_000, `KeepAlive: lease expires at ${new Date(exp).toISOString()}, want 20 to 30 minutes from now`);
+    console.log(`lease renewed until ${new Date(exp).toISOString()}`);
+
     let r = await runExec(client, { sandboxId: id, command: { case: "argv", value: { args: ["uname", "-a"] } } }, false);
     expectExit(r.exited, 0, "uname");
     check(r.stdout.length > 0, "uname: no stdout");

@@ -12,9 +12,11 @@ on sys.path itself (override with SANDBOXD_GEN_PYTHON).
 from __future__ import annotations
 
 import argparse
+import datetime
 import hashlib
 import os
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -111,6 +113,13 @@ def scenario(stub: pb_grpc.SandboxServiceStub) -> None:
     check(sb.id != "", "CreateSandbox returned an empty sandbox id")
     try:
         check(sb.state == pb.Sandbox.STATE_RUNNING, f"sandbox state {pb.Sandbox.State.Name(sb.state)}, want STATE_RUNNING")
+
+        # Renew the lease to 20 minutes: it runs at least that long, at most 1.5 times.
+        before = time.time()
+        ka = stub.KeepAlive(pb.KeepAliveRequest(sandbox_id=sb.id, lease_ttl=duration_pb2.Duration(seconds=1200)), timeout=TIMEOUT)
+        exp = ka.lease_expires_at.ToDatetime().replace(tzinfo=datetime.timezone.utc).timestamp()
+        check(before + 1200 <= exp <= time.time() + 1800, f"KeepAlive: lease expires at {exp}, want 20 to 30 minutes from now")
+        print(f"lease renewed until {ka.lease_expires_at.ToJsonString()}", flush=True)
 
         out, _, exited = run_exec(stub, pb.ExecRequest(sandbox_id=sb.id, argv=pb.Argv(args=["uname", "-a"])), False)
         expect_exit(exited, 0, "uname")
