@@ -102,7 +102,7 @@ describe("Proxmox leases on the emulator", () => {
   }
 
   beforeAll(async () => {
-    emu = await startEmulator({ port: 0, timing: EMULATOR_TIMING, instance: "sandboxd-t-pve-lease", subnet: "198.18.184.0/24" });
+    emu = await startEmulator({ port: 0, timing: EMULATOR_TIMING, instance: "sandboxd-t-pve-lease", subnet: "198.18.185.0/24" });
     admin = new AdminClient(emu.connection);
     const c = emu.connection;
     cleaner = new PveClient({ url: c.url, tokenId: c.tokenId, secret: c.secret, caFile: c.caFile, connectTimeoutMs: 5000, requestTimeoutMs: 15_000 });
