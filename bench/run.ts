@@ -12,19 +12,29 @@ import type { SshTarget } from "../server/providers/provider.js";
 import type { FromWorker, ToWorker } from "./lib/server-worker.js";
 import { benchGrpc, grpcClient } from "./grpc.js";
 import { benchPve } from "./pve.js";
+import { benchLeaseReap } from "./lease-reap.js";
+import { benchLeaseRenewal } from "./lease-renew.js";
 import { benchCreate, benchSsh, ensureHostFile } from "./local.js";
 import { BenchResults } from "./lib/results.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** `npm run bench` runs every part; `npm run bench -- grpc` (or `local`, `pve`) just one. */
+const PARTS = ["local", "grpc", "pve", "lease"];
+
+/** `npm run bench` runs every part; `npm run bench -- grpc` (or `local`, `pve`, `lease`) just one. */
 async function main(): Promise<void> {
   const only = process.argv[2];
+  if (only !== undefined && !PARTS.includes(only)) throw new Error(`unknown part '${only}' (parts: ${PARTS.join(", ")})`);
   const results = new BenchResults();
-  const hostFile = await ensureHostFile("/var/tmp/sandboxd-bench-1g.bin");
-  if (only === undefined || only === "local") await benchLocal(results, hostFile);
-  if (only === undefined || only === "grpc") await benchThroughServer(results, hostFile);
+  // The 1 GiB file only for the parts that move it.
+  const hostFile = () => ensureHostFile("/var/tmp/sandboxd-bench-1g.bin");
+  if (only === undefined || only === "local") await benchLocal(results, await hostFile());
+  if (only === undefined || only === "grpc") await benchThroughServer(results, await hostFile());
   if (only === undefined || only === "pve") await benchPve(results);
+  if (only === undefined || only === "lease") {
+    await benchLeaseRenewal(results);
+    await benchLeaseReap(results);
+  }
   results.add("bench_peak_rss", process.resourceUsage().maxRSS / 1024, "MiB");
   results.write(join(here, "results.json"));
   results.printTable();

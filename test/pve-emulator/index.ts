@@ -12,6 +12,8 @@ import { Acl } from "./auth.js";
 import { Cluster, normaliseNet, normaliseTags, type Ct } from "./cluster.js";
 import type { Emu } from "./context.js";
 import { Faults } from "./faults.js";
+import { addPaperContainers, type PaperConf } from "./paper.js";
+import { RequestCounter, type RequestCounts } from "./request-counter.js";
 import { DEFAULT_PRIVILEGES, DEFAULT_TEMPLATE, DEFAULT_TIMING, nodeNames, type EmulatorOptions, type FaultOptions, type Timing } from "./options.js";
 import { Sandboxes } from "./sandboxes.js";
 import { createServer } from "./server.js";
@@ -19,6 +21,8 @@ import { Tasks } from "./tasks.js";
 import { ensureCertificate } from "./tls.js";
 
 export type { EmulatorOptions, FaultOptions, Timing } from "./options.js";
+export type { PaperConf } from "./paper.js";
+export { countsBetween, type RequestCounts } from "./request-counter.js";
 
 /** Everything sandboxd needs to connect (connection.json). */
 export interface Connection {
@@ -51,6 +55,14 @@ export interface Emulator {
   setTiming(timing: Partial<Timing>): void;
   /** Every CT by vmid (live objects). */
   containers(): Ct[];
+  /**
+   * Test-only: adds `n` running CTs to the pool with no sandbox behind them
+   * (see paper.ts), `make(vmid)` giving each one's hostname, description,
+   * tags. Their made-up address must never be connected to. Returns the vmids.
+   */
+  addPaperContainers(n: number, make: (vmid: number) => PaperConf): number[];
+  /** API requests received so far, in total and per route (see request-counter.ts). */
+  requestCount(): RequestCounts;
   emu: Emu;
   sandboxes: Sandboxes;
   /** Stops serving, waits for running tasks, destroys every sandbox and purges the runtime. */
@@ -96,7 +108,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     cluster, tasks: new Tasks(), faults: new Faults(options.faults), timing, sandboxes, pool,
     acl: new Acl(pool, new Set(options.privileges ?? DEFAULT_PRIVILEGES), cluster.poolMembers),
   };
-  const server = createServer({ emu, token: { id: tokenId, secret }, authFailDelayMs: () => timing.authFailDelayMs, log: (o, m) => log.debug(o, m) }, tls);
+  const counter = new RequestCounter();
+  const server = createServer({ emu, token: { id: tokenId, secret }, authFailDelayMs: () => timing.authFailDelayMs, log: (o, m) => log.debug(o, m), counter }, tls);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port ?? 8006, host, () => resolve());
@@ -116,6 +129,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     setFaults: (f, reset) => emu.faults.set(f, reset),
     setTiming: (x) => Object.assign(timing, x),
     containers: () => [...cluster.cts.values()],
+    addPaperContainers: (n, make) => addPaperContainers({ cluster, templateId: t.vmid }, n, make),
+    requestCount: () => counter.snapshot(),
     close: () => (closing ??= (async () => {
       await new Promise<void>((r) => {
         server.close(() => r());

@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { authenticate, type Token } from "./auth.js";
 import { WithExtra, type Emu, type Route } from "./context.js";
 import { ApiError, parseParams, sendData, sendError } from "./http.js";
+import type { RequestCounter } from "./request-counter.js";
 import { validate } from "./schema.js";
 import { sleep } from "./tasks.js";
 import { clusterRoutes } from "./routes/cluster.js";
@@ -45,10 +46,26 @@ export interface ServerDeps {
   token: Token;
   authFailDelayMs: () => number;
   log: (obj: object, msg: string) => void;
+  /** Hears of every request on arrival. */
+  counter: RequestCounter;
+}
+
+/** The route of a request, found before authentication so that every request is counted by route. */
+function routeOf(method: string, url: URL): { path?: string; found?: ReturnType<typeof match>; error?: unknown } {
+  const path = url.pathname.startsWith(`${PREFIX}/`) ? url.pathname.slice(PREFIX.length) : undefined;
+  try {
+    return { path, found: path === undefined ? undefined : match(method, path.replace(/\/+$/, "") || "/") };
+  } catch (error) {
+    return { path, error }; // a malformed %-escape: reported after authentication, as before
+  }
 }
 
 async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const { emu } = deps;
+  const url = new URL(req.url ?? "/", "https://pve");
+  const method = req.method ?? "GET";
+  const { path, found, error } = routeOf(method, url);
+  deps.counter.count(`${method} ${found ? found.route.path : "(unmatched)"}`);
   if (emu.faults.latencyMs > 0) await sleep(emu.faults.latencyMs);
   if (emu.faults.shouldDrop()) {
     req.socket.destroy();
@@ -56,8 +73,6 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
   }
   const injected = emu.faults.injectedError();
   if (injected) return sendError(res, new ApiError(injected[0], injected[1]));
-  const url = new URL(req.url ?? "/", "https://pve");
-  const method = req.method ?? "GET";
   let user: string;
   try {
     user = authenticate(req, deps.token);
@@ -67,8 +82,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     req.resume();
     return sendError(res, e as ApiError, bad);
   }
-  const path = url.pathname.startsWith(`${PREFIX}/`) ? url.pathname.slice(PREFIX.length) : undefined;
-  const found = path === undefined ? undefined : match(method, path.replace(/\/+$/, "") || "/");
+  if (error) throw error;
   if (!found) {
     req.resume();
     throw new ApiError(501, `Method '${method} ${path ?? url.pathname}' not implemented`);
