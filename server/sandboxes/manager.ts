@@ -100,11 +100,16 @@ export class SandboxManager {
       .update(JSON.stringify([spec.cores, spec.memoryMiB, spec.diskGiB, spec.internet, ttl, Object.entries(spec.labels).sort()]))
       .digest("base64url");
     const make = async () => {
-      // The lease is stored with the sandbox's first record, and so is the request id (a retry after a restart finds it).
+      // A lease is stored with the sandbox's first record, and so is the request id (a retry after a restart finds it).
       const lease = { expiresAt: Date.now() + ttl, ttlMs: ttl };
       const request = req.requestId ? { id: req.requestId, fingerprint } : undefined;
       const handle = await this.o.provider.create(spec, { signal: this.shutdown.signal, lease, request });
-      this.track(handle, handle.lease ?? lease, false);
+      // The TTL counts from when the sandbox is ready (a Proxmox create takes seconds): one more write.
+      const ready = await this.o.provider.extendLease(handle.id, { expiresAt: Date.now() + ttl, ttlMs: ttl }).catch((err) => {
+        this.o.logger.warn({ sandboxId: handle.id, err: String(err) }, "restarting the lease when the sandbox was ready failed; it counts from the create");
+        return handle.lease ?? lease;
+      });
+      this.track(handle, ready, false);
       return handle.id;
     };
     if (!req.requestId) return this.get(await make());

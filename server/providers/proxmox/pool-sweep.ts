@@ -69,6 +69,13 @@ export class PoolSweep {
 
   constructor(private readonly d: SweepDeps) {}
 
+  /** Records a sandbox of ours found by a full listing, so the next sweep does not read its config again. */
+  learn(m: Member, id: string): void {
+    this.skip.delete(m.vmid);
+    this.ours.set(m.vmid, id);
+    this.names.set(m.vmid, m.name);
+  }
+
   /** Forgets a destroyed sandbox (a later CT may reuse its vmid). */
   forget(vmid: number): void {
     this.ours.delete(vmid);

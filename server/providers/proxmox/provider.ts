@@ -135,6 +135,7 @@ export class ProxmoxProvider implements SandboxProvider {
         const found = conf && kindOf(m.vmid, conf, this.cfg.tag);
         if (!found || found.kind !== "ours") return undefined;
         this.nodes.set(found.id!, m.node);
+        this.sweep.learn(m, found.id!);
         return this.handle(found.id!, m.node, m.vmid, conf).catch(() => undefined);
       }));
       return out.filter((h): h is SandboxHandle => h !== undefined);
