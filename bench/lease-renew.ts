@@ -20,7 +20,8 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { SandboxService } from "../gen/ts/sandbox/v1/sandbox_pb.js";
 import { countsBetween, startEmulator, type Emulator, type RequestCounts } from "../test/pve-emulator/index.js";
 import { startChildServer, type ChildServer } from "./lib/child-server.js";
-import { addPaperFleet, proxmoxEnv } from "./lib/paper-fleet.js";
+import { proxmoxEnvOf } from "../test/pve-emulator/index.js";
+import { addPaperFleet } from "./lib/paper-fleet.js";
 import { clockTicks, cpuPercent, cpuSeconds, tcpPeersIn } from "./lib/procfs.js";
 import { Renewer, type RenewalCounts } from "./lib/renewer.js";
 import type { BenchResults } from "./lib/results.js";
@@ -94,7 +95,7 @@ export async function benchLeaseRenewal(results: BenchResults): Promise<void> {
   try {
     const ids = addPaperFleet(emu, SANDBOXES, TTL_MS);
     const t0 = nowMs();
-    server = await startChildServer({ ...proxmoxEnv(emu.connection), SANDBOXD_LOG_LEVEL: "warn" }, 300_000);
+    server = await startChildServer({ ...proxmoxEnvOf(emu.connection), SANDBOXD_LOG_LEVEL: "warn" }, 300_000);
     const startup = { s: (nowMs() - t0) / 1000, calls: emu.requestCount().total };
     process.stderr.write(`bench: sandboxd adopted the fleet in ${startup.s.toFixed(1)} s with ${startup.calls} Proxmox calls\n`);
     const api: Api = createClient(SandboxService, createGrpcTransport({ baseUrl: `http://${server.address}` }));

@@ -3,7 +3,7 @@
  * emulator with its default timings, compared with the emulator's own minimum
  * (the sum of its configured delays), and 20 concurrent creates from one template.
  */
-import { startEmulator, type Emulator } from "../test/pve-emulator/index.js";
+import { proxmoxConfigOf, startEmulator, type Emulator } from "../test/pve-emulator/index.js";
 import { ProxmoxProvider } from "../server/providers/proxmox/index.js";
 import type { SandboxSpec } from "../server/providers/provider.js";
 import type { BenchResults } from "./lib/results.js";
@@ -14,12 +14,7 @@ const SEQUENTIAL = 8;
 const CONCURRENT = 20;
 
 function providerFor(emu: Emulator): ProxmoxProvider {
-  const c = emu.connection;
-  return new ProxmoxProvider({
-    url: c.url, tokenId: c.tokenId, secret: c.secret, nodes: c.nodes, templateId: c.templateId, pool: c.pool, bridge: c.bridge,
-    caFile: c.caFile, insecure: false, hostKey: c.hostKey, sshKeyPath: c.sshKeyPath, sshUser: c.sshUser, tag: "sandboxd",
-    connectTimeoutMs: 5000, requestTimeoutMs: 30_000, createTimeoutMs: 600_000,
-  });
+  return new ProxmoxProvider(proxmoxConfigOf(emu.connection, { requestTimeoutMs: 30_000, createTimeoutMs: 600_000 }));
 }
 
 export async function benchPve(results: BenchResults): Promise<void> {

@@ -9,7 +9,7 @@
 import { randomBytes } from "node:crypto";
 import { formatDescription } from "../../server/providers/proxmox/description.js";
 import type { SandboxSpec } from "../../server/providers/provider.js";
-import type { Connection, Emulator } from "../../test/pve-emulator/index.js";
+import type { Emulator } from "../../test/pve-emulator/index.js";
 
 const SPEC: SandboxSpec = { cores: 1, memoryMiB: 256, diskGiB: 1, internet: false, labels: { bench: "lease" } };
 
@@ -29,20 +29,3 @@ export function addPaperFleet(emu: Emulator, n: number, ttlMs: number): string[]
   return ids;
 }
 
-/** SANDBOXD_* settings for a sandboxd using the emulator (the names in server/providers/proxmox/config.ts). */
-export function proxmoxEnv(c: Connection): Record<string, string> {
-  return {
-    SANDBOXD_PROVIDER: "proxmox",
-    SANDBOXD_PROXMOX_URL: c.url,
-    SANDBOXD_PROXMOX_TOKEN_ID: c.tokenId,
-    SANDBOXD_PROXMOX_SECRET: c.secret,
-    SANDBOXD_PROXMOX_NODES: c.nodes.join(","),
-    SANDBOXD_PROXMOX_TEMPLATE_ID: String(c.templateId),
-    SANDBOXD_PROXMOX_POOL: c.pool,
-    SANDBOXD_PROXMOX_BRIDGE: c.bridge,
-    SANDBOXD_PROXMOX_CA_FILE: c.caFile,
-    SANDBOXD_PROXMOX_HOST_KEY: c.hostKey,
-    SANDBOXD_SSH_KEY_PATH: c.sshKeyPath,
-    SANDBOXD_SSH_USER: c.sshUser,
-  };
-}

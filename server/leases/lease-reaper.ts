@@ -17,10 +17,7 @@ export interface ReapActions {
   logger: Logger;
 }
 
-export class LeaseReaper {
-  private timer?: NodeJS.Timeout;
-  private running = false;
-  /** Per sandbox: failed attempts so far and when the next may start. */
+export class LeaseReaper {  /** Per sandbox: failed attempts so far and when the next may start. */
   private readonly failures = new Map<string, { count: number; retryAt: number }>();
 
   constructor(
@@ -30,32 +27,16 @@ export class LeaseReaper {
     private readonly now: () => number = Date.now,
   ) {}
 
-  start(): void {
-    this.timer ??= setInterval(() => void this.tick(), this.intervalMs);
-    this.timer.unref();
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
-  }
-
-  /** One pass; passes never overlap (a slow destroy must not be started twice). */
-  async tick(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
-    try {
-      const renewals = this.table.pinnedDue().map((l) =>
-        this.table.renew(l.sandboxId).catch((err) =>
-          this.actions.logger.warn({ sandboxId: l.sandboxId, err: String(err) }, "renewing the lease of a sandbox in use failed; retrying"),
-        ),
-      );
-      const now = this.now();
-      const due = this.table.expired().filter((l) => (this.failures.get(l.sandboxId)?.retryAt ?? 0) <= now);
-      await Promise.all([...renewals, ...due.map((l) => this.reap(l))]);
-    } finally {
-      this.running = false;
-    }
+  /** One pass; run it with a Periodic (passes must not overlap). `intervalMs` is its interval, for the backoff. */
+  async pass(): Promise<void> {
+    const renewals = this.table.pinnedDue().map((l) =>
+      this.table.renew(l.sandboxId).catch((err) =>
+        this.actions.logger.warn({ sandboxId: l.sandboxId, err: String(err) }, "renewing the lease of a sandbox in use failed; retrying"),
+      ),
+    );
+    const now = this.now();
+    const due = this.table.expired().filter((l) => (this.failures.get(l.sandboxId)?.retryAt ?? 0) <= now);
+    await Promise.all([...renewals, ...due.map((l) => this.reap(l))]);
   }
 
   private async reap(lease: Lease): Promise<void> {

@@ -149,7 +149,7 @@ describe("LeaseReaper", () => {
     c.advance(1_500);
     store.stored.set("renewed-elsewhere", { expiresAt: c.now() + 10_000, ttlMs: 1_000 });
     store.stored.delete("gone");
-    await reaper.tick();
+    await reaper.pass();
     expect(destroyed).toEqual(["expired"]);
     expect(forgotten).toEqual(["gone"]);
     expect(table.get("renewed-elsewhere")).toBeDefined();
@@ -172,7 +172,7 @@ describe("LeaseReaper", () => {
     }, 1000, c.now);
     c.advance(2_000);
     for (let i = 0; i < 40 && table.get("a"); i++) {
-      await reaper.tick();
+      await reaper.pass();
       c.advance(1_000);
     }
     expect(attempts).toBe(4);

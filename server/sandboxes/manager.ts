@@ -10,6 +10,7 @@
 import { createHash } from "node:crypto";
 import { failedPrecondition, invalidArgument, isSandboxError, notFound, unavailable } from "../errors.js";
 import { LeaseReaper } from "../leases/lease-reaper.js";
+import { Periodic } from "../periodic.js";
 import { LeaseTable } from "../leases/lease-table.js";
 import type { Logger } from "../providers/local/options.js";
 import type { SandboxHandle, SandboxProvider, SandboxState, StoredLease } from "../providers/provider.js";
@@ -42,20 +43,21 @@ export class SandboxManager {
   readonly leases: LeaseTable;
   private readonly entries = new Map<string, Entry>();
   private readonly requestIds = new RequestIds();
-  private readonly reaper: LeaseReaper;
-  private readonly sync: ReplicaSync;
+  private readonly reaping: Periodic;
+  private readonly syncing: Periodic;
   /** Aborts creates still running at shutdown (they are not tied to one RPC, see RequestIds). */
   private readonly shutdown = new AbortController();
   private readonly startedAt = Date.now();
 
   constructor(private readonly o: ManagerOptions) {
     this.leases = new LeaseTable(o.provider);
-    this.reaper = new LeaseReaper(this.leases, {
+    const reaper = new LeaseReaper(this.leases, {
       destroy: (id, why) => this.destroy(id, why),
       forget: (id) => this.forget(id),
       logger: o.logger,
     }, o.lease.reapIntervalMs);
-    this.sync = new ReplicaSync({
+    this.reaping = new Periodic(() => reaper.pass(), o.lease.reapIntervalMs);
+    const sync = new ReplicaSync({
       provider: o.provider,
       known: () => [...this.entries.keys()],
       busy: (id) => this.entries.get(id)?.state !== "running",
@@ -64,7 +66,8 @@ export class SandboxManager {
       needsRefresh: (id) => this.entries.get(id)?.handle.address === "",
       refresh: (h) => this.refreshHandle(h),
       logger: o.logger,
-    }, o.lease.syncIntervalMs);
+    });
+    this.syncing = new Periodic(() => sync.pass(), o.lease.syncIntervalMs);
   }
 
   get providerName(): string {
@@ -81,8 +84,8 @@ export class SandboxManager {
   async start(): Promise<void> {
     await this.o.provider.start();
     for (const handle of await this.o.provider.list()) this.adopt(handle, "recovered at start");
-    this.reaper.start();
-    this.sync.start();
+    this.reaping.start();
+    this.syncing.start();
   }
 
   async create(req: CreateRequest, signal?: AbortSignal): Promise<SandboxView> {
@@ -187,21 +190,11 @@ export class SandboxManager {
 
   /** Stops the reaper, sync and in-flight creates, drops SSH connections, closes the provider; sandboxes stay. */
   async close(): Promise<void> {
-    this.reaper.stop();
-    this.sync.stop();
+    this.reaping.stop();
+    this.syncing.stop();
     this.shutdown.abort();
     await this.o.registry.closeAll();
     await this.o.provider.close();
-  }
-
-  /** One reaper pass now (tests). */
-  reapNow(): Promise<void> {
-    return this.reaper.tick();
-  }
-
-  /** One sync pass now (tests). */
-  syncNow(): Promise<void> {
-    return this.sync.tick();
   }
 
   private checkTtl(ttlMs: number | undefined): number | undefined {

@@ -22,25 +22,10 @@ export interface SyncDeps {
 }
 
 export class ReplicaSync {
-  private timer?: NodeJS.Timeout;
-  private running = false;
+  constructor(private readonly d: SyncDeps) {}
 
-  constructor(private readonly d: SyncDeps, private readonly intervalMs: number) {}
-
-  start(): void {
-    if (this.intervalMs <= 0) return;
-    this.timer ??= setInterval(() => void this.tick(), this.intervalMs);
-    this.timer.unref();
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
-  }
-
-  async tick(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
+  /** One pass; run it with a Periodic (passes must not overlap). */
+  async pass(): Promise<void> {
     try {
       const ids = new Set(await this.d.provider.listIds());
       const known = this.d.known();
@@ -62,8 +47,6 @@ export class ReplicaSync {
       }));
     } catch (err) {
       this.d.logger.warn({ err: String(err) }, "sync with the provider failed; next interval retries");
-    } finally {
-      this.running = false;
     }
   }
 }

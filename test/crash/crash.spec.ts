@@ -6,24 +6,14 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { promises as fs } from "node:fs";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { collectExec } from "../e2e/harness.js";
 import { startEmulator, type Emulator } from "../pve-emulator/index.js";
 import {
-  CRASH_PVE, EMULATOR_TIMING, LOCAL, eventually, hostObjects, localEnv, proxmoxEnv, purgeLocal, sandboxd, sleep,
+  CRASH_PVE, EMULATOR_TIMING, LOCAL, eventually, exists, hostObjects, localEnv, proxmoxEnv, purgeLocal, sandboxd, sleep,
   type SandboxClient, type Sandboxd,
 } from "./harness.js";
-
-async function exists(client: SandboxClient, id: string): Promise<boolean> {
-  try {
-    await client.getSandbox({ sandboxId: id });
-    return true;
-  } catch (err) {
-    if (err instanceof ConnectError && err.code === Code.NotFound) return false;
-    throw err;
-  }
-}
 
 const sh = async (client: SandboxClient, id: string, script: string) =>
   (await collectExec(client.exec({ sandboxId: id, command: { case: "shell", value: script } }))).stdout;

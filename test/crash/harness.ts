@@ -7,11 +7,11 @@
 import { promises as fs } from "node:fs";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { createClient, type Client } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { SandboxService } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
 import { LocalRuntime } from "../../server/providers/local/index.js";
-import type { Connection } from "../pve-emulator/index.js";
+import { proxmoxEnvOf, type Connection } from "../pve-emulator/index.js";
 import { startServer, type RunningServer } from "../clients/running-server.js";
 
 export type SandboxClient = Client<typeof SandboxService>;
@@ -41,23 +41,7 @@ export function localEnv(): Record<string, string> {
 }
 
 export function proxmoxEnv(c: Connection, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    ...COMMON,
-    SANDBOXD_PROVIDER: "proxmox",
-    SANDBOXD_PROXMOX_URL: c.url,
-    SANDBOXD_PROXMOX_TOKEN_ID: c.tokenId,
-    SANDBOXD_PROXMOX_SECRET: c.secret,
-    SANDBOXD_PROXMOX_NODES: c.nodes.join(","),
-    SANDBOXD_PROXMOX_TEMPLATE_ID: String(c.templateId),
-    SANDBOXD_PROXMOX_POOL: c.pool,
-    SANDBOXD_PROXMOX_BRIDGE: c.bridge,
-    SANDBOXD_PROXMOX_CA_FILE: c.caFile,
-    SANDBOXD_PROXMOX_HOST_KEY: c.hostKey,
-    SANDBOXD_SSH_KEY_PATH: c.sshKeyPath,
-    SANDBOXD_SSH_USER: c.sshUser,
-    SANDBOXD_PROXMOX_CREATE_TIMEOUT: "20s",
-    ...extra,
-  };
+  return { ...COMMON, ...proxmoxEnvOf(c), SANDBOXD_PROXMOX_CREATE_TIMEOUT: "20s", ...extra };
 }
 
 export async function sandboxd(env: Record<string, string>): Promise<Sandboxd> {
@@ -87,4 +71,15 @@ export async function hostObjects(instance = LOCAL.instance): Promise<{ stateDir
 
 export async function purgeLocal(o: { instance: string; subnet: string }): Promise<void> {
   await new LocalRuntime(o).purge();
+}
+
+/** Whether GetSandbox finds the sandbox (NOT_FOUND: false; other errors throw). */
+export async function exists(client: SandboxClient, id: string): Promise<boolean> {
+  try {
+    await client.getSandbox({ sandboxId: id });
+    return true;
+  } catch (err) {
+    if (err instanceof ConnectError && err.code === Code.NotFound) return false;
+    throw err;
+  }
 }

@@ -5,21 +5,10 @@
  * idempotent, and when one is killed the other carries on and reaps.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { collectExec } from "../e2e/harness.js";
 import { startEmulator, type Emulator } from "../pve-emulator/index.js";
-import { EMULATOR_TIMING, REPLICAS_PVE, eventually, proxmoxEnv, sandboxd, sleep, type SandboxClient, type Sandboxd } from "./harness.js";
-
-async function exists(client: SandboxClient, id: string): Promise<boolean> {
-  try {
-    await client.getSandbox({ sandboxId: id });
-    return true;
-  } catch (err) {
-    if (err instanceof ConnectError && err.code === Code.NotFound) return false;
-    throw err;
-  }
-}
+import { EMULATOR_TIMING, REPLICAS_PVE, eventually, exists, proxmoxEnv, sandboxd, sleep, type SandboxClient, type Sandboxd } from "./harness.js";
 
 const echo = async (client: SandboxClient, id: string) =>
   (await collectExec(client.exec({ sandboxId: id, command: { case: "shell", value: "echo $((6*7))" } }))).stdout;

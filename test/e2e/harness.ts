@@ -12,8 +12,8 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { createLogger } from "../../server/api/logger.js";
 import { loadConfig, type Config } from "../../server/config/config.js";
 import { LocalRuntime } from "../../server/providers/local/index.js";
-import { ProxmoxProvider, type ProxmoxConfig } from "../../server/providers/proxmox/index.js";
-import { startEmulator, type Emulator } from "../pve-emulator/index.js";
+import { ProxmoxProvider } from "../../server/providers/proxmox/index.js";
+import { proxmoxConfigOf, startEmulator, type Emulator } from "../pve-emulator/index.js";
 import { startServer, type SandboxServer } from "../../server/server.js";
 import { SandboxService } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
 
@@ -46,15 +46,6 @@ export function e2eEmulatorInstance(n: number): { instance: string; subnet: stri
 
 const EMULATOR_TIMING = { cloneMs: 150, startMs: 50, ipDelayMs: 100, stopMs: 10, destroyMs: 10, authFailDelayMs: 100 };
 
-function proxmoxConfigOf(emu: Emulator): ProxmoxConfig {
-  const c = emu.connection;
-  return {
-    url: c.url, tokenId: c.tokenId, secret: c.secret, nodes: c.nodes, templateId: c.templateId, pool: c.pool, bridge: c.bridge,
-    caFile: c.caFile, insecure: false, hostKey: c.hostKey, sshKeyPath: c.sshKeyPath, sshUser: c.sshUser, tag: "sandboxd",
-    connectTimeoutMs: 5000, requestTimeoutMs: 15_000, createTimeoutMs: 90_000,
-  };
-}
-
 export async function startE2E(n: number, env: Record<string, string> = {}, provider: ProviderName = "local"): Promise<E2E> {
   const { instance, subnet } = e2eInstance(n);
   const config: Config = loadConfig({
@@ -79,7 +70,7 @@ export async function startE2E(n: number, env: Record<string, string> = {}, prov
   try {
     if (provider === "proxmox") {
       emulator = await startEmulator({ port: 0, nodes: 1, timing: EMULATOR_TIMING, ...e2eEmulatorInstance(n) });
-      server = await startServer(config, logger, new ProxmoxProvider(proxmoxConfigOf(emulator), { logger }));
+      server = await startServer(config, logger, new ProxmoxProvider(proxmoxConfigOf(emulator.connection), { logger }));
     } else {
       server = await startServer(config, logger);
     }

@@ -23,6 +23,7 @@ import { ensureCertificate } from "./tls.js";
 export type { EmulatorOptions, FaultOptions, Timing } from "./options.js";
 export type { PaperConf } from "./paper.js";
 export { countsBetween, type RequestCounts } from "./request-counter.js";
+export { proxmoxConfigOf, proxmoxEnvOf } from "./sandboxd-settings.js";
 
 /** Everything sandboxd needs to connect (connection.json). */
 export interface Connection {

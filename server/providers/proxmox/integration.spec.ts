@@ -4,7 +4,7 @@
  * failing tasks, a wrong token, out-of-pool containers, multi-node placement.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startEmulator, type Emulator } from "../../../test/pve-emulator/index.js";
+import { proxmoxConfigOf, startEmulator, type Emulator } from "../../../test/pve-emulator/index.js";
 import { SessionRegistry } from "../../ssh/session-registry.js";
 import { execCollect } from "../../ssh/exec-collect.js";
 import { isSandboxError } from "../../errors.js";
@@ -17,14 +17,7 @@ import { makeProvider } from "../../server.js";
 const FAST = { cloneMs: 150, startMs: 50, ipDelayMs: 100, stopMs: 10, destroyMs: 10, authFailDelayMs: 100 };
 const SPEC: SandboxSpec = { cores: 1, memoryMiB: 256, diskGiB: 2, internet: false, labels: { owner: "spec" } };
 
-function configOf(emu: Emulator, over: Partial<ProxmoxConfig> = {}): ProxmoxConfig {
-  const c = emu.connection;
-  return {
-    url: c.url, tokenId: c.tokenId, secret: c.secret, nodes: c.nodes, templateId: c.templateId, pool: c.pool, bridge: c.bridge,
-    caFile: c.caFile, insecure: false, hostKey: c.hostKey, sshKeyPath: c.sshKeyPath, sshUser: c.sshUser, tag: "sandboxd",
-    connectTimeoutMs: 5000, requestTimeoutMs: 15_000, createTimeoutMs: 90_000, ...over,
-  };
-}
+const configOf = (emu: Emulator, over: Partial<ProxmoxConfig> = {}) => proxmoxConfigOf(emu.connection, over);
 
 /** CTs other than the template (and other than `keep`). */
 const leftovers = (emu: Emulator, keep: number[] = []) =>

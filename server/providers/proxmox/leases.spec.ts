@@ -9,7 +9,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startEmulator, type Emulator, type FaultOptions } from "../../../test/pve-emulator/index.js";
+import { proxmoxConfigOf, startEmulator, type Emulator, type FaultOptions } from "../../../test/pve-emulator/index.js";
 import { digest } from "../../../test/pve-emulator/cluster.js";
 import type { Call } from "../../../test/pve-emulator/context.js";
 import { lxcRoutes } from "../../../test/pve-emulator/routes/lxc.js";
@@ -18,7 +18,7 @@ import { isSandboxError } from "../../errors.js";
 import { LeaseReaper } from "../../leases/lease-reaper.js";
 import { LeaseTable } from "../../leases/lease-table.js";
 import type { Logger } from "../local/options.js";
-import type { SandboxSpec, StoredLease } from "../provider.js";
+import type { SandboxSpec } from "../provider.js";
 import { PveClient } from "./client.js";
 import type { ProxmoxConfig } from "./config.js";
 import { formatDescription, parseDescription } from "./description.js";
@@ -38,7 +38,6 @@ const real = { put: putConfig.handler, get: getConfig.handler, clone: clone.hand
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const vmidOfId = (id: string) => Number(id.split("-")[1]);
-const leaseIn = (lease: StoredLease) => ({ expiresAt: lease.expiresAt, ttlMs: lease.ttlMs });
 
 /** A logger that keeps every line, by level. */
 function recorder(): Logger & { lines: { level: string; obj: object; msg: string }[] } {
@@ -58,14 +57,8 @@ describe("Proxmox leases on the emulator", () => {
   /** A test may hold a PUT …/config (the create's tag/description write) to freeze a create half-way. */
   let holdPut: ((call: Call) => Promise<void> | void) | undefined;
 
-  const cfg = (over: Partial<ProxmoxConfig> = {}): ProxmoxConfig => {
-    const c = emu.connection;
-    return {
-      url: c.url, tokenId: c.tokenId, secret: c.secret, nodes: c.nodes, templateId: c.templateId, pool: c.pool, bridge: c.bridge,
-      caFile: c.caFile, insecure: false, hostKey: c.hostKey, sshKeyPath: c.sshKeyPath, sshUser: c.sshUser, tag: "sandboxd",
-      connectTimeoutMs: 5000, requestTimeoutMs: 15_000, createTimeoutMs: 90_000, ...over,
-    };
-  };
+  const cfg = (over: Partial<ProxmoxConfig> = {}): ProxmoxConfig => proxmoxConfigOf(emu.connection, { ...over });
+
   const replica = async (over: Partial<ProxmoxConfig> = {}, logger?: Logger) => {
     const p = new ProxmoxProvider(cfg(over), { logger });
     providers.push(p);
@@ -466,7 +459,7 @@ describe("Proxmox leases on the emulator", () => {
         const deadline = Date.now() + 90_000;
         while (table.ids().length > 0) {
           expect(Date.now()).toBeLessThan(deadline);
-          await reaper.tick();
+          await reaper.pass();
           await sleep(50);
         }
         if (faults.errorRate || faults.dropRate) {
@@ -532,7 +525,7 @@ describe("Proxmox leases on the emulator", () => {
     const deadline = Date.now() + 60_000;
     while (reapers.some((r) => r.table.ids().length > 0)) {
       expect(Date.now()).toBeLessThan(deadline);
-      await Promise.all(reapers.map((r) => r.reaper.tick()));
+      await Promise.all(reapers.map((r) => r.reaper.pass()));
       await sleep(20);
     }
     for (const r of reapers) expect(r.log.lines.filter((l) => l.level === "error")).toEqual([]);

@@ -4,7 +4,7 @@
  * the secret never showing up in logs or errors.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startEmulator, type Emulator } from "../../../test/pve-emulator/index.js";
+import { proxmoxConfigOf, startEmulator, type Emulator } from "../../../test/pve-emulator/index.js";
 import { ApiError } from "../../../test/pve-emulator/http.js";
 import { lxcRoutes } from "../../../test/pve-emulator/routes/lxc.js";
 import { isSandboxError } from "../../errors.js";
@@ -22,14 +22,8 @@ describe("ProxmoxProvider unknown outcomes", () => {
   let provider: ProxmoxProvider;
   const lines: string[] = [];
   const logger = Object.fromEntries(["debug", "info", "warn", "error"].map((l) => [l, (o: object, m?: string) => lines.push(`${JSON.stringify(o)} ${m ?? ""}`)])) as never;
-  const cfg = (over: Partial<ProxmoxConfig> = {}): ProxmoxConfig => {
-    const c = emu.connection;
-    return {
-      url: c.url, tokenId: c.tokenId, secret: c.secret, nodes: c.nodes, templateId: c.templateId, pool: c.pool, bridge: c.bridge,
-      caFile: c.caFile, insecure: false, hostKey: c.hostKey, sshKeyPath: c.sshKeyPath, sshUser: c.sshUser, tag: "sandboxd",
-      connectTimeoutMs: 5000, requestTimeoutMs: 15_000, createTimeoutMs: 60_000, ...over,
-    };
-  };
+  const cfg = (over: Partial<ProxmoxConfig> = {}): ProxmoxConfig => proxmoxConfigOf(emu.connection, { createTimeoutMs: 60_000, ...over });
+
   const leftovers = () => emu.containers().filter((ct) => ct.vmid !== emu.connection.templateId).map((ct) => ct.vmid);
 
   beforeAll(async () => {
