@@ -18,9 +18,8 @@
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { SandboxService } from "../gen/ts/sandbox/v1/sandbox_pb.js";
-import { countsBetween, startEmulator, type Emulator, type RequestCounts } from "../test/pve-emulator/index.js";
+import { countsBetween, proxmoxEnvOf, startEmulator, type Emulator, type RequestCounts } from "../test/pve-emulator/index.js";
 import { startChildServer, type ChildServer } from "./lib/child-server.js";
-import { proxmoxEnvOf } from "../test/pve-emulator/index.js";
 import { addPaperFleet } from "./lib/paper-fleet.js";
 import { clockTicks, cpuPercent, cpuSeconds, tcpPeersIn } from "./lib/procfs.js";
 import { Renewer, type RenewalCounts } from "./lib/renewer.js";
