@@ -3,7 +3,9 @@
  * with KeepAlive, the renewals spread evenly over the period (1,000 sandboxes
  * every 10 s is one RPC every 10 ms), as many clients each renewing on its own
  * timer would. Slots follow an absolute schedule, so a late timer is caught up
- * rather than stretching the period.
+ * rather than stretching the period. With "getSandbox" it sends GetSandbox
+ * instead, at the same rate: the same RPC cost without any lease work, the
+ * baseline for the server's CPU.
  */
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { SandboxService } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
@@ -29,6 +31,7 @@ export class Renewer {
     private readonly api: Client<typeof SandboxService>,
     private readonly ids: readonly string[],
     private readonly periodMs: number,
+    private readonly rpc: "keepAlive" | "getSandbox" = "keepAlive",
   ) {}
 
   start(): void {
@@ -61,7 +64,8 @@ export class Renewer {
   private fire(sandboxId: string): void {
     this.counts.sent++;
     const t0 = nowMs();
-    const p = this.api.keepAlive({ sandboxId }, { timeoutMs: 30_000 }).then(
+    const call = this.rpc === "keepAlive" ? this.api.keepAlive({ sandboxId }, { timeoutMs: 30_000 }) : this.api.getSandbox({ sandboxId }, { timeoutMs: 30_000 });
+    const p = call.then(
       () => {
         this.counts.ok++;
         this.latencies.push(nowMs() - t0);
