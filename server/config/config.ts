@@ -147,7 +147,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile = (p: 
     proxmox,
     tls: cert.value !== undefined ? { certFile: cert.value, keyFile: key.value! } : undefined,
     logLevel,
-    lease: { defaultTtlMs, maxTtlMs, reapIntervalMs: duration("leaseReapInterval", 1000), syncIntervalMs: duration("syncInterval", 10_000) },
+    lease: { defaultTtlMs, maxTtlMs, reapIntervalMs: duration("leaseReapInterval", 250), syncIntervalMs: duration("syncInterval", 10_000) },
     defaults: { cores: int("defaultCores", 1, 1), memoryMiB: int("defaultMemoryMiB", 512, 64), diskGiB: int("defaultDiskGiB", 2, 1) },
     local: { instance: instance.value ?? "sandboxd", subnet: subnet.value ?? "198.18.0.0/16", stateDir: get("localStateDir").value },
     shutdownGraceMs: duration("shutdownGrace", 10_000),

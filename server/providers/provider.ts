@@ -61,7 +61,12 @@ export interface SandboxHandle {
 export interface CreateOptions {
   /** Aborting gives up the create; whatever was made is destroyed. */
   signal?: AbortSignal;
-  /** Stored with the sandbox's first record, so no sandbox ever exists without its lease. */
+  /**
+   * Stored with the sandbox's first record, so no sandbox ever exists without
+   * its lease; restarted (expiresAt = ready + ttlMs) by the write that
+   * finishes the create, since the TTL counts from when the sandbox is ready.
+   * The handle carries the lease as stored then.
+   */
   lease?: StoredLease;
   /** Stored with the sandbox too. */
   request?: CreateRequestKey;

@@ -107,12 +107,8 @@ export class SandboxManager {
       const lease = { expiresAt: Date.now() + ttl, ttlMs: ttl };
       const request = req.requestId ? { id: req.requestId, fingerprint } : undefined;
       const handle = await this.o.provider.create(spec, { signal: this.shutdown.signal, lease, request });
-      // The TTL counts from when the sandbox is ready (a Proxmox create takes seconds): one more write.
-      const ready = await this.o.provider.extendLease(handle.id, { expiresAt: Date.now() + ttl, ttlMs: ttl }).catch((err) => {
-        this.o.logger.warn({ sandboxId: handle.id, err: String(err) }, "restarting the lease when the sandbox was ready failed; it counts from the create");
-        return handle.lease ?? lease;
-      });
-      this.track(handle, ready, false);
+      // The provider restarted the lease when the sandbox was ready (the TTL counts from then).
+      this.track(handle, handle.lease ?? lease, false);
       return handle.id;
     };
     if (!req.requestId) return this.get(await make());

@@ -193,6 +193,9 @@ export class LocalRuntime implements SandboxProvider {
       entry.child = build.child;
     }
     entry.record.complete = true;
+    // The TTL counts from when the sandbox is ready: restarted by the write that completes it.
+    const lease = entry.record.lease;
+    if (lease) entry.record.lease = { expiresAt: Date.now() + lease.ttlMs, ttlMs: lease.ttlMs };
     await this.persist(entry);
   }
 

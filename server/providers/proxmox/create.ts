@@ -1,7 +1,12 @@
 /**
  * The create flow: nextid → full clone into the pool → config (cores, memory,
- * tags, description) → firewall → start → IPv4 → sshd. Every step is bounded
+ * description) → firewall → start → IPv4 → sshd → tag. Every step is bounded
  * by the create's deadline; on any failure whatever was made is destroyed.
+ *
+ * The tag comes last, so it means "finished": another replica (or a restarted
+ * sandboxd) takes an untagged container with our description for a create
+ * under way or cut off (see pool-sweep.ts), never for a sandbox to adopt. The
+ * same write restarts the lease, which counts from when the sandbox is ready.
  */
 import { randomBytes } from "node:crypto";
 import type { CreateRequestKey, SandboxSpec, StoredLease } from "../provider.js";
@@ -25,6 +30,8 @@ export interface Created {
   vmid: number;
   address: string;
   createdAt: Date;
+  /** The lease as stored at the end (restarted at ready). */
+  lease?: StoredLease;
 }
 
 /** Hostname and sandbox id: sbx-<vmid>-<random>, so a reused vmid never matches an old id. */
@@ -61,8 +68,7 @@ export async function createSandbox(ctx: CreateContext, node: string, spec: Sand
 
     const conf = await client.get<Record<string, unknown>>(`${path}/config`, {}, { deadline, signal });
     const put: Record<string, string | number> = {
-      cores: spec.cores, memory: spec.memoryMiB, swap: 0, tags: withTag(conf.tags as string | undefined, cfg.tag),
-      description: formatDescription({ id, spec, createdAt, ...stored }),
+      cores: spec.cores, memory: spec.memoryMiB, swap: 0, description: formatDescription({ id, spec, createdAt, ...stored }),
     };
     const net0 = String(conf.net0 ?? "");
     if (cfg.bridge && net0 && !net0.includes(`bridge=${cfg.bridge}`)) put.net0 = net0.replace(/bridge=[^,]+/, `bridge=${cfg.bridge}`);
@@ -76,7 +82,11 @@ export async function createSandbox(ctx: CreateContext, node: string, spec: Sand
     }
     const address = await waitIpv4(client, node, vmid, deadline, signal);
     await waitSsh(address, 22, deadline, signal);
-    return { id, node, vmid, address, createdAt };
+    const lease = stored.lease && { expiresAt: Date.now() + stored.lease.ttlMs, ttlMs: stored.lease.ttlMs };
+    await client.put(`${path}/config`, {
+      tags: withTag(conf.tags as string | undefined, cfg.tag), description: formatDescription({ id, spec, createdAt, ...stored, lease }),
+    }, { deadline, signal });
+    return { id, node, vmid, address, createdAt, ...(lease ? { lease } : {}) };
   } catch (e) {
     if (made) {
       const m = made;

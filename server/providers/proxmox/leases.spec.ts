@@ -135,10 +135,15 @@ describe("Proxmox leases on the emulator", () => {
 
   it("create stores the lease in the description; readLease and a restarted provider read it back", async () => {
     const p = await replica();
-    const lease = { expiresAt: Date.now() + 10 * MINUTE + 123, ttlMs: 10 * MINUTE };
-    const h = await p.create(SPEC, { lease });
+    const asked = { expiresAt: Date.now() + 10 * MINUTE + 123, ttlMs: 10 * MINUTE };
+    const before = Date.now();
+    const h = await p.create(SPEC, { lease: asked });
+    // The lease is restarted when the sandbox is ready: the TTL counts from then.
+    const lease = h.lease!;
+    expect(lease.ttlMs).toBe(asked.ttlMs);
+    expect(lease.expiresAt).toBeGreaterThanOrEqual(before + asked.ttlMs);
+    expect(lease.expiresAt).toBeLessThanOrEqual(Date.now() + asked.ttlMs);
     const bare = await p.create(SPEC); // as made by a sandboxd without leases
-    expect(h.lease).toEqual(lease);
     expect(bare.lease).toBeUndefined();
 
     const meta = parseDescription(String(ct(vmidOfId(h.id))!.conf.description));
@@ -228,8 +233,8 @@ describe("Proxmox leases on the emulator", () => {
 
   it("extendLease with an earlier (or equal) expiry writes nothing and returns what is stored", async () => {
     const p = await replica();
-    const lease = { expiresAt: Date.now() + 30 * MINUTE, ttlMs: 20 * MINUTE };
-    const h = await p.create(SPEC, { lease });
+    const h = await p.create(SPEC, { lease: { expiresAt: Date.now() + 30 * MINUTE, ttlMs: 30 * MINUTE } });
+    const lease = h.lease!;
     const vmid = vmidOfId(h.id);
     const digestBefore = digest(ct(vmid)!.conf);
     puts = [];
@@ -294,13 +299,16 @@ describe("Proxmox leases on the emulator", () => {
       if (meta) call.p.description = formatDescription({ ...meta, createdAt: new Date(Date.now() - 60 * MINUTE) });
       return real.clone(call);
     };
-    /** Holds the create's first config write (the tag) until released: the CT is then in the pool, untagged. */
+    /** Holds the create's last config write (the tag) until released: the CT is then in the pool, running, untagged. */
     const hold = () => {
       let release!: () => void;
       let reached!: (vmid: number) => void;
       const at = new Promise<number>((r) => (reached = r));
       const gate = new Promise<void>((r) => (release = r));
       holdPut = async (call) => {
+        // The create's own config writes rewrite the description: keep it backdated.
+        const meta = parseDescription(call.p.description === undefined ? undefined : String(call.p.description));
+        if (meta) call.p.description = formatDescription({ ...meta, createdAt: new Date(Date.now() - 60 * MINUTE) });
         if (call.p.tags === undefined) return;
         holdPut = undefined;
         reached(Number(call.p.vmid));
@@ -324,7 +332,7 @@ describe("Proxmox leases on the emulator", () => {
     expect(vmidOfId(h.id)).toBe(vmid);
     expect(await creator.listIds()).toEqual([h.id]);
     expect(await other.listIds()).toEqual([h.id]);
-    expect(await creator.readLease(h.id)).toEqual(lease);
+    expect(await creator.readLease(h.id)).toEqual(h.lease);
     await creator.destroy(h.id);
 
     // Control: another replica, which is not creating it, undoes the same overdue half-made CT.

@@ -6,8 +6,9 @@
  * - OURS: sandboxd's description whose id matches the vmid and hostname, our
  *   tag, and not locked by a create (another lock, such as a backup or a clone
  *   of it running, passes). Listed; its lease decides its fate.
- * - HALF-MADE: our description and hostname, but untagged or locked by a
- *   create (a sandboxd killed between clone and start). Undone (destroyed)
+ * - HALF-MADE: our description and hostname, but untagged (create.ts tags
+ *   last) or locked by a create: a create under way, or cut off by a killed
+ *   sandboxd. Undone (destroyed)
  *   once older than a create may take plus a margin, unless a create of this
  *   process is working on it: another replica may still be finishing it.
  * - UNRECOGNISED: our tag without a matching description (a hand-made clone

@@ -94,7 +94,7 @@ export class ProxmoxProvider implements SandboxProvider {
         this.nodes.set(m.id, m.node);
       });
       this.log.info({ id: c.id, node: c.node, vmid: c.vmid, address: c.address }, "proxmox sandbox created");
-      const lease = options.lease && { ...options.lease };
+      const lease = c.lease;
       const request = options.request && { ...options.request };
       return { id: c.id, state: "running", spec, address: c.address, ssh: this.ssh(c.address), createdAt: c.createdAt, ...(lease ? { lease } : {}), ...(request ? { request } : {}) };
     } catch (e) {
