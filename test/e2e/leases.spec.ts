@@ -81,6 +81,23 @@ describe.each(PROVIDERS)("leases (%s)", (provider) => {
     await expectReapedOnTime(s.id, lease);
   });
 
+  it.runIf(provider === "proxmox")("reaps through Proxmox faults (500s, dropped connections), retrying until the container is gone", async () => {
+    const s = (await e.grpc.createSandbox({ leaseTtl: TTL })).sandbox!;
+    const vmidGone = () => !e.emulator!.containers().some((c) => c.conf.hostname === s.id);
+    e.emulator!.setFaults({ errorRate: 0.4, errorStatus: 500, dropRate: 0.2 });
+    try {
+      const end = Date.now() + 60_000;
+      while (!vmidGone()) {
+        if (Date.now() > end) throw new Error("the expired sandbox's container is still there after 60 s of faults");
+        await sleep(200);
+      }
+    } finally {
+      e.emulator!.setFaults({}, true);
+    }
+    expect(await e.emulator!.sandboxes.list()).toEqual([]);
+    while (await exists(s.id)) await sleep(100);
+  });
+
   it("refuses a TTL above the maximum or not positive", async () => {
     const s = (await e.grpc.createSandbox({ leaseTtl: { seconds: 60n } })).sandbox!;
     await expect(e.grpc.keepAlive({ sandboxId: s.id, leaseTtl: { seconds: 10n ** 7n } })).rejects.toMatchObject({ code: Code.InvalidArgument });
