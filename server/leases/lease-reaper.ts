@@ -1,6 +1,7 @@
 /**
- * The reaper: every interval it renews pinned leases that are due and reaps
- * the expired ones. Before destroying it re-reads the stored lease, because
+ * The reaper: every interval it renews the leases that are due (pinned by an
+ * RPC, or holding a renewal the store missed during an outage) and reaps the
+ * expired ones. Before destroying it re-reads the stored lease, because
  * another replica may have renewed it (then the sandbox lives on) or already
  * destroyed the sandbox (then it is just forgotten): reaping is idempotent
  * across replicas. A failed destroy is logged and retried, with backoff up to
@@ -29,9 +30,9 @@ export class LeaseReaper {  /** Per sandbox: failed attempts so far and when the
 
   /** One pass; run it with a Periodic (passes must not overlap). `intervalMs` is its interval, for the backoff. */
   async pass(): Promise<void> {
-    const renewals = this.table.pinnedDue().map((l) =>
+    const renewals = this.table.renewalsDue().map((l) =>
       this.table.renew(l.sandboxId).catch((err) =>
-        this.actions.logger.warn({ sandboxId: l.sandboxId, err: String(err) }, "renewing the lease of a sandbox in use failed; retrying"),
+        this.actions.logger.warn({ sandboxId: l.sandboxId, err: String(err) }, "storing a due lease renewal failed; retrying"),
       ),
     );
     const now = this.now();

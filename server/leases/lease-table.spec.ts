@@ -88,6 +88,28 @@ describe("LeaseTable", () => {
     expect(table.get("a")!.expiresAt).toBe(before);
   });
 
+  it("a renewal the store missed (outage) is not reaped: the reaper stores it once the store is back", async () => {
+    const { c, store, table, add } = setup(10_000);
+    add("a");
+    const destroyed: string[] = [];
+    const reaper = new LeaseReaper(table, { destroy: async (id) => void destroyed.push(id), forget: () => {}, logger: silent }, 1000, c.now);
+    c.advance(9_000);
+    store.failNext = 1000; // the backend is down
+    await expect(table.renew("a")).rejects.toThrow(/596/);
+    c.advance(5_000); // past the stored expiry, within the renewal the client asked for
+    await reaper.pass();
+    expect(destroyed).toEqual([]);
+    expect(table.expired()).toEqual([]);
+    store.failNext = 0; // back
+    await reaper.pass();
+    expect(store.stored.get("a")!.expiresAt).toBeGreaterThan(c.now() + 10_000);
+    expect(table.get("a")!.unstored).toBeUndefined();
+    // A client that stops renewing still loses it on time.
+    c.advance(20_000);
+    await reaper.pass();
+    expect(destroyed).toEqual(["a"]);
+  });
+
   it("a new TTL is kept for later renewals", async () => {
     const { c, table, add } = setup(60_000);
     add("a");
@@ -103,7 +125,7 @@ describe("LeaseTable", () => {
     const unpin2 = table.pin("a");
     c.advance(1_000);
     expect(table.expired()).toEqual([]);
-    expect(table.pinnedDue().map((l) => l.sandboxId)).toEqual(["a"]);
+    expect(table.renewalsDue().map((l) => l.sandboxId)).toEqual(["a"]);
     unpin1();
     unpin1(); // idempotent
     expect(table.expired()).toEqual([]);

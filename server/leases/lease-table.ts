@@ -37,6 +37,11 @@ export interface Lease {
   inFlight: number;
   /** The store write in progress (one at a time per lease). */
   writing?: Promise<void>;
+  /**
+   * The expiry a renewal asked for but could not store (the backend was
+   * down). The client did renew: the reaper stores this before it would reap.
+   */
+  unstored?: number;
 }
 
 export class LeaseTable {
@@ -91,10 +96,17 @@ export class LeaseTable {
         continue;
       }
       const wanted: StoredLease = { expiresAt: this.now() + Math.round(lease.ttlMs * GRANT_TTLS), ttlMs: lease.ttlMs };
-      const write = this.store.extendLease(sandboxId, wanted).then((stored) => {
-        this.writes++;
-        lease.expiresAt = Math.max(lease.expiresAt, stored.expiresAt);
-      });
+      const write = this.store.extendLease(sandboxId, wanted).then(
+        (stored) => {
+          this.writes++;
+          lease.expiresAt = Math.max(lease.expiresAt, stored.expiresAt);
+          if (lease.unstored !== undefined && lease.unstored <= lease.expiresAt) lease.unstored = undefined;
+        },
+        (err: unknown) => {
+          lease.unstored = Math.max(lease.unstored ?? 0, wanted.expiresAt);
+          throw err;
+        },
+      );
       lease.writing = write;
       try {
         await write;
@@ -139,17 +151,28 @@ export class LeaseTable {
   }
 
   isExpired(lease: Lease): boolean {
-    return lease.inFlight === 0 && lease.expiresAt <= this.now();
+    return this.reapable(lease, this.now());
   }
 
-  /** Leases that ran out and are not pinned by an RPC. */
+  /** Leases that ran out, are not pinned by an RPC and hold no renewal still to store. */
   expired(): Lease[] {
-    return [...this.leases.values()].filter((l) => this.isExpired(l));
+    const now = this.now();
+    return [...this.leases.values()].filter((l) => this.reapable(l, now));
   }
 
-  /** Pinned leases whose renewal would write now (the reaper renews them). */
-  pinnedDue(): Lease[] {
+  /**
+   * Leases the reaper renews rather than reaps: pinned ones whose renewal
+   * would write now, and ones with a renewal the store missed (still due).
+   */
+  renewalsDue(): Lease[] {
     const now = this.now();
-    return [...this.leases.values()].filter((l) => l.inFlight > 0 && !l.writing && now + l.ttlMs > l.expiresAt);
+    return [...this.leases.values()].filter((l) => !l.writing && (
+      (l.inFlight > 0 && now + l.ttlMs > l.expiresAt) || (l.unstored !== undefined && l.unstored > now && l.expiresAt <= now + l.ttlMs)
+    ));
+  }
+
+  /** Expired, and nothing to store first: neither pinned nor holding an unstored renewal that is still due. */
+  private reapable(l: Lease, now: number): boolean {
+    return l.inFlight === 0 && l.expiresAt <= now && !(l.unstored !== undefined && l.unstored > now);
   }
 }

@@ -79,7 +79,9 @@ type SandboxServiceClient interface {
 	// Renews the sandbox's lease: it runs at least TTL from now (up to 1.5 ×
 	// TTL, see the lease semantics above) and returns the new expiry. Answers
 	// only once the renewal is stored; UNAVAILABLE if the backend could not
-	// store it (retry), FAILED_PRECONDITION if the lease already ran out.
+	// store it (retry; meanwhile the service keeps the sandbox and stores the
+	// renewal when the backend is back), FAILED_PRECONDITION if the lease
+	// already ran out.
 	KeepAlive(ctx context.Context, in *KeepAliveRequest, opts ...grpc.CallOption) (*KeepAliveResponse, error)
 	// Grants or cuts the sandbox's access to the network beyond its host. Takes
 	// effect at once for new connections; turning it off also cuts open ones.
@@ -235,7 +237,9 @@ type SandboxServiceServer interface {
 	// Renews the sandbox's lease: it runs at least TTL from now (up to 1.5 ×
 	// TTL, see the lease semantics above) and returns the new expiry. Answers
 	// only once the renewal is stored; UNAVAILABLE if the backend could not
-	// store it (retry), FAILED_PRECONDITION if the lease already ran out.
+	// store it (retry; meanwhile the service keeps the sandbox and stores the
+	// renewal when the backend is back), FAILED_PRECONDITION if the lease
+	// already ran out.
 	KeepAlive(context.Context, *KeepAliveRequest) (*KeepAliveResponse, error)
 	// Grants or cuts the sandbox's access to the network beyond its host. Takes
 	// effect at once for new connections; turning it off also cuts open ones.

@@ -121,7 +121,9 @@ class SandboxServiceServicer(object):
         """Renews the sandbox's lease: it runs at least TTL from now (up to 1.5 ×
         TTL, see the lease semantics above) and returns the new expiry. Answers
         only once the renewal is stored; UNAVAILABLE if the backend could not
-        store it (retry), FAILED_PRECONDITION if the lease already ran out.
+        store it (retry; meanwhile the service keeps the sandbox and stores the
+        renewal when the backend is back), FAILED_PRECONDITION if the lease
+        already ran out.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

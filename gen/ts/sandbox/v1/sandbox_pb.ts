@@ -1028,7 +1028,9 @@ export const SandboxService: GenService<{
    * Renews the sandbox's lease: it runs at least TTL from now (up to 1.5 ×
    * TTL, see the lease semantics above) and returns the new expiry. Answers
    * only once the renewal is stored; UNAVAILABLE if the backend could not
-   * store it (retry), FAILED_PRECONDITION if the lease already ran out.
+   * store it (retry; meanwhile the service keeps the sandbox and stores the
+   * renewal when the backend is back), FAILED_PRECONDITION if the lease
+   * already ran out.
    *
    * @generated from rpc sandbox.v1.SandboxService.KeepAlive
    */
