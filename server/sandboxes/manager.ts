@@ -19,7 +19,7 @@ import { listPage } from "./listing.js";
 import { ReplicaSync } from "./replica-sync.js";
 import { RequestIds } from "./request-ids.js";
 import type { CreateRequest, ListPage, ListRequest, Resources, SandboxView } from "./types.js";
-import { tidyUploads } from "./upload-tidy.js";
+import { tidyAfterCrash } from "./recovery-tidy.js";
 
 export interface ManagerOptions {
   provider: SandboxProvider;
@@ -34,7 +34,7 @@ interface Entry {
   state: SandboxState;
   internet: boolean;
   destroying?: Promise<void>;
-  /** Set for sandboxes adopted from an earlier process: upload temp files to remove before the first RPC. */
+  /** For sandboxes adopted from an earlier process: what its crash left (orphaned commands, upload temp files) goes before the first RPC. */
   tidy?: Promise<void>;
   adopted: boolean;
 }
@@ -177,8 +177,8 @@ export class SandboxManager {
     if (!this.entries.get(id)?.handle.address) throw unavailable(`sandbox ${id} has no address (is its container stopped?)`);
     const release = this.leases.pin(id, (err) => this.o.logger.warn({ sandboxId: id, err: String(err) }, "renewing the lease after an RPC failed; the reaper retries"));
     if (e.adopted) {
-      e.tidy ??= tidyUploads(this.o.registry, id, this.startedAt).catch((err) =>
-        this.o.logger.warn({ sandboxId: id, err: String(err) }, "removing cut-off uploads failed"));
+      e.tidy ??= tidyAfterCrash(this.o.registry, id, this.startedAt).catch((err) =>
+        this.o.logger.warn({ sandboxId: id, err: String(err) }, "tidying up after a crash failed (orphaned commands, cut-off uploads)"));
       await e.tidy;
     }
     return release;

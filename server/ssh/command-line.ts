@@ -39,17 +39,14 @@ function noNul(field: string, value: string): void {
 }
 
 /**
- * Kills the command's process group when its SSH session dies while it runs
- * (sandboxd killed, connection cut): sshd does not signal a session's
- * command then, so it would run on unowned. The session's sshd is the
- * command's parent; once the command is re-parented, the session is gone.
- * It checks once a second, ends with the command, and is part of the group
- * (killed with it on cancel). A command that exits normally keeps the
- * background processes it started.
+ * Marks the command with its SSH session: "<sshd pid>:<command pid>". sshd
+ * does not signal a session's command when the connection dies (sandboxd
+ * killed), so it would run on unowned; a restarted sandboxd finds such
+ * commands by this mark (their parent is no longer that sshd) and kills
+ * their process groups (server/sandboxes/recovery-tidy.ts). Free per exec:
+ * no process watches the session.
  */
-const WATCHDOG =
-  'p=$PPID; { while sleep 1; do read -r s < /proc/$$/stat || exit 0; s=${s##*) }; set -- $s; ' +
-  '[ "$2" = "$p" ] || { kill -KILL -- -$$; exit 0; }; done; } </dev/null >/dev/null 2>&1 &';
+export const SESSION_MARK = "SANDBOXD_SESSION";
 
 export function buildWrapper(spec: CommandSpec): string {
   const hasArgv = spec.argv !== undefined && spec.argv.length > 0;
@@ -78,7 +75,7 @@ export function buildWrapper(spec: CommandSpec): string {
     parts.push("export " + env.map(([k, v]) => `${k}=${quote(v)}`).join(" "));
   }
 
-  parts.push(WATCHDOG);
+  parts.push(`export ${SESSION_MARK}="$PPID:$$"`);
   parts.push("printf 'P%d\\n' $$");
 
   if (hasArgv) {

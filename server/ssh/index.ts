@@ -10,7 +10,7 @@ export { execCollect } from "./exec-collect.js";
 export type { CollectedExec } from "./exec-collect.js";
 export type { ExecEvent, ExecOptions, ExecStream, ExitedEvent, ExitReason } from "./exec-types.js";
 export type { CommandSpec } from "./command-line.js";
-export { MAX_COMMAND_BYTES, quote } from "./command-line.js";
+export { MAX_COMMAND_BYTES, SESSION_MARK, quote } from "./command-line.js";
 export { upload } from "./upload.js";
 export type { UploadOptions, UploadResult } from "./upload.js";
 export { download } from "./download.js";

@@ -87,7 +87,11 @@ type SandboxServiceClient interface {
 	// effect at once for new connections; turning it off also cuts open ones.
 	SetInternetAccess(ctx context.Context, in *SetInternetAccessRequest, opts ...grpc.CallOption) (*SetInternetAccessResponse, error)
 	// Runs a command in the sandbox and streams its output as it is produced.
-	// Cancelling the RPC kills the command's whole process group.
+	// Cancelling the RPC kills the command's whole process group. A command
+	// still running when the service dies (its SSH session is cut) is killed
+	// with its group before the restarted service's first RPC on the sandbox;
+	// what a finished command left running is kept. The command sees the
+	// variable SANDBOXD_SESSION, which marks it for that.
 	Exec(ctx context.Context, in *ExecRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExecResponse], error)
 	// Writes a file into the sandbox. The first message is a header, the rest
 	// carry data. The file appears at its path only once every byte arrived and
@@ -245,7 +249,11 @@ type SandboxServiceServer interface {
 	// effect at once for new connections; turning it off also cuts open ones.
 	SetInternetAccess(context.Context, *SetInternetAccessRequest) (*SetInternetAccessResponse, error)
 	// Runs a command in the sandbox and streams its output as it is produced.
-	// Cancelling the RPC kills the command's whole process group.
+	// Cancelling the RPC kills the command's whole process group. A command
+	// still running when the service dies (its SSH session is cut) is killed
+	// with its group before the restarted service's first RPC on the sandbox;
+	// what a finished command left running is kept. The command sees the
+	// variable SANDBOXD_SESSION, which marks it for that.
 	Exec(*ExecRequest, grpc.ServerStreamingServer[ExecResponse]) error
 	// Writes a file into the sandbox. The first message is a header, the rest
 	// carry data. The file appears at its path only once every byte arrived and

@@ -139,7 +139,11 @@ class SandboxServiceServicer(object):
 
     def Exec(self, request, context):
         """Runs a command in the sandbox and streams its output as it is produced.
-        Cancelling the RPC kills the command's whole process group.
+        Cancelling the RPC kills the command's whole process group. A command
+        still running when the service dies (its SSH session is cut) is killed
+        with its group before the restarted service's first RPC on the sandbox;
+        what a finished command left running is kept. The command sees the
+        variable SANDBOXD_SESSION, which marks it for that.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

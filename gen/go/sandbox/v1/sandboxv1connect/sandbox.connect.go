@@ -111,7 +111,11 @@ type SandboxServiceClient interface {
 	// effect at once for new connections; turning it off also cuts open ones.
 	SetInternetAccess(context.Context, *connect.Request[v1.SetInternetAccessRequest]) (*connect.Response[v1.SetInternetAccessResponse], error)
 	// Runs a command in the sandbox and streams its output as it is produced.
-	// Cancelling the RPC kills the command's whole process group.
+	// Cancelling the RPC kills the command's whole process group. A command
+	// still running when the service dies (its SSH session is cut) is killed
+	// with its group before the restarted service's first RPC on the sandbox;
+	// what a finished command left running is kept. The command sees the
+	// variable SANDBOXD_SESSION, which marks it for that.
 	Exec(context.Context, *connect.Request[v1.ExecRequest]) (*connect.ServerStreamForClient[v1.ExecResponse], error)
 	// Writes a file into the sandbox. The first message is a header, the rest
 	// carry data. The file appears at its path only once every byte arrived and
@@ -272,7 +276,11 @@ type SandboxServiceHandler interface {
 	// effect at once for new connections; turning it off also cuts open ones.
 	SetInternetAccess(context.Context, *connect.Request[v1.SetInternetAccessRequest]) (*connect.Response[v1.SetInternetAccessResponse], error)
 	// Runs a command in the sandbox and streams its output as it is produced.
-	// Cancelling the RPC kills the command's whole process group.
+	// Cancelling the RPC kills the command's whole process group. A command
+	// still running when the service dies (its SSH session is cut) is killed
+	// with its group before the restarted service's first RPC on the sandbox;
+	// what a finished command left running is kept. The command sees the
+	// variable SANDBOXD_SESSION, which marks it for that.
 	Exec(context.Context, *connect.Request[v1.ExecRequest], *connect.ServerStream[v1.ExecResponse]) error
 	// Writes a file into the sandbox. The first message is a header, the rest
 	// carry data. The file appears at its path only once every byte arrived and
