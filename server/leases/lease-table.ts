@@ -46,8 +46,6 @@ export interface Lease {
 
 export class LeaseTable {
   private readonly leases = new Map<string, Lease>();
-  /** Store writes done (for tests and the benchmark). */
-  writes = 0;
 
   constructor(
     private readonly store: LeaseStore,
@@ -98,7 +96,6 @@ export class LeaseTable {
       const wanted: StoredLease = { expiresAt: this.now() + Math.round(lease.ttlMs * GRANT_TTLS), ttlMs: lease.ttlMs };
       const write = this.store.extendLease(sandboxId, wanted).then(
         (stored) => {
-          this.writes++;
           lease.expiresAt = Math.max(lease.expiresAt, stored.expiresAt);
           if (lease.unstored !== undefined && lease.unstored <= lease.expiresAt) lease.unstored = undefined;
         },
