@@ -26,7 +26,7 @@ import { TEMP_SUFFIX_PATTERN } from "../ssh/upload.js";
 const WRITABLE_MOUNTS = String.raw`awk '$4 ~ /^rw(,|$)/ && $3 !~ /^(proc|sysfs|devpts|cgroup2?|mqueue|securityfs|debugfs|tracefs|fusectl|configfs|pstore|bpf|autofs|binfmt_misc|hugetlbfs)$/ && $2 !~ /\\/ {print $2}' /proc/self/mounts`;
 
 /** POSIX sh: kills the process groups of marked commands whose session is gone; prints "killed <pid>" for each. */
-export const ORPHAN_KILL = [
+const ORPHAN_KILL = [
   `for f in $(grep -l -a -s '${SESSION_MARK}=' /proc/[0-9]*/environ); do`,
   `  d=\${f%/environ}; p=\${d#/proc/}`,
   `  m=$(tr '\\0' '\\n' < "$f" 2>/dev/null | sed -n 's/^${SESSION_MARK}=\\([0-9]*\\):\\([0-9]*\\)$/\\1 \\2/p' | head -n 1)`,
