@@ -15,7 +15,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { SandboxService } from "../gen/ts/sandbox/v1/sandbox_pb.js";
 import { LocalRuntime } from "../server/providers/local/index.js";
 import { StateStore } from "../server/providers/local/state.js";
-import { startChildServer, type ChildServer } from "./lib/child-server.js";
+import { startSandboxd, type SandboxdProcess } from "../test/fixtures/sandboxd-process.js";
 import type { BenchResults } from "./lib/results.js";
 import { percentile, round } from "./lib/stats.js";
 
@@ -65,9 +65,9 @@ const purge = () => new LocalRuntime({ instance: INSTANCE, subnet: SUBNET, state
 
 export async function benchLeaseReap(results: BenchResults): Promise<void> {
   await purge(); // leftovers of an interrupted run
-  let server: ChildServer | undefined;
+  let server: SandboxdProcess | undefined;
   try {
-    server = await startChildServer({
+    server = await startSandboxd({
       SANDBOXD_PROVIDER: "local", SANDBOXD_LOCAL_INSTANCE: INSTANCE, SANDBOXD_LOCAL_SUBNET: SUBNET, SANDBOXD_LOCAL_STATE_DIR: STATE_DIR,
       SANDBOXD_LOG_LEVEL: "warn",
     });
@@ -110,7 +110,7 @@ export async function benchLeaseReap(results: BenchResults): Promise<void> {
     results.add("lease_reap_latency_p50", percentile(latencies, 50), "ms", destroyP50, extra);
     results.add("lease_reap_latency_p99", percentile(latencies, 99), "ms", percentile(destroyMs, 99), extra);
   } catch (err) {
-    if (server) process.stderr.write(`bench: sandboxd log tail:\n${server.logTail()}\n`);
+    if (server) process.stderr.write(`bench: sandboxd log tail:\n${server.logs().slice(-65_536)}\n`);
     throw err;
   } finally {
     await server?.stop();

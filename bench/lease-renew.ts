@@ -20,7 +20,7 @@ import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { SandboxService } from "../gen/ts/sandbox/v1/sandbox_pb.js";
 import { countsBetween, proxmoxEnvOf, startEmulator, type Emulator, type RequestCounts } from "../test/pve-emulator/index.js";
-import { startChildServer, type ChildServer } from "./lib/child-server.js";
+import { startSandboxd, type SandboxdProcess } from "../test/fixtures/sandboxd-process.js";
 import { addPaperFleet } from "./lib/paper-fleet.js";
 import { clockTicks, cpuPercent, cpuSeconds, tcpPeersIn } from "./lib/procfs.js";
 import { Renewer, type RenewalCounts } from "./lib/renewer.js";
@@ -91,12 +91,12 @@ export async function benchLeaseRenewal(results: BenchResults): Promise<void> {
   const emu: Emulator = await startEmulator({
     port: 0, instance: "sandboxd-bench-lease-pve", subnet: "198.18.246.0/24", nodeMemoryMiB: 1024 * 1024,
   });
-  let server: ChildServer | undefined;
+  let server: SandboxdProcess | undefined;
   const watch = watchPaperAddresses();
   try {
     const ids = addPaperFleet(emu, SANDBOXES, TTL_MS);
     const t0 = nowMs();
-    server = await startChildServer({ ...proxmoxEnvOf(emu.connection), SANDBOXD_LOG_LEVEL: "warn" }, 300_000);
+    server = await startSandboxd({ ...proxmoxEnvOf(emu.connection), SANDBOXD_LOG_LEVEL: "warn" }, 300_000);
     const startup = { s: (nowMs() - t0) / 1000, calls: emu.requestCount().total };
     process.stderr.write(`bench: sandboxd adopted the fleet in ${startup.s.toFixed(1)} s with ${startup.calls} Proxmox calls\n`);
     const api: Api = createClient(SandboxService, createGrpcTransport({ baseUrl: `http://${server.address}` }));
@@ -166,7 +166,7 @@ export async function benchLeaseRenewal(results: BenchResults): Promise<void> {
       bench_process_cpu_pct: round((benchCpuUs / 1000 / windowMs) * 100, 1), // emulator + load generator, for context on a small machine
     });
   } catch (err) {
-    if (server) process.stderr.write(`bench: sandboxd log tail:\n${server.logTail()}\n`);
+    if (server) process.stderr.write(`bench: sandboxd log tail:\n${server.logs().slice(-65_536)}\n`);
     throw err;
   } finally {
     watch.stop();

@@ -3,8 +3,13 @@
  * grpcurl (reflection, no .proto files), curl on the Connect protocol's JSON
  * over plain HTTP/1.1, and the Go, Python and TypeScript client programs.
  */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GRPCURL, ROOT, run, startServer, type RunningServer } from "./running-server.js";
+import { ROOT, startSandboxd, type SandboxdProcess } from "../fixtures/sandboxd-process.js";
+
+const run = promisify(execFile);
+const GRPCURL = `${ROOT}.tools/bin/grpcurl`;
 
 const ENV = {
   SANDBOXD_LOCAL_INSTANCE: "sandboxd-t-clients",
@@ -12,7 +17,7 @@ const ENV = {
   SANDBOXD_LOG_LEVEL: "info",
 };
 
-let server: RunningServer;
+let server: SandboxdProcess;
 /** `grpcurl -plaintext ADDRESS VERB...` (the address comes before list/describe). */
 const grpcurl = async (...verb: string[]) => (await run(GRPCURL, ["-plaintext", server.address, ...verb], { timeout: 60_000 })).stdout;
 const grpcurlCall = async (method: string, body: object) =>
@@ -20,7 +25,7 @@ const grpcurlCall = async (method: string, body: object) =>
 
 describe("sandboxd for its users", () => {
   beforeAll(async () => {
-    server = await startServer(ENV);
+    server = await startSandboxd(ENV);
   });
   afterAll(async () => {
     const code = await server?.stop();

@@ -12,10 +12,10 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { SandboxService } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
 import { LocalRuntime } from "../../server/providers/local/index.js";
 import { proxmoxEnvOf, type Connection } from "../pve-emulator/index.js";
-import { startServer, type RunningServer } from "../clients/running-server.js";
+import { startSandboxd, type SandboxdProcess } from "../fixtures/sandboxd-process.js";
 
 export type SandboxClient = Client<typeof SandboxService>;
-export interface Sandboxd extends RunningServer {
+export interface Sandboxd extends SandboxdProcess {
   client: SandboxClient;
 }
 
@@ -45,7 +45,7 @@ export function proxmoxEnv(c: Connection, extra: Record<string, string> = {}): R
 }
 
 export async function sandboxd(env: Record<string, string>): Promise<Sandboxd> {
-  const s = await startServer(env);
+  const s = await startSandboxd(env);
   return Object.assign(s, { client: createClient(SandboxService, createGrpcTransport({ baseUrl: `http://${s.address}` })) });
 }
 
