@@ -8,10 +8,10 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { promises as fs } from "node:fs";
 import { ConnectError } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { collectExec } from "../e2e/harness.js";
+import { collectExec, exists } from "../e2e/harness.js";
 import { startEmulator, type Emulator } from "../pve-emulator/index.js";
 import {
-  CRASH_PVE, EMULATOR_TIMING, LOCAL, eventually, exists, hostObjects, localEnv, proxmoxEnv, purgeLocal, sandboxd, sleep,
+  CRASH_PVE, EMULATOR_TIMING, LOCAL, eventually, hostObjects, localEnv, proxmoxEnv, purgeLocal, sandboxd, sleep,
   type SandboxClient, type Sandboxd,
 } from "./harness.js";
 

@@ -7,14 +7,15 @@
 import { promises as fs } from "node:fs";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { SandboxService } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
 import { LocalRuntime } from "../../server/providers/local/index.js";
 import { proxmoxEnvOf, type Connection } from "../pve-emulator/index.js";
 import { startSandboxd, type SandboxdProcess } from "../fixtures/sandboxd-process.js";
+import type { SandboxClient } from "../e2e/harness.js";
 
-export type SandboxClient = Client<typeof SandboxService>;
+export type { SandboxClient };
 export interface Sandboxd extends SandboxdProcess {
   client: SandboxClient;
 }
@@ -71,15 +72,4 @@ export async function hostObjects(instance = LOCAL.instance): Promise<{ stateDir
 
 export async function purgeLocal(o: { instance: string; subnet: string }): Promise<void> {
   await new LocalRuntime(o).purge();
-}
-
-/** Whether GetSandbox finds the sandbox (NOT_FOUND: false; other errors throw). */
-export async function exists(client: SandboxClient, id: string): Promise<boolean> {
-  try {
-    await client.getSandbox({ sandboxId: id });
-    return true;
-  } catch (err) {
-    if (err instanceof ConnectError && err.code === Code.NotFound) return false;
-    throw err;
-  }
 }

@@ -6,9 +6,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { collectExec } from "../e2e/harness.js";
+import { collectExec, exists } from "../e2e/harness.js";
 import { startEmulator, type Emulator } from "../pve-emulator/index.js";
-import { EMULATOR_TIMING, REPLICAS_PVE, eventually, exists, proxmoxEnv, sandboxd, sleep, type SandboxClient, type Sandboxd } from "./harness.js";
+import { EMULATOR_TIMING, REPLICAS_PVE, eventually, proxmoxEnv, sandboxd, sleep, type SandboxClient, type Sandboxd } from "./harness.js";
 
 const echo = async (client: SandboxClient, id: string) =>
   (await collectExec(client.exec({ sandboxId: id, command: { case: "shell", value: "echo $((6*7))" } }))).stdout;

@@ -7,7 +7,7 @@
  * emulator (whose containers are local sandboxes); stop() also closes the
  * emulator, which purges its runtime.
  */
-import { createClient, type Client } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { createLogger } from "../../server/api/logger.js";
 import { loadConfig, type Config } from "../../server/config/config.js";
@@ -117,4 +117,15 @@ export async function collectExec(stream: AsyncIterable<{ event: { case: string 
     else if (e.case === "exited") exited = e.value as typeof exited;
   }
   return { stdout, stderr, started, exited };
+}
+
+/** Whether GetSandbox finds the sandbox (NOT_FOUND: false; other errors throw). */
+export async function exists(client: SandboxClient, id: string): Promise<boolean> {
+  try {
+    await client.getSandbox({ sandboxId: id });
+    return true;
+  } catch (err) {
+    if (err instanceof ConnectError && err.code === Code.NotFound) return false;
+    throw err;
+  }
 }

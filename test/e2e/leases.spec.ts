@@ -5,9 +5,9 @@
  * stored with the sandbox (a restarted sandboxd would see it).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { PROVIDERS, collectExec, startE2E, type E2E } from "./harness.js";
+import { PROVIDERS, collectExec, exists as existsIn, startE2E, type E2E } from "./harness.js";
 
 const TTL = { seconds: 2n };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -17,15 +17,7 @@ const ON_TIME_MS = 3_000;
 describe.each(PROVIDERS)("leases (%s)", (provider) => {
   let e: E2E;
 
-  async function exists(id: string): Promise<boolean> {
-    try {
-      await e.grpc.getSandbox({ sandboxId: id });
-      return true;
-    } catch (err) {
-      if (err instanceof ConnectError && err.code === Code.NotFound) return false;
-      throw err;
-    }
-  }
+  const exists = (id: string) => existsIn(e.grpc, id);
 
   /** Gone no later than ON_TIME_MS after `expiresAt`, and not before it. */
   async function expectReapedOnTime(id: string, expiresAt: number): Promise<void> {
