@@ -2,6 +2,13 @@
  * The sandboxd server: the SandboxService (plus health and reflection) on one
  * port via connect-node, and graceful shutdown. Health says SERVING only once
  * the provider is ready, NOT_SERVING while draining.
+ *
+ * Shutdown, in the order a load balancer or mesh needs:
+ *   1. health NOT_SERVING at once (Check and Watch);
+ *   2. keep accepting and serving for the drain delay, while probes and
+ *      endpoint lists catch up (new RPCs still succeed);
+ *   3. GOAWAY and stop accepting; Health Watch streams end with UNAVAILABLE;
+ *   4. the grace period for running RPCs, then cancel what is left (UNAVAILABLE).
  */
 import { ProxmoxProvider } from "./providers/proxmox/index.js";
 import fs from "node:fs";
@@ -11,6 +18,7 @@ import type { Logger } from "pino";
 import { file_sandbox_v1_sandbox } from "../gen/ts/sandbox/v1/sandbox_pb.js";
 import { file_grpc_health_v1_health } from "../gen/ts/vendor/grpc/health/v1/health_pb.js";
 import { errorInterceptor } from "./api/errors.js";
+import { InFlightRpcs } from "./api/in-flight.js";
 import { rpcLogInterceptor } from "./api/rpc-log.js";
 import { sandboxRoutes } from "./api/service.js";
 import { listen, type Handler, type Listener } from "./api/transport.js";
@@ -41,7 +49,7 @@ export async function startServer(config: Config, logger: Logger, provider = mak
   const registry = new SessionRegistry();
   const manager = new SandboxManager({ provider, registry, lease: config.lease, defaults: config.defaults, logger });
   const health = new HealthService(["sandbox.v1.SandboxService"], ServingStatus.NOT_SERVING);
-  const stopping = new AbortController();
+  const inFlight = new InFlightRpcs();
 
   const handler = connectNodeAdapter({
     routes: (router) => {
@@ -49,9 +57,9 @@ export async function startServer(config: Config, logger: Logger, provider = mak
       registerHealth(router, health);
       registerReflection(router, [file_sandbox_v1_sandbox, file_grpc_health_v1_health]);
     },
-    // The log interceptor is outermost so it sees the status the error interceptor chose.
-    interceptors: [rpcLogInterceptor(logger), errorInterceptor(logger)],
-    shutdownSignal: stopping.signal,
+    // The log interceptor is outermost so it sees the status the error interceptor chose;
+    // in-flight tracking is innermost so the handler's signal is the one shutdown can abort.
+    interceptors: [rpcLogInterceptor(logger), errorInterceptor(logger), inFlight.interceptor()],
     readMaxBytes: UPLOAD_MESSAGE_LIMIT,
     // Responses are never compressed: exec output and files are mostly incompressible or
     // local, and gzip cut streaming throughput tenfold. Compressed requests are still accepted.
@@ -76,13 +84,16 @@ export async function startServer(config: Config, logger: Logger, provider = mak
   let shuttingDown: Promise<void> | undefined;
   const shutdown = async () => {
     health.setServing(false);
+    logger.info({ drainDelayMs: config.drainDelayMs }, "NOT_SERVING; still accepting during the drain delay");
+    await sleep(config.drainDelayMs);
     listener.stopAccepting();
-    logger.info({ inFlight: listener.inFlight(), graceMs: config.shutdownGraceMs }, "draining");
+    health.close();
+    logger.info({ inFlight: listener.inFlight(), graceMs: config.shutdownGraceMs }, "stopped accepting (GOAWAY); draining");
     const graceEnd = Date.now() + config.shutdownGraceMs;
     while (listener.inFlight() > 0 && Date.now() < graceEnd) await sleep(50);
     if (listener.inFlight() > 0) {
       logger.warn({ inFlight: listener.inFlight() }, "grace period over: cancelling RPCs still running");
-      stopping.abort(new ConnectError("sandboxd is shutting down", Code.Unavailable));
+      inFlight.cancelAll(new ConnectError("sandboxd is shutting down", Code.Unavailable));
       const cancelEnd = Date.now() + 2000;
       while (listener.inFlight() > 0 && Date.now() < cancelEnd) await sleep(20);
     }

@@ -1,6 +1,7 @@
 // Command sandboxd-client-go exercises the sandboxd gRPC API end to end with
-// grpc-go: create a sandbox, stream two commands, upload a file and download
-// it back (checking sizes and sha256), and destroy the sandbox.
+// grpc-go: create a sandbox, stream a few commands (two of them past an
+// output cap), upload a file and download it back (checking sizes and sha256),
+// and destroy the sandbox.
 //
 //	go run . --addr 127.0.0.1:8080    (or SANDBOXD_ADDR; plaintext h2c)
 package main
@@ -29,6 +30,7 @@ const (
 	fileSize  = 3*1024*1024 + 12345 // a few MiB, not a multiple of the chunk size
 	chunkSize = 256 * 1024
 	filePath  = "client-go/blob.bin"
+	outputCap = 64 * 1024 // max_output_bytes of the output-limit steps
 )
 
 func main() {
@@ -103,7 +105,7 @@ func run(addr string) error {
 	res, err := execStream(ctx, client, &sandboxv1.ExecRequest{
 		SandboxId: id,
 		Command:   &sandboxv1.ExecRequest_Argv{Argv: &sandboxv1.Argv{Args: []string{"uname", "-a"}}},
-	}, false)
+	}, outputRaw)
 	if err != nil {
 		return fmt.Errorf("exec uname: %w", err)
 	}
@@ -118,7 +120,7 @@ func run(addr string) error {
 	res, err = execStream(ctx, client, &sandboxv1.ExecRequest{
 		SandboxId: id,
 		Command:   &sandboxv1.ExecRequest_Shell{Shell: "echo out; echo err >&2; exit 3"},
-	}, true)
+	}, outputTagged)
 	if err != nil {
 		return fmt.Errorf("exec shell: %w", err)
 	}
@@ -129,7 +131,42 @@ func run(addr string) error {
 		return fmt.Errorf("shell: stdout %q stderr %q, want \"out\\n\" and \"err\\n\"", res.stdout.String(), res.stderr.String())
 	}
 
-	// 3. Upload a few MiB of random bytes in chunks, with expected size and sha256.
+	// 3. Output past max_output_bytes: by default (KILL) the command is killed
+	// once it goes past the cap, and exactly the cap's worth of stdout arrives.
+	res, err = execStream(ctx, client, &sandboxv1.ExecRequest{
+		SandboxId:      id,
+		Command:        &sandboxv1.ExecRequest_Argv{Argv: &sandboxv1.Argv{Args: []string{"yes", "sandboxd"}}},
+		MaxOutputBytes: outputCap,
+		Timeout:        durationpb.New(time.Minute), // fail fast should the cap not stop it
+	}, outputQuiet)
+	if err != nil {
+		return fmt.Errorf("exec yes: %w", err)
+	}
+	fmt.Printf("[output limit: %d bytes, reason=%s]\n", res.stdout.Len(), res.exited.GetReason())
+	if e := res.exited; e.GetReason() != sandboxv1.ExecExited_REASON_OUTPUT_LIMIT || !e.GetStdoutTruncated() || res.stdout.Len() != outputCap {
+		return fmt.Errorf("yes: exited reason %s signal %q stdout_truncated %v with %d stdout bytes, want REASON_OUTPUT_LIMIT, truncated, %d bytes",
+			e.GetReason(), e.GetSignal(), e.GetStdoutTruncated(), res.stdout.Len(), outputCap)
+	}
+	// With DISCARD the rest is dropped and the command runs to its end.
+	res, err = execStream(ctx, client, &sandboxv1.ExecRequest{
+		SandboxId:         id,
+		Command:           &sandboxv1.ExecRequest_Shell{Shell: "head -c 100000 /dev/zero; echo done >&2"},
+		MaxOutputBytes:    outputCap,
+		OutputLimitAction: sandboxv1.OutputLimitAction_OUTPUT_LIMIT_ACTION_DISCARD,
+	}, outputQuiet)
+	if err != nil {
+		return fmt.Errorf("exec discard: %w", err)
+	}
+	fmt.Printf("[output limit discard: %d bytes, stdout_truncated=%v, stderr %q]\n", res.stdout.Len(), res.exited.GetStdoutTruncated(), res.stderr.String())
+	if err := expectExit(res.exited, 0); err != nil {
+		return fmt.Errorf("discard: %w", err)
+	}
+	if !res.exited.GetStdoutTruncated() || res.stdout.Len() != outputCap || res.stderr.String() != "done\n" {
+		return fmt.Errorf("discard: stdout_truncated %v with %d stdout bytes, stderr %q; want truncated, %d bytes, \"done\\n\"",
+			res.exited.GetStdoutTruncated(), res.stdout.Len(), res.stderr.String(), outputCap)
+	}
+
+	// 4. Upload a few MiB of random bytes in chunks, with expected size and sha256.
 	data := make([]byte, fileSize)
 	if _, err := rand.Read(data); err != nil {
 		return err
@@ -165,7 +202,7 @@ func run(addr string) error {
 		return fmt.Errorf("upload: server says %d bytes sha256 %s, want %d %s", ur.GetBytesWritten(), ur.GetSha256(), size, want)
 	}
 
-	// 4. Download it back and verify the done message and a local hash.
+	// 5. Download it back and verify the done message and a local hash.
 	dl, err := client.Download(ctx, &sandboxv1.DownloadRequest{SandboxId: id, Path: filePath})
 	if err != nil {
 		return fmt.Errorf("Download: %w", err)
@@ -212,9 +249,18 @@ type execResult struct {
 	exited         *sandboxv1.ExecExited
 }
 
-// execStream runs a command and prints its output as it arrives; tagged
-// prefixes each chunk with its stream name.
-func execStream(ctx context.Context, c sandboxv1.SandboxServiceClient, req *sandboxv1.ExecRequest, tagged bool) (*execResult, error) {
+// outputMode says how execStream prints the command's output.
+type outputMode int
+
+const (
+	outputRaw    outputMode = iota // stdout and stderr copied as they arrive
+	outputTagged                   // each chunk quoted and prefixed with its stream name
+	outputQuiet                    // nothing printed (only collected)
+)
+
+// execStream runs a command, collecting its output and printing it as it
+// arrives according to mode.
+func execStream(ctx context.Context, c sandboxv1.SandboxServiceClient, req *sandboxv1.ExecRequest, mode outputMode) (*execResult, error) {
 	stream, err := c.Exec(ctx, req)
 	if err != nil {
 		return nil, err
@@ -233,16 +279,18 @@ func execStream(ctx context.Context, c sandboxv1.SandboxServiceClient, req *sand
 			fmt.Printf("[started exec_id=%s pid=%d]\n", ev.Started.GetExecId(), ev.Started.GetPid())
 		case *sandboxv1.ExecResponse_Stdout:
 			res.stdout.Write(ev.Stdout)
-			if tagged {
+			switch mode {
+			case outputTagged:
 				fmt.Printf("[stdout] %q\n", ev.Stdout)
-			} else {
+			case outputRaw:
 				os.Stdout.Write(ev.Stdout)
 			}
 		case *sandboxv1.ExecResponse_Stderr:
 			res.stderr.Write(ev.Stderr)
-			if tagged {
+			switch mode {
+			case outputTagged:
 				fmt.Printf("[stderr] %q\n", ev.Stderr)
-			} else {
+			case outputRaw:
 				os.Stderr.Write(ev.Stderr)
 			}
 		case *sandboxv1.ExecResponse_Exited:

@@ -1,7 +1,8 @@
 // sandboxd end-to-end example client (connect-es over the gRPC protocol, h2c).
 //
-// Creates a sandbox, streams two commands, uploads a file and downloads it
-// back (checking size and sha256), destroys the sandbox, prints "OK ts".
+// Creates a sandbox, streams a few commands (two of them past an output cap),
+// uploads a file and downloads it back (checking size and sha256), destroys the
+// sandbox, prints "OK ts".
 //
 //   npx tsx clients/ts/example.ts --addr 127.0.0.1:8080   (or SANDBOXD_ADDR)
 import { createHash, randomBytes, randomUUID } from "node:crypto";
@@ -11,6 +12,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import {
   ExecExited_Reason,
+  OutputLimitAction,
   SandboxService,
   Sandbox_State,
   type DownloadDone,
@@ -24,6 +26,7 @@ const FILE_SIZE = 3 * 1024 * 1024 + 12345; // a few MiB, not a multiple of the c
 const CHUNK = 256 * 1024;
 const FILE_PATH = "client-ts/blob.bin";
 const TIMEOUT_MS = 300_000;
+const OUTPUT_CAP = 64 * 1024; // max_output_bytes of the output-limit steps
 
 type SandboxClient = Client<typeof SandboxService>;
 
@@ -33,10 +36,14 @@ function check(cond: boolean, msg: string): asserts cond {
   if (!cond) throw new Mismatch(msg);
 }
 
+// How runExec prints the command's output as it arrives: copied as is, each
+// chunk quoted and prefixed with its stream name, or not at all (only collected).
+type OutputMode = "raw" | "tagged" | "quiet";
+
 async function runExec(
   client: SandboxClient,
   req: MessageInitShape<typeof ExecRequestSchema>,
-  tagged: boolean,
+  mode: OutputMode,
 ): Promise<{ stdout: Buffer; stderr: Buffer; exited: ExecExited }> {
   const out: Buffer[] = [];
   const err: Buffer[] = [];
@@ -49,13 +56,13 @@ async function runExec(
         break;
       case "stdout":
         out.push(Buffer.from(ev.value));
-        if (tagged) console.log(`[stdout] ${JSON.stringify(Buffer.from(ev.value).toString("utf8"))}`);
-        else process.stdout.write(ev.value);
+        if (mode === "tagged") console.log(`[stdout] ${JSON.stringify(Buffer.from(ev.value).toString("utf8"))}`);
+        else if (mode === "raw") process.stdout.write(ev.value);
         break;
       case "stderr":
         err.push(Buffer.from(ev.value));
-        if (tagged) console.log(`[stderr] ${JSON.stringify(Buffer.from(ev.value).toString("utf8"))}`);
-        else process.stderr.write(ev.value);
+        if (mode === "tagged") console.log(`[stderr] ${JSON.stringify(Buffer.from(ev.value).toString("utf8"))}`);
+        else if (mode === "raw") process.stderr.write(ev.value);
         break;
       case "exited":
         exited = ev.value;
@@ -123,15 +130,54 @@ async function scenario(client: SandboxClient): Promise<void> {
     check(exp >= before + 1_200_000 - 1 && exp <= Date.now() + 1_800_000, `KeepAlive: lease expires at ${new Date(exp).toISOString()}, want 20 to 30 minutes from now`);
     console.log(`lease renewed until ${new Date(exp).toISOString()}`);
 
-    let r = await runExec(client, { sandboxId: id, command: { case: "argv", value: { args: ["uname", "-a"] } } }, false);
+    let r = await runExec(client, { sandboxId: id, command: { case: "argv", value: { args: ["uname", "-a"] } } }, "raw");
     expectExit(r.exited, 0, "uname");
     check(r.stdout.length > 0, "uname: no stdout");
 
-    r = await runExec(client, { sandboxId: id, command: { case: "shell", value: "echo out; echo err >&2; exit 3" } }, true);
+    r = await runExec(client, { sandboxId: id, command: { case: "shell", value: "echo out; echo err >&2; exit 3" } }, "tagged");
     expectExit(r.exited, 3, "shell");
     check(
       r.stdout.toString() === "out\n" && r.stderr.toString() === "err\n",
       `shell: stdout ${JSON.stringify(r.stdout.toString())} stderr ${JSON.stringify(r.stderr.toString())}, want "out\\n" and "err\\n"`,
+    );
+
+    // Output past max_output_bytes: by default (KILL) the command is killed once
+    // it goes past the cap, and exactly the cap's worth of stdout arrives.
+    r = await runExec(
+      client,
+      {
+        sandboxId: id,
+        command: { case: "argv", value: { args: ["yes", "sandboxd"] } },
+        maxOutputBytes: BigInt(OUTPUT_CAP),
+        timeout: { seconds: 60n }, // fail fast should the cap not stop it
+      },
+      "quiet",
+    );
+    console.log(`[output limit: ${r.stdout.length} bytes, reason=REASON_${ExecExited_Reason[r.exited.reason]}]`);
+    check(
+      r.exited.reason === ExecExited_Reason.OUTPUT_LIMIT && r.exited.stdoutTruncated && r.stdout.length === OUTPUT_CAP,
+      `yes: exited reason=${ExecExited_Reason[r.exited.reason]} signal=${JSON.stringify(r.exited.signal)} ` +
+        `stdout_truncated=${r.exited.stdoutTruncated} with ${r.stdout.length} stdout bytes, want OUTPUT_LIMIT, truncated, ${OUTPUT_CAP} bytes`,
+    );
+    // With DISCARD the rest is dropped and the command runs to its end.
+    r = await runExec(
+      client,
+      {
+        sandboxId: id,
+        command: { case: "shell", value: "head -c 100000 /dev/zero; echo done >&2" },
+        maxOutputBytes: BigInt(OUTPUT_CAP),
+        outputLimitAction: OutputLimitAction.DISCARD,
+      },
+      "quiet",
+    );
+    console.log(
+      `[output limit discard: ${r.stdout.length} bytes, stdout_truncated=${r.exited.stdoutTruncated}, stderr ${JSON.stringify(r.stderr.toString())}]`,
+    );
+    expectExit(r.exited, 0, "discard");
+    check(
+      r.exited.stdoutTruncated && r.stdout.length === OUTPUT_CAP && r.stderr.toString() === "done\n",
+      `discard: stdout_truncated=${r.exited.stdoutTruncated} with ${r.stdout.length} stdout bytes, ` +
+        `stderr ${JSON.stringify(r.stderr.toString())}; want truncated, ${OUTPUT_CAP} bytes, "done\\n"`,
     );
 
     const data = randomBytes(FILE_SIZE);

@@ -29,6 +29,7 @@ const PROTO_FIELDS: Record<string, string> = {
   timeoutMs: "timeout",
   maxStdoutBytes: "max_output_bytes",
   maxStderrBytes: "max_output_bytes",
+  onOutputLimit: "output_limit_action",
   memoryMiB: "memory_mib",
   diskGiB: "disk_gib",
 };

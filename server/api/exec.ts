@@ -8,7 +8,7 @@
 import { randomUUID } from "node:crypto";
 import { ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { ExecExited_Reason, type ExecRequest, type ExecResponseSchema } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
+import { ExecExited_Reason, OutputLimitAction, type ExecRequest, type ExecResponseSchema } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
 import { invalidArgument } from "../errors.js";
 import { exec, type ExecOptions, type ExitReason } from "../ssh/index.js";
 import { durationToMs, msToDuration, requireSandboxId, u64 } from "./convert.js";
@@ -21,7 +21,20 @@ const REASONS: Record<ExitReason, ExecExited_Reason> = {
   exited: ExecExited_Reason.EXITED,
   timeout: ExecExited_Reason.TIMEOUT,
   cancelled: ExecExited_Reason.CANCELLED,
+  output_limit: ExecExited_Reason.OUTPUT_LIMIT,
 };
+
+function outputLimitAction(action: OutputLimitAction): ExecOptions["onOutputLimit"] {
+  switch (action) {
+    case OutputLimitAction.UNSPECIFIED:
+    case OutputLimitAction.KILL:
+      return "kill";
+    case OutputLimitAction.DISCARD:
+      return "discard";
+    default:
+      throw invalidArgument("output_limit_action", `unknown value ${action}`);
+  }
+}
 
 function execOptions(req: ExecRequest): ExecOptions {
   const cap = u64(req.maxOutputBytes, "max_output_bytes") || undefined;
@@ -32,6 +45,7 @@ function execOptions(req: ExecRequest): ExecOptions {
     timeoutMs: durationToMs(req.timeout, "timeout"),
     maxStdoutBytes: cap,
     maxStderrBytes: cap,
+    onOutputLimit: outputLimitAction(req.outputLimitAction),
   };
   switch (req.command.case) {
     case "argv":

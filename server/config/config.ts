@@ -17,6 +17,9 @@ export interface Config {
   lease: { defaultTtlMs: number; maxTtlMs: number; reapIntervalMs: number; syncIntervalMs: number };
   defaults: { cores: number; memoryMiB: number; diskGiB: number };
   local: { instance: string; subnet: string; stateDir?: string };
+  /** After SIGTERM: how long health says NOT_SERVING while the port still accepts and serves (load balancers catch up). */
+  drainDelayMs: number;
+  /** Then: how long running RPCs may finish before they are cancelled. */
   shutdownGraceMs: number;
 }
 
@@ -42,6 +45,7 @@ const SETTINGS = {
   localSubnet: "SANDBOXD_LOCAL_SUBNET",
   localStateDir: "SANDBOXD_LOCAL_STATE_DIR",
   shutdownGrace: "SANDBOXD_SHUTDOWN_GRACE",
+  drainDelay: "SANDBOXD_DRAIN_DELAY",
 } as const;
 type Setting = keyof typeof SETTINGS;
 
@@ -82,11 +86,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile = (p: 
   const fail = (name: string, expected: string, got: string): never => {
     throw new ConfigError(`${name}: expected ${expected}, got '${got}'`);
   };
-  const duration = (s: Setting, dflt: number): number => {
+  const duration = (s: Setting, dflt: number, zeroAllowed = false): number => {
     const { value, name } = get(s);
     if (value === undefined) return dflt;
     const ms = parseDuration(value);
-    if (ms === undefined || ms <= 0) fail(name, "a positive duration like 500ms, 10s, 10m, 24h", value);
+    if (ms === undefined || ms < 0 || (ms === 0 && !zeroAllowed)) {
+      fail(name, `a ${zeroAllowed ? "" : "positive "}duration like 500ms, 10s, 10m, 24h`, value);
+    }
     return ms!;
   };
   const int = (s: Setting, dflt: number, min: number): number => {
@@ -150,6 +156,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile = (p: 
     lease: { defaultTtlMs, maxTtlMs, reapIntervalMs: duration("leaseReapInterval", 250), syncIntervalMs: duration("syncInterval", 10_000) },
     defaults: { cores: int("defaultCores", 1, 1), memoryMiB: int("defaultMemoryMiB", 512, 64), diskGiB: int("defaultDiskGiB", 2, 1) },
     local: { instance: instance.value ?? "sandboxd", subnet: subnet.value ?? "198.18.0.0/16", stateDir: get("localStateDir").value },
+    drainDelayMs: duration("drainDelay", 5_000, true),
     shutdownGraceMs: duration("shutdownGrace", 10_000),
   };
 }

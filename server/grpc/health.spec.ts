@@ -85,4 +85,24 @@ describe("grpc.health.v1.Health", () => {
     await done;
     await until(() => srv.health.watcherCount() === 0);
   });
+
+  it("close() sends a pending status, then ends every Watch with UNAVAILABLE and refuses new ones; Check still answers", async () => {
+    srv.health.setServing(true);
+    const seen: ServingStatus[] = [];
+    const done = (async () => {
+      for await (const r of client.watch({ service: "" })) seen.push(r.status);
+    })().then(() => "OK", (e: unknown) => Code[ConnectError.from(e).code]);
+    await until(() => seen.length === 1);
+    srv.health.setServing(false);
+    srv.health.close(); // right after: the NOT_SERVING must still reach the watcher
+    expect(await done).toBe("Unavailable");
+    expect(seen).toEqual([ServingStatus.SERVING, ServingStatus.NOT_SERVING]);
+    const again = await (async () => {
+      for await (const _ of client.watch({ service: "" })) void _;
+    })().then(() => "OK", (e: unknown) => Code[ConnectError.from(e).code]);
+    // A new watcher learns the status once, then the end.
+    expect(again).toBe("Unavailable");
+    expect((await client.check({})).status).toBe(ServingStatus.NOT_SERVING);
+    await until(() => srv.health.watcherCount() === 0);
+  });
 });

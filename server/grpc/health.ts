@@ -19,6 +19,8 @@ type Listener = (status: ServingStatus) => void;
 export class HealthService {
   private readonly statuses = new Map<string, ServingStatus>();
   private readonly listeners = new Map<string, Set<Listener>>();
+  private readonly closers = new Set<() => void>();
+  private closed = false;
 
   /**
    * Starts every service (and "") at `initial`. SERVING by default, like
@@ -43,6 +45,30 @@ export class HealthService {
     if (this.statuses.get(service) === status) return;
     this.statuses.set(service, status);
     for (const l of this.listeners.get(service) ?? []) l(status);
+  }
+
+  /**
+   * The server is going away: every Watch stream ends with UNAVAILABLE (not OK,
+   * which a client could take for "the server ended the watch normally") and
+   * new ones are refused the same way. Check keeps answering.
+   */
+  close(): void {
+    this.closed = true;
+    for (const close of [...this.closers]) close();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Calls `fn` once when close() runs (at once if it already did); returns the unsubscribe function. */
+  onClose(fn: () => void): () => void {
+    if (this.closed) {
+      fn();
+      return () => {};
+    }
+    this.closers.add(fn);
+    return () => this.closers.delete(fn);
   }
 
   /** undefined for a service that was never registered. */
@@ -108,14 +134,18 @@ export function registerHealth(router: ConnectRouter, health: HealthService): vo
       // connect-node 2.1 may never run this generator's finally after a
       // client reset on a stalled stream, so the subscription is released
       // from the abort listener too, and the pending wait is woken up.
+      const stopWatching = health.onClose(() => wake?.());
       const onAbort = (): void => {
         unsubscribe();
+        stopWatching();
         wake?.();
       };
       ctx.signal.addEventListener("abort", onAbort, { once: true });
       if (ctx.signal.aborted) onAbort();
       try {
         while (!ctx.signal.aborted) {
+          // A status not yet sent (NOT_SERVING, just set) goes out before the end.
+          if (health.isClosed && pending === undefined) throw new ConnectError("the server is shutting down", Code.Unavailable);
           if (pending === undefined) {
             await new Promise<void>((resolve) => (wake = resolve));
             wake = undefined;
@@ -127,8 +157,12 @@ export function registerHealth(router: ConnectRouter, health: HealthService): vo
           last = status;
           yield response(status);
         }
+        // Aborted: by the client (nobody listens any more) or by the server's shutdown
+        // cancelling what is left, whose reason (UNAVAILABLE) is the status to end with.
+        throw ConnectError.from(ctx.signal.reason);
       } finally {
         ctx.signal.removeEventListener("abort", onAbort);
+        stopWatching();
         unsubscribe();
       }
     },

@@ -44,5 +44,5 @@ export function tidyCommand(startedAtMs: number): string {
 }
 
 export async function tidyAfterCrash(registry: SessionRegistry, sandboxId: string, startedAtMs: number): Promise<void> {
-  await execCollect(registry, sandboxId, { shell: tidyCommand(startedAtMs), timeoutMs: 30_000, maxStdoutBytes: 65_536, maxStderrBytes: 4096 });
+  await execCollect(registry, sandboxId, { shell: tidyCommand(startedAtMs), timeoutMs: 30_000, maxStdoutBytes: 65_536, maxStderrBytes: 4096, onOutputLimit: "discard" });
 }

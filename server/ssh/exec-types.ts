@@ -6,16 +6,22 @@ export interface ExecOptions extends CommandSpec {
   stdin?: Uint8Array | AsyncIterable<Uint8Array>;
   /** Kills the command's process group after this long (from its start). 0 = none. */
   timeoutMs?: number;
-  /** Output beyond this many bytes per stream is dropped (and drained) and flagged truncated. */
+  /** At most this many bytes per stream are delivered; the stream that went past it is flagged truncated. */
   maxStdoutBytes?: number;
   maxStderrBytes?: number;
+  /**
+   * What going past a cap does: "kill" (the default) kills the process group
+   * and ends with reason "output_limit"; "discard" drops (and drains) the rest
+   * and lets the command run.
+   */
+  onOutputLimit?: "kill" | "discard";
   /** Aborting kills the command's process group; the stream ends with reason "cancelled". */
   signal?: AbortSignal;
   /** Buffered output (bytes) above which the SSH window closes. Default 1 MiB. */
   highWaterMark?: number;
 }
 
-export type ExitReason = "exited" | "timeout" | "cancelled";
+export type ExitReason = "exited" | "timeout" | "cancelled" | "output_limit";
 
 export interface ExitedEvent {
   type: "exited";

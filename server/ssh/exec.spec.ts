@@ -195,11 +195,24 @@ describe("exec", () => {
     expect(sb.registry.stats(sb.id).activeChannels).toBe(0);
   });
 
-  it("caps output per stream with a truncation flag and keeps draining", async () => {
+  it("kills an endless command at its output cap, like `cmd | head -c N`", async () => {
+    const marker = `yes-capped-${Date.now()}`;
+    const r = await run({ argv: ["yes", marker], maxStdoutBytes: 1 << 20 });
+    expect(r).toMatchObject({ reason: "output_limit", exitCode: null, signal: "SIGKILL", stdoutTruncated: true, stderrTruncated: false });
+    expect(r.stdout.length).toBe(1 << 20);
+    expect(r.stdout.subarray(0, marker.length + 1).toString()).toBe(`${marker}\n`);
+    expect(await waitGone(marker)).toEqual([]);
+    // Exactly the cap and no more is not past it: the command ends by itself.
+    const exact = await run({ shell: "head -c 1000 /dev/zero", maxStdoutBytes: 1000 });
+    expect(exact).toMatchObject({ reason: "exited", exitCode: 0, stdoutTruncated: false });
+  });
+
+  it("with onOutputLimit discard, drops output past the cap and lets the command run", async () => {
     const r = await run({
       shell: "head -c 5000000 /dev/zero; head -c 3000 /dev/zero >&2; echo done >&2",
       maxStdoutBytes: 1000,
       maxStderrBytes: 4000,
+      onOutputLimit: "discard",
     });
     expect(r).toMatchObject({ exitCode: 0, stdoutTruncated: true, stderrTruncated: false });
     expect(r.stdout.length).toBe(1000);

@@ -31,6 +31,9 @@ export function exec(registry: SessionRegistry, sandboxId: string, options: Exec
     const v = options[f];
     if (v !== undefined && (!Number.isFinite(v) || v < 0)) throw invalidArgument(f, "must be a non-negative number");
   }
+  if (options.onOutputLimit !== undefined && options.onOutputLimit !== "kill" && options.onOutputLimit !== "discard") {
+    throw invalidArgument("onOutputLimit", 'must be "kill" or "discard"');
+  }
   return new Execution(registry, sandboxId, wrapper, options);
 }
 
@@ -189,6 +192,8 @@ class Execution implements ExecStream {
       if (data.length > room) {
         this.truncated[stream] = true;
         data = data.subarray(0, Math.max(0, room));
+        // Like `cmd | head -c N`: a runaway command is ended, not left burning CPU into a void.
+        if ((this.options.onOutputLimit ?? "kill") === "kill") this.requestKill("output_limit");
       }
     }
     if (data.length === 0) return;
@@ -207,7 +212,7 @@ class Execution implements ExecStream {
     this.later(EXIT_GRACE_MS, grace);
   }
 
-  private requestKill(reason: "timeout" | "cancelled"): void {
+  private requestKill(reason: "timeout" | "cancelled" | "output_limit"): void {
     if (reason === "cancelled") {
       this.discard = true;
       this.queue.clear();

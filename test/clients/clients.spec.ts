@@ -1,5 +1,5 @@
 /**
- * The server as users meet it: started like `npm start`, driven by the real
+ * The server as users meet it: started as scripts/start.sh starts it, driven by the real
  * grpcurl (reflection, no .proto files), curl on the Connect protocol's JSON
  * over plain HTTP/1.1, and the Go, Python and TypeScript client programs.
  */

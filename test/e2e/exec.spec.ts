@@ -1,12 +1,12 @@
 /**
  * Exec end to end: streamed output and exit codes, cancel and RPC deadline
  * kill the remote process group, the command timeout is reported as such,
- * 50 concurrent streams on one sandbox, and the error codes.
+ * 200 concurrent streams on one sandbox, and the error codes.
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ExecExited_Reason } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
+import { ExecExited_Reason, OutputLimitAction } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
 import { collectExec, PROVIDERS, startE2E, type E2E } from "./harness.js";
 
 let e: E2E;
@@ -95,20 +95,47 @@ describe.each(PROVIDERS)("Exec (%s)", (provider) => {
     expect(r.exited!.exitCode).toBeUndefined();
   });
 
-  it("caps output and flags truncation", async () => {
-    const r = await collectExec(e.grpc.exec({ sandboxId: id, command: shell("head -c 10000 /dev/zero | tr '\\0' x"), maxOutputBytes: 100n }));
-    expect(r.stdout).toBe("x".repeat(100));
-    expect(r.exited).toMatchObject({ stdoutTruncated: true, stderrTruncated: false });
+  it("caps output: an endless command is killed at the cap (REASON_OUTPUT_LIMIT), on every transport", async () => {
+    for (const client of [e.grpc, e.connect1]) {
+      const marker = `marker-${randomUUID().slice(0, 8)}`;
+      // A deadline far beyond what it takes: before the fix the stream hung until it.
+      const r = await collectExec(client.exec({ sandboxId: id, command: { case: "argv", value: { args: ["yes", marker] } }, maxOutputBytes: 1048576n }, { timeoutMs: 60_000 }));
+      expect(r.stdout.length).toBe(1 << 20);
+      expect(r.exited).toMatchObject({ reason: ExecExited_Reason.OUTPUT_LIMIT, signal: "SIGKILL", stdoutTruncated: true, stderrTruncated: false });
+      await expectNoProcess(marker);
+    }
+    // The default is KILL, so an explicit KILL is the same; output below the cap is untouched.
+    const small = await collectExec(e.grpc.exec({ sandboxId: id, command: shell("echo hi"), maxOutputBytes: 100n, outputLimitAction: OutputLimitAction.KILL }));
+    expect(small).toMatchObject({ stdout: "hi\n", exited: { reason: ExecExited_Reason.EXITED, exitCode: 0, stdoutTruncated: false } });
   });
 
-  it("runs 50 concurrent Exec streams on one sandbox", async () => {
-    const results = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => collectExec((i % 2 ? e.grpc : e.connect2).exec({ sandboxId: id, command: shell(`sleep 0.2; echo ${i}`) }))),
+  it("caps output with OUTPUT_LIMIT_ACTION_DISCARD: the rest is dropped and the command runs to its end", async () => {
+    const r = await collectExec(
+      e.grpc.exec({ sandboxId: id, command: shell("head -c 10000 /dev/zero | tr '\\0' x; echo tail >&2; exit 4"), maxOutputBytes: 100n, outputLimitAction: OutputLimitAction.DISCARD }),
     );
-    results.forEach((r, i) => {
-      expect(r.stdout).toBe(`${i}\n`);
-      expect(r.exited!.exitCode).toBe(0);
-    });
+    expect(r.stdout).toBe("x".repeat(100));
+    expect(r.stderr).toBe("tail\n");
+    expect(r.exited).toMatchObject({ reason: ExecExited_Reason.EXITED, exitCode: 4, stdoutTruncated: true, stderrTruncated: false });
+  });
+
+  it("runs 200 concurrent Exec streams on one sandbox, with no listener pile-up warning", async () => {
+    // Node reports abort listeners piling up on one AbortSignal as a process warning.
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on("warning", onWarning);
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => collectExec((i % 2 ? e.grpc : e.connect2).exec({ sandboxId: id, command: shell(`sleep 0.2; echo ${i}`) }))),
+      );
+      results.forEach((r, i) => {
+        expect(r.stdout).toBe(`${i}\n`);
+        expect(r.exited!.exitCode).toBe(0);
+      });
+      await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+    } finally {
+      process.off("warning", onWarning);
+    }
+    expect(warnings.filter((w) => /MaxListeners/.test(w))).toEqual([]);
   });
 
   it("maps errors: unknown sandbox, missing command, bad env, missing cwd", async () => {

@@ -55,6 +55,7 @@ export async function startE2E(n: number, env: Record<string, string> = {}, prov
     SANDBOXD_DEFAULT_MEMORY_MIB: "256",
     SANDBOXD_DEFAULT_DISK_GIB: "1",
     SANDBOXD_LEASE_REAP_INTERVAL: "200ms",
+    SANDBOXD_DRAIN_DELAY: "0s",
     ...env,
   });
   const logger = createLogger(process.env.E2E_LOG_LEVEL ?? "silent");

@@ -1,7 +1,8 @@
 """sandboxd end-to-end example client (grpcio, plaintext).
 
-Creates a sandbox, streams two commands, uploads a file and downloads it back
-(checking size and sha256), destroys the sandbox, and prints "OK python".
+Creates a sandbox, streams a few commands (two of them past an output cap),
+uploads a file and downloads it back (checking size and sha256), destroys the
+sandbox, and prints "OK python".
 
     python -m sandboxd_client --addr 127.0.0.1:8080   (or SANDBOXD_ADDR)
 
@@ -34,6 +35,7 @@ FILE_SIZE = 3 * 1024 * 1024 + 12345  # a few MiB, not a multiple of the chunk si
 CHUNK = 256 * 1024
 FILE_PATH = "client-python/blob.bin"
 TIMEOUT = 300.0  # seconds per RPC
+OUTPUT_CAP = 64 * 1024  # max_output_bytes of the output-limit steps
 
 
 class Mismatch(Exception):
@@ -45,7 +47,9 @@ def check(cond: bool, msg: str) -> None:
         raise Mismatch(msg)
 
 
-def run_exec(stub: pb_grpc.SandboxServiceStub, req: pb.ExecRequest, tagged: bool):
+def run_exec(stub: pb_grpc.SandboxServiceStub, req: pb.ExecRequest, tagged: bool, *, quiet: bool = False):
+    """Runs a command, collecting its output; prints it as it arrives (each chunk
+    tagged with its stream name if tagged) unless quiet."""
     out, err, exited = bytearray(), bytearray(), None
     for ev in stub.Exec(req, timeout=TIMEOUT):
         kind = ev.WhichOneof("event")
@@ -53,14 +57,18 @@ def run_exec(stub: pb_grpc.SandboxServiceStub, req: pb.ExecRequest, tagged: bool
             print(f"[started exec_id={ev.started.exec_id} pid={ev.started.pid}]", flush=True)
         elif kind == "stdout":
             out += ev.stdout
-            if tagged:
+            if quiet:
+                pass
+            elif tagged:
                 print(f"[stdout] {ev.stdout!r}", flush=True)
             else:
                 sys.stdout.buffer.write(ev.stdout)
                 sys.stdout.flush()
         elif kind == "stderr":
             err += ev.stderr
-            if tagged:
+            if quiet:
+                pass
+            elif tagged:
                 print(f"[stderr] {ev.stderr!r}", flush=True)
             else:
                 sys.stderr.buffer.write(ev.stderr)
@@ -130,6 +138,49 @@ def scenario(stub: pb_grpc.SandboxServiceStub) -> None:
         )
         expect_exit(exited, 3, "shell")
         check(out == b"out\n" and err == b"err\n", f"shell: stdout {out!r} stderr {err!r}, want b'out\\n' and b'err\\n'")
+
+        # Output past max_output_bytes: by default (KILL) the command is killed once
+        # it goes past the cap, and exactly the cap's worth of stdout arrives.
+        out, _, exited = run_exec(
+            stub,
+            pb.ExecRequest(
+                sandbox_id=sb.id,
+                argv=pb.Argv(args=["yes", "sandboxd"]),
+                max_output_bytes=OUTPUT_CAP,
+                timeout=duration_pb2.Duration(seconds=60),  # fail fast should the cap not stop it
+            ),
+            False,
+            quiet=True,
+        )
+        reason = pb.ExecExited.Reason.Name(exited.reason)
+        print(f"[output limit: {len(out)} bytes, reason={reason}]", flush=True)
+        check(
+            exited.reason == pb.ExecExited.REASON_OUTPUT_LIMIT and exited.stdout_truncated and len(out) == OUTPUT_CAP,
+            f"yes: exited reason={reason} signal={exited.signal!r} stdout_truncated={exited.stdout_truncated} "
+            f"with {len(out)} stdout bytes, want REASON_OUTPUT_LIMIT, truncated, {OUTPUT_CAP} bytes",
+        )
+        # With DISCARD the rest is dropped and the command runs to its end.
+        out, err, exited = run_exec(
+            stub,
+            pb.ExecRequest(
+                sandbox_id=sb.id,
+                shell="head -c 100000 /dev/zero; echo done >&2",
+                max_output_bytes=OUTPUT_CAP,
+                output_limit_action=pb.OUTPUT_LIMIT_ACTION_DISCARD,
+            ),
+            False,
+            quiet=True,
+        )
+        print(
+            f"[output limit discard: {len(out)} bytes, stdout_truncated={exited.stdout_truncated}, stderr {err!r}]",
+            flush=True,
+        )
+        expect_exit(exited, 0, "discard")
+        check(
+            exited.stdout_truncated and len(out) == OUTPUT_CAP and err == b"done\n",
+            f"discard: stdout_truncated={exited.stdout_truncated} with {len(out)} stdout bytes, stderr {err!r}; "
+            f"want truncated, {OUTPUT_CAP} bytes, b'done\\n'",
+        )
 
         data = os.urandom(FILE_SIZE)
         want = hashlib.sha256(data).hexdigest()

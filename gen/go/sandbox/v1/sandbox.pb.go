@@ -52,6 +52,64 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// What happens to a command whose output goes past `max_output_bytes`.
+type OutputLimitAction int32
+
+const (
+	// The default: OUTPUT_LIMIT_ACTION_KILL.
+	OutputLimitAction_OUTPUT_LIMIT_ACTION_UNSPECIFIED OutputLimitAction = 0
+	// Kill the command's whole process group as soon as one stream has more
+	// than `max_output_bytes` bytes; the `exited` event says REASON_OUTPUT_LIMIT.
+	// A runaway command (`yes`, a log loop) ends at once instead of running
+	// until the RPC deadline.
+	OutputLimitAction_OUTPUT_LIMIT_ACTION_KILL OutputLimitAction = 1
+	// Drop what is beyond the cap (it is still read, so the command never
+	// blocks on a full pipe) and let the command run until it ends by itself,
+	// its `timeout`, or the RPC's end.
+	OutputLimitAction_OUTPUT_LIMIT_ACTION_DISCARD OutputLimitAction = 2
+)
+
+// Enum value maps for OutputLimitAction.
+var (
+	OutputLimitAction_name = map[int32]string{
+		0: "OUTPUT_LIMIT_ACTION_UNSPECIFIED",
+		1: "OUTPUT_LIMIT_ACTION_KILL",
+		2: "OUTPUT_LIMIT_ACTION_DISCARD",
+	}
+	OutputLimitAction_value = map[string]int32{
+		"OUTPUT_LIMIT_ACTION_UNSPECIFIED": 0,
+		"OUTPUT_LIMIT_ACTION_KILL":        1,
+		"OUTPUT_LIMIT_ACTION_DISCARD":     2,
+	}
+)
+
+func (x OutputLimitAction) Enum() *OutputLimitAction {
+	p := new(OutputLimitAction)
+	*p = x
+	return p
+}
+
+func (x OutputLimitAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (OutputLimitAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_sandbox_v1_sandbox_proto_enumTypes[0].Descriptor()
+}
+
+func (OutputLimitAction) Type() protoreflect.EnumType {
+	return &file_sandbox_v1_sandbox_proto_enumTypes[0]
+}
+
+func (x OutputLimitAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use OutputLimitAction.Descriptor instead.
+func (OutputLimitAction) EnumDescriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{0}
+}
+
 // Life cycle of a sandbox.
 type Sandbox_State int32
 
@@ -93,11 +151,11 @@ func (x Sandbox_State) String() string {
 }
 
 func (Sandbox_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_sandbox_v1_sandbox_proto_enumTypes[0].Descriptor()
+	return file_sandbox_v1_sandbox_proto_enumTypes[1].Descriptor()
 }
 
 func (Sandbox_State) Type() protoreflect.EnumType {
-	return &file_sandbox_v1_sandbox_proto_enumTypes[0]
+	return &file_sandbox_v1_sandbox_proto_enumTypes[1]
 }
 
 func (x Sandbox_State) Number() protoreflect.EnumNumber {
@@ -120,6 +178,9 @@ const (
 	ExecExited_REASON_TIMEOUT ExecExited_Reason = 2
 	// The RPC was cancelled or its deadline passed; the process group was killed.
 	ExecExited_REASON_CANCELLED ExecExited_Reason = 3
+	// Output went past `max_output_bytes` with OUTPUT_LIMIT_ACTION_KILL; the
+	// process group was killed (the truncated flag says which stream).
+	ExecExited_REASON_OUTPUT_LIMIT ExecExited_Reason = 4
 )
 
 // Enum value maps for ExecExited_Reason.
@@ -129,12 +190,14 @@ var (
 		1: "REASON_EXITED",
 		2: "REASON_TIMEOUT",
 		3: "REASON_CANCELLED",
+		4: "REASON_OUTPUT_LIMIT",
 	}
 	ExecExited_Reason_value = map[string]int32{
-		"REASON_UNSPECIFIED": 0,
-		"REASON_EXITED":      1,
-		"REASON_TIMEOUT":     2,
-		"REASON_CANCELLED":   3,
+		"REASON_UNSPECIFIED":  0,
+		"REASON_EXITED":       1,
+		"REASON_TIMEOUT":      2,
+		"REASON_CANCELLED":    3,
+		"REASON_OUTPUT_LIMIT": 4,
 	}
 )
 
@@ -149,11 +212,11 @@ func (x ExecExited_Reason) String() string {
 }
 
 func (ExecExited_Reason) Descriptor() protoreflect.EnumDescriptor {
-	return file_sandbox_v1_sandbox_proto_enumTypes[1].Descriptor()
+	return file_sandbox_v1_sandbox_proto_enumTypes[2].Descriptor()
 }
 
 func (ExecExited_Reason) Type() protoreflect.EnumType {
-	return &file_sandbox_v1_sandbox_proto_enumTypes[1]
+	return &file_sandbox_v1_sandbox_proto_enumTypes[2]
 }
 
 func (x ExecExited_Reason) Number() protoreflect.EnumNumber {
@@ -1023,11 +1086,15 @@ type ExecRequest struct {
 	// command timeout. It is distinct from the RPC deadline: the `exited` event
 	// says which one ended the command.
 	Timeout *durationpb.Duration `protobuf:"bytes,7,opt,name=timeout,proto3" json:"timeout,omitempty"`
-	// Per-stream output cap in bytes: output beyond it is dropped and the
-	// stream marked truncated (the command keeps running). 0 means no cap.
+	// Per-stream output cap in bytes: at most this many bytes of stdout and of
+	// stderr are sent, and the stream that went past it is marked truncated.
+	// What happens to the command then is `output_limit_action`'s choice (by
+	// default it is killed, like `cmd | head -c N`). 0 means no cap.
 	MaxOutputBytes uint64 `protobuf:"varint,8,opt,name=max_output_bytes,json=maxOutputBytes,proto3" json:"max_output_bytes,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// What to do when a stream goes past `max_output_bytes`.
+	OutputLimitAction OutputLimitAction `protobuf:"varint,16,opt,name=output_limit_action,json=outputLimitAction,proto3,enum=sandbox.v1.OutputLimitAction" json:"output_limit_action,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ExecRequest) Reset() {
@@ -1125,6 +1192,13 @@ func (x *ExecRequest) GetMaxOutputBytes() uint64 {
 		return x.MaxOutputBytes
 	}
 	return 0
+}
+
+func (x *ExecRequest) GetOutputLimitAction() OutputLimitAction {
+	if x != nil {
+		return x.OutputLimitAction
+	}
+	return OutputLimitAction_OUTPUT_LIMIT_ACTION_UNSPECIFIED
 }
 
 type isExecRequest_Command interface {
@@ -1324,7 +1398,7 @@ type ExecExited struct {
 	ExitCode *int32 `protobuf:"varint,2,opt,name=exit_code,json=exitCode,proto3,oneof" json:"exit_code,omitempty"`
 	// The terminating signal ("SIGKILL", "SIGTERM", ...) when killed by one.
 	Signal string `protobuf:"bytes,3,opt,name=signal,proto3" json:"signal,omitempty"`
-	// Output beyond `max_output_bytes` was dropped.
+	// The stream had more than `max_output_bytes` bytes; the rest was dropped.
 	StdoutTruncated bool `protobuf:"varint,4,opt,name=stdout_truncated,json=stdoutTruncated,proto3" json:"stdout_truncated,omitempty"`
 	StderrTruncated bool `protobuf:"varint,5,opt,name=stderr_truncated,json=stderrTruncated,proto3" json:"stderr_truncated,omitempty"`
 	// From start to exit.
@@ -1985,7 +2059,7 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x19SetInternetAccessResponse\x12-\n" +
 	"\asandbox\x18\x01 \x01(\v2\x13.sandbox.v1.SandboxR\asandbox\"\x1a\n" +
 	"\x04Argv\x12\x12\n" +
-	"\x04args\x18\x01 \x03(\tR\x04args\"\xf0\x02\n" +
+	"\x04args\x18\x01 \x03(\tR\x04args\"\xbf\x03\n" +
 	"\vExecRequest\x12\x1d\n" +
 	"\n" +
 	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12&\n" +
@@ -1995,7 +2069,8 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x03cwd\x18\x05 \x01(\tR\x03cwd\x12\x14\n" +
 	"\x05stdin\x18\x06 \x01(\fR\x05stdin\x123\n" +
 	"\atimeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12(\n" +
-	"\x10max_output_bytes\x18\b \x01(\x04R\x0emaxOutputBytes\x1a6\n" +
+	"\x10max_output_bytes\x18\b \x01(\x04R\x0emaxOutputBytes\x12M\n" +
+	"\x13output_limit_action\x18\x10 \x01(\x0e2\x1d.sandbox.v1.OutputLimitActionR\x11outputLimitAction\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\t\n" +
@@ -2008,7 +2083,7 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x05event\"8\n" +
 	"\vExecStarted\x12\x17\n" +
 	"\aexec_id\x18\x01 \x01(\tR\x06execId\x12\x10\n" +
-	"\x03pid\x18\x02 \x01(\rR\x03pid\"\xf7\x02\n" +
+	"\x03pid\x18\x02 \x01(\rR\x03pid\"\x90\x03\n" +
 	"\n" +
 	"ExecExited\x125\n" +
 	"\x06reason\x18\x01 \x01(\x0e2\x1d.sandbox.v1.ExecExited.ReasonR\x06reason\x12 \n" +
@@ -2016,12 +2091,13 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x06signal\x18\x03 \x01(\tR\x06signal\x12)\n" +
 	"\x10stdout_truncated\x18\x04 \x01(\bR\x0fstdoutTruncated\x12)\n" +
 	"\x10stderr_truncated\x18\x05 \x01(\bR\x0fstderrTruncated\x125\n" +
-	"\bduration\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\bduration\"]\n" +
+	"\bduration\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\bduration\"v\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rREASON_EXITED\x10\x01\x12\x12\n" +
 	"\x0eREASON_TIMEOUT\x10\x02\x12\x14\n" +
-	"\x10REASON_CANCELLED\x10\x03B\f\n" +
+	"\x10REASON_CANCELLED\x10\x03\x12\x17\n" +
+	"\x13REASON_OUTPUT_LIMIT\x10\x04B\f\n" +
 	"\n" +
 	"_exit_code\"a\n" +
 	"\rUploadRequest\x122\n" +
@@ -2056,7 +2132,11 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x06offset\x18\x03 \x01(\x04R\x06offset\"<\n" +
 	"\fDownloadDone\x12\x14\n" +
 	"\x05bytes\x18\x01 \x01(\x04R\x05bytes\x12\x16\n" +
-	"\x06sha256\x18\x02 \x01(\tR\x06sha2562\xd7\x05\n" +
+	"\x06sha256\x18\x02 \x01(\tR\x06sha256*w\n" +
+	"\x11OutputLimitAction\x12#\n" +
+	"\x1fOUTPUT_LIMIT_ACTION_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18OUTPUT_LIMIT_ACTION_KILL\x10\x01\x12\x1f\n" +
+	"\x1bOUTPUT_LIMIT_ACTION_DISCARD\x10\x022\xd7\x05\n" +
 	"\x0eSandboxService\x12T\n" +
 	"\rCreateSandbox\x12 .sandbox.v1.CreateSandboxRequest\x1a!.sandbox.v1.CreateSandboxResponse\x12K\n" +
 	"\n" +
@@ -2081,93 +2161,95 @@ func file_sandbox_v1_sandbox_proto_rawDescGZIP() []byte {
 	return file_sandbox_v1_sandbox_proto_rawDescData
 }
 
-var file_sandbox_v1_sandbox_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_sandbox_v1_sandbox_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_sandbox_v1_sandbox_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_sandbox_v1_sandbox_proto_goTypes = []any{
-	(Sandbox_State)(0),                // 0: sandbox.v1.Sandbox.State
-	(ExecExited_Reason)(0),            // 1: sandbox.v1.ExecExited.Reason
-	(*Sandbox)(nil),                   // 2: sandbox.v1.Sandbox
-	(*Resources)(nil),                 // 3: sandbox.v1.Resources
-	(*CreateSandboxRequest)(nil),      // 4: sandbox.v1.CreateSandboxRequest
-	(*CreateSandboxResponse)(nil),     // 5: sandbox.v1.CreateSandboxResponse
-	(*GetSandboxRequest)(nil),         // 6: sandbox.v1.GetSandboxRequest
-	(*GetSandboxResponse)(nil),        // 7: sandbox.v1.GetSandboxResponse
-	(*ListSandboxesRequest)(nil),      // 8: sandbox.v1.ListSandboxesRequest
-	(*ListSandboxesResponse)(nil),     // 9: sandbox.v1.ListSandboxesResponse
-	(*DestroySandboxRequest)(nil),     // 10: sandbox.v1.DestroySandboxRequest
-	(*DestroySandboxResponse)(nil),    // 11: sandbox.v1.DestroySandboxResponse
-	(*KeepAliveRequest)(nil),          // 12: sandbox.v1.KeepAliveRequest
-	(*KeepAliveResponse)(nil),         // 13: sandbox.v1.KeepAliveResponse
-	(*SetInternetAccessRequest)(nil),  // 14: sandbox.v1.SetInternetAccessRequest
-	(*SetInternetAccessResponse)(nil), // 15: sandbox.v1.SetInternetAccessResponse
-	(*Argv)(nil),                      // 16: sandbox.v1.Argv
-	(*ExecRequest)(nil),               // 17: sandbox.v1.ExecRequest
-	(*ExecResponse)(nil),              // 18: sandbox.v1.ExecResponse
-	(*ExecStarted)(nil),               // 19: sandbox.v1.ExecStarted
-	(*ExecExited)(nil),                // 20: sandbox.v1.ExecExited
-	(*UploadRequest)(nil),             // 21: sandbox.v1.UploadRequest
-	(*UploadHeader)(nil),              // 22: sandbox.v1.UploadHeader
-	(*UploadResponse)(nil),            // 23: sandbox.v1.UploadResponse
-	(*DownloadRequest)(nil),           // 24: sandbox.v1.DownloadRequest
-	(*DownloadResponse)(nil),          // 25: sandbox.v1.DownloadResponse
-	(*DownloadInfo)(nil),              // 26: sandbox.v1.DownloadInfo
-	(*DownloadDone)(nil),              // 27: sandbox.v1.DownloadDone
-	nil,                               // 28: sandbox.v1.Sandbox.LabelsEntry
-	nil,                               // 29: sandbox.v1.CreateSandboxRequest.LabelsEntry
-	nil,                               // 30: sandbox.v1.ListSandboxesRequest.LabelSelectorEntry
-	nil,                               // 31: sandbox.v1.ExecRequest.EnvEntry
-	(*timestamppb.Timestamp)(nil),     // 32: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 33: google.protobuf.Duration
+	(OutputLimitAction)(0),            // 0: sandbox.v1.OutputLimitAction
+	(Sandbox_State)(0),                // 1: sandbox.v1.Sandbox.State
+	(ExecExited_Reason)(0),            // 2: sandbox.v1.ExecExited.Reason
+	(*Sandbox)(nil),                   // 3: sandbox.v1.Sandbox
+	(*Resources)(nil),                 // 4: sandbox.v1.Resources
+	(*CreateSandboxRequest)(nil),      // 5: sandbox.v1.CreateSandboxRequest
+	(*CreateSandboxResponse)(nil),     // 6: sandbox.v1.CreateSandboxResponse
+	(*GetSandboxRequest)(nil),         // 7: sandbox.v1.GetSandboxRequest
+	(*GetSandboxResponse)(nil),        // 8: sandbox.v1.GetSandboxResponse
+	(*ListSandboxesRequest)(nil),      // 9: sandbox.v1.ListSandboxesRequest
+	(*ListSandboxesResponse)(nil),     // 10: sandbox.v1.ListSandboxesResponse
+	(*DestroySandboxRequest)(nil),     // 11: sandbox.v1.DestroySandboxRequest
+	(*DestroySandboxResponse)(nil),    // 12: sandbox.v1.DestroySandboxResponse
+	(*KeepAliveRequest)(nil),          // 13: sandbox.v1.KeepAliveRequest
+	(*KeepAliveResponse)(nil),         // 14: sandbox.v1.KeepAliveResponse
+	(*SetInternetAccessRequest)(nil),  // 15: sandbox.v1.SetInternetAccessRequest
+	(*SetInternetAccessResponse)(nil), // 16: sandbox.v1.SetInternetAccessResponse
+	(*Argv)(nil),                      // 17: sandbox.v1.Argv
+	(*ExecRequest)(nil),               // 18: sandbox.v1.ExecRequest
+	(*ExecResponse)(nil),              // 19: sandbox.v1.ExecResponse
+	(*ExecStarted)(nil),               // 20: sandbox.v1.ExecStarted
+	(*ExecExited)(nil),                // 21: sandbox.v1.ExecExited
+	(*UploadRequest)(nil),             // 22: sandbox.v1.UploadRequest
+	(*UploadHeader)(nil),              // 23: sandbox.v1.UploadHeader
+	(*UploadResponse)(nil),            // 24: sandbox.v1.UploadResponse
+	(*DownloadRequest)(nil),           // 25: sandbox.v1.DownloadRequest
+	(*DownloadResponse)(nil),          // 26: sandbox.v1.DownloadResponse
+	(*DownloadInfo)(nil),              // 27: sandbox.v1.DownloadInfo
+	(*DownloadDone)(nil),              // 28: sandbox.v1.DownloadDone
+	nil,                               // 29: sandbox.v1.Sandbox.LabelsEntry
+	nil,                               // 30: sandbox.v1.CreateSandboxRequest.LabelsEntry
+	nil,                               // 31: sandbox.v1.ListSandboxesRequest.LabelSelectorEntry
+	nil,                               // 32: sandbox.v1.ExecRequest.EnvEntry
+	(*timestamppb.Timestamp)(nil),     // 33: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 34: google.protobuf.Duration
 }
 var file_sandbox_v1_sandbox_proto_depIdxs = []int32{
-	0,  // 0: sandbox.v1.Sandbox.state:type_name -> sandbox.v1.Sandbox.State
-	28, // 1: sandbox.v1.Sandbox.labels:type_name -> sandbox.v1.Sandbox.LabelsEntry
-	3,  // 2: sandbox.v1.Sandbox.resources:type_name -> sandbox.v1.Resources
-	32, // 3: sandbox.v1.Sandbox.lease_expires_at:type_name -> google.protobuf.Timestamp
-	32, // 4: sandbox.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
-	3,  // 5: sandbox.v1.CreateSandboxRequest.resources:type_name -> sandbox.v1.Resources
-	29, // 6: sandbox.v1.CreateSandboxRequest.labels:type_name -> sandbox.v1.CreateSandboxRequest.LabelsEntry
-	33, // 7: sandbox.v1.CreateSandboxRequest.lease_ttl:type_name -> google.protobuf.Duration
-	2,  // 8: sandbox.v1.CreateSandboxResponse.sandbox:type_name -> sandbox.v1.Sandbox
-	2,  // 9: sandbox.v1.GetSandboxResponse.sandbox:type_name -> sandbox.v1.Sandbox
-	30, // 10: sandbox.v1.ListSandboxesRequest.label_selector:type_name -> sandbox.v1.ListSandboxesRequest.LabelSelectorEntry
-	2,  // 11: sandbox.v1.ListSandboxesResponse.sandboxes:type_name -> sandbox.v1.Sandbox
-	33, // 12: sandbox.v1.KeepAliveRequest.lease_ttl:type_name -> google.protobuf.Duration
-	32, // 13: sandbox.v1.KeepAliveResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
-	2,  // 14: sandbox.v1.SetInternetAccessResponse.sandbox:type_name -> sandbox.v1.Sandbox
-	16, // 15: sandbox.v1.ExecRequest.argv:type_name -> sandbox.v1.Argv
-	31, // 16: sandbox.v1.ExecRequest.env:type_name -> sandbox.v1.ExecRequest.EnvEntry
-	33, // 17: sandbox.v1.ExecRequest.timeout:type_name -> google.protobuf.Duration
-	19, // 18: sandbox.v1.ExecResponse.started:type_name -> sandbox.v1.ExecStarted
-	20, // 19: sandbox.v1.ExecResponse.exited:type_name -> sandbox.v1.ExecExited
-	1,  // 20: sandbox.v1.ExecExited.reason:type_name -> sandbox.v1.ExecExited.Reason
-	33, // 21: sandbox.v1.ExecExited.duration:type_name -> google.protobuf.Duration
-	22, // 22: sandbox.v1.UploadRequest.header:type_name -> sandbox.v1.UploadHeader
-	26, // 23: sandbox.v1.DownloadResponse.info:type_name -> sandbox.v1.DownloadInfo
-	27, // 24: sandbox.v1.DownloadResponse.done:type_name -> sandbox.v1.DownloadDone
-	4,  // 25: sandbox.v1.SandboxService.CreateSandbox:input_type -> sandbox.v1.CreateSandboxRequest
-	6,  // 26: sandbox.v1.SandboxService.GetSandbox:input_type -> sandbox.v1.GetSandboxRequest
-	8,  // 27: sandbox.v1.SandboxService.ListSandboxes:input_type -> sandbox.v1.ListSandboxesRequest
-	10, // 28: sandbox.v1.SandboxService.DestroySandbox:input_type -> sandbox.v1.DestroySandboxRequest
-	12, // 29: sandbox.v1.SandboxService.KeepAlive:input_type -> sandbox.v1.KeepAliveRequest
-	14, // 30: sandbox.v1.SandboxService.SetInternetAccess:input_type -> sandbox.v1.SetInternetAccessRequest
-	17, // 31: sandbox.v1.SandboxService.Exec:input_type -> sandbox.v1.ExecRequest
-	21, // 32: sandbox.v1.SandboxService.Upload:input_type -> sandbox.v1.UploadRequest
-	24, // 33: sandbox.v1.SandboxService.Download:input_type -> sandbox.v1.DownloadRequest
-	5,  // 34: sandbox.v1.SandboxService.CreateSandbox:output_type -> sandbox.v1.CreateSandboxResponse
-	7,  // 35: sandbox.v1.SandboxService.GetSandbox:output_type -> sandbox.v1.GetSandboxResponse
-	9,  // 36: sandbox.v1.SandboxService.ListSandboxes:output_type -> sandbox.v1.ListSandboxesResponse
-	11, // 37: sandbox.v1.SandboxService.DestroySandbox:output_type -> sandbox.v1.DestroySandboxResponse
-	13, // 38: sandbox.v1.SandboxService.KeepAlive:output_type -> sandbox.v1.KeepAliveResponse
-	15, // 39: sandbox.v1.SandboxService.SetInternetAccess:output_type -> sandbox.v1.SetInternetAccessResponse
-	18, // 40: sandbox.v1.SandboxService.Exec:output_type -> sandbox.v1.ExecResponse
-	23, // 41: sandbox.v1.SandboxService.Upload:output_type -> sandbox.v1.UploadResponse
-	25, // 42: sandbox.v1.SandboxService.Download:output_type -> sandbox.v1.DownloadResponse
-	34, // [34:43] is the sub-list for method output_type
-	25, // [25:34] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	1,  // 0: sandbox.v1.Sandbox.state:type_name -> sandbox.v1.Sandbox.State
+	29, // 1: sandbox.v1.Sandbox.labels:type_name -> sandbox.v1.Sandbox.LabelsEntry
+	4,  // 2: sandbox.v1.Sandbox.resources:type_name -> sandbox.v1.Resources
+	33, // 3: sandbox.v1.Sandbox.lease_expires_at:type_name -> google.protobuf.Timestamp
+	33, // 4: sandbox.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
+	4,  // 5: sandbox.v1.CreateSandboxRequest.resources:type_name -> sandbox.v1.Resources
+	30, // 6: sandbox.v1.CreateSandboxRequest.labels:type_name -> sandbox.v1.CreateSandboxRequest.LabelsEntry
+	34, // 7: sandbox.v1.CreateSandboxRequest.lease_ttl:type_name -> google.protobuf.Duration
+	3,  // 8: sandbox.v1.CreateSandboxResponse.sandbox:type_name -> sandbox.v1.Sandbox
+	3,  // 9: sandbox.v1.GetSandboxResponse.sandbox:type_name -> sandbox.v1.Sandbox
+	31, // 10: sandbox.v1.ListSandboxesRequest.label_selector:type_name -> sandbox.v1.ListSandboxesRequest.LabelSelectorEntry
+	3,  // 11: sandbox.v1.ListSandboxesResponse.sandboxes:type_name -> sandbox.v1.Sandbox
+	34, // 12: sandbox.v1.KeepAliveRequest.lease_ttl:type_name -> google.protobuf.Duration
+	33, // 13: sandbox.v1.KeepAliveResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 14: sandbox.v1.SetInternetAccessResponse.sandbox:type_name -> sandbox.v1.Sandbox
+	17, // 15: sandbox.v1.ExecRequest.argv:type_name -> sandbox.v1.Argv
+	32, // 16: sandbox.v1.ExecRequest.env:type_name -> sandbox.v1.ExecRequest.EnvEntry
+	34, // 17: sandbox.v1.ExecRequest.timeout:type_name -> google.protobuf.Duration
+	0,  // 18: sandbox.v1.ExecRequest.output_limit_action:type_name -> sandbox.v1.OutputLimitAction
+	20, // 19: sandbox.v1.ExecResponse.started:type_name -> sandbox.v1.ExecStarted
+	21, // 20: sandbox.v1.ExecResponse.exited:type_name -> sandbox.v1.ExecExited
+	2,  // 21: sandbox.v1.ExecExited.reason:type_name -> sandbox.v1.ExecExited.Reason
+	34, // 22: sandbox.v1.ExecExited.duration:type_name -> google.protobuf.Duration
+	23, // 23: sandbox.v1.UploadRequest.header:type_name -> sandbox.v1.UploadHeader
+	27, // 24: sandbox.v1.DownloadResponse.info:type_name -> sandbox.v1.DownloadInfo
+	28, // 25: sandbox.v1.DownloadResponse.done:type_name -> sandbox.v1.DownloadDone
+	5,  // 26: sandbox.v1.SandboxService.CreateSandbox:input_type -> sandbox.v1.CreateSandboxRequest
+	7,  // 27: sandbox.v1.SandboxService.GetSandbox:input_type -> sandbox.v1.GetSandboxRequest
+	9,  // 28: sandbox.v1.SandboxService.ListSandboxes:input_type -> sandbox.v1.ListSandboxesRequest
+	11, // 29: sandbox.v1.SandboxService.DestroySandbox:input_type -> sandbox.v1.DestroySandboxRequest
+	13, // 30: sandbox.v1.SandboxService.KeepAlive:input_type -> sandbox.v1.KeepAliveRequest
+	15, // 31: sandbox.v1.SandboxService.SetInternetAccess:input_type -> sandbox.v1.SetInternetAccessRequest
+	18, // 32: sandbox.v1.SandboxService.Exec:input_type -> sandbox.v1.ExecRequest
+	22, // 33: sandbox.v1.SandboxService.Upload:input_type -> sandbox.v1.UploadRequest
+	25, // 34: sandbox.v1.SandboxService.Download:input_type -> sandbox.v1.DownloadRequest
+	6,  // 35: sandbox.v1.SandboxService.CreateSandbox:output_type -> sandbox.v1.CreateSandboxResponse
+	8,  // 36: sandbox.v1.SandboxService.GetSandbox:output_type -> sandbox.v1.GetSandboxResponse
+	10, // 37: sandbox.v1.SandboxService.ListSandboxes:output_type -> sandbox.v1.ListSandboxesResponse
+	12, // 38: sandbox.v1.SandboxService.DestroySandbox:output_type -> sandbox.v1.DestroySandboxResponse
+	14, // 39: sandbox.v1.SandboxService.KeepAlive:output_type -> sandbox.v1.KeepAliveResponse
+	16, // 40: sandbox.v1.SandboxService.SetInternetAccess:output_type -> sandbox.v1.SetInternetAccessResponse
+	19, // 41: sandbox.v1.SandboxService.Exec:output_type -> sandbox.v1.ExecResponse
+	24, // 42: sandbox.v1.SandboxService.Upload:output_type -> sandbox.v1.UploadResponse
+	26, // 43: sandbox.v1.SandboxService.Download:output_type -> sandbox.v1.DownloadResponse
+	35, // [35:44] is the sub-list for method output_type
+	26, // [26:35] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_sandbox_v1_sandbox_proto_init() }
@@ -2201,7 +2283,7 @@ func file_sandbox_v1_sandbox_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sandbox_v1_sandbox_proto_rawDesc), len(file_sandbox_v1_sandbox_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,

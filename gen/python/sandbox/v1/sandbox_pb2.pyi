@@ -11,6 +11,15 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class OutputLimitAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OUTPUT_LIMIT_ACTION_UNSPECIFIED: _ClassVar[OutputLimitAction]
+    OUTPUT_LIMIT_ACTION_KILL: _ClassVar[OutputLimitAction]
+    OUTPUT_LIMIT_ACTION_DISCARD: _ClassVar[OutputLimitAction]
+OUTPUT_LIMIT_ACTION_UNSPECIFIED: OutputLimitAction
+OUTPUT_LIMIT_ACTION_KILL: OutputLimitAction
+OUTPUT_LIMIT_ACTION_DISCARD: OutputLimitAction
+
 class Sandbox(_message.Message):
     __slots__ = ("id", "state", "labels", "resources", "internet_access", "lease_expires_at", "created_at", "provider")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
@@ -167,7 +176,7 @@ class Argv(_message.Message):
     def __init__(self, args: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ExecRequest(_message.Message):
-    __slots__ = ("sandbox_id", "argv", "shell", "env", "cwd", "stdin", "timeout", "max_output_bytes")
+    __slots__ = ("sandbox_id", "argv", "shell", "env", "cwd", "stdin", "timeout", "max_output_bytes", "output_limit_action")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -183,6 +192,7 @@ class ExecRequest(_message.Message):
     STDIN_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     MAX_OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_LIMIT_ACTION_FIELD_NUMBER: _ClassVar[int]
     sandbox_id: str
     argv: Argv
     shell: str
@@ -191,7 +201,8 @@ class ExecRequest(_message.Message):
     stdin: bytes
     timeout: _duration_pb2.Duration
     max_output_bytes: int
-    def __init__(self, sandbox_id: _Optional[str] = ..., argv: _Optional[_Union[Argv, _Mapping]] = ..., shell: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., cwd: _Optional[str] = ..., stdin: _Optional[bytes] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_output_bytes: _Optional[int] = ...) -> None: ...
+    output_limit_action: OutputLimitAction
+    def __init__(self, sandbox_id: _Optional[str] = ..., argv: _Optional[_Union[Argv, _Mapping]] = ..., shell: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., cwd: _Optional[str] = ..., stdin: _Optional[bytes] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_output_bytes: _Optional[int] = ..., output_limit_action: _Optional[_Union[OutputLimitAction, str]] = ...) -> None: ...
 
 class ExecResponse(_message.Message):
     __slots__ = ("started", "stdout", "stderr", "exited")
@@ -221,10 +232,12 @@ class ExecExited(_message.Message):
         REASON_EXITED: _ClassVar[ExecExited.Reason]
         REASON_TIMEOUT: _ClassVar[ExecExited.Reason]
         REASON_CANCELLED: _ClassVar[ExecExited.Reason]
+        REASON_OUTPUT_LIMIT: _ClassVar[ExecExited.Reason]
     REASON_UNSPECIFIED: ExecExited.Reason
     REASON_EXITED: ExecExited.Reason
     REASON_TIMEOUT: ExecExited.Reason
     REASON_CANCELLED: ExecExited.Reason
+    REASON_OUTPUT_LIMIT: ExecExited.Reason
     REASON_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
     SIGNAL_FIELD_NUMBER: _ClassVar[int]
