@@ -16,6 +16,8 @@ export interface StatVfs {
   f_frsize: number;
   f_bavail: number;
   f_favail: number;
+  /** Bit 0 (SSH_FXE_STATVFS_ST_RDONLY): mounted read-only. */
+  f_flag: number;
 }
 
 export function validatePath(path: unknown, field = "path"): string {

@@ -7,6 +7,7 @@
  * one-at-a-time SFTP is several times slower.
  */
 import { createHash, randomBytes } from "node:crypto";
+import { posix } from "node:path";
 import { cancelled, failedPrecondition, invalidArgument, isSandboxError, notFound, resourceExhausted } from "../errors.js";
 import { abortable } from "./abortable.js";
 import type { SessionRegistry } from "./session-registry.js";
@@ -134,22 +135,33 @@ export async function upload(registry: SessionRegistry, sandboxId: string, o: Up
 }
 
 /**
- * Tells "disk full" apart from other FAILUREs: sftp-server reports ENOSPC as a
- * generic failure. Errors of the source (not SandboxErrors) pass through as is.
+ * Tells the user's mistakes apart from other FAILUREs: sftp-server reports
+ * EROFS and ENOSPC as a generic failure, so the file system is asked. A
+ * read-only location (e.g. /etc in a sandbox) is FAILED_PRECONDITION naming
+ * the path, a full disk RESOURCE_EXHAUSTED. Errors of the source (not
+ * SandboxErrors) pass through as is.
  */
 async function refine(session: SftpSession, err: unknown, dir: string, path: string): Promise<unknown> {
   if (isSandboxError(err, "internal") && sftpCode(err.cause) === SFTP_STATUS.FAILURE) {
-    try {
-      const vfs = await session.statvfs(dir);
-      if (vfs.f_bavail * vfs.f_frsize < 4 * 1024 * 1024 || vfs.f_favail === 0) {
-        return resourceExhausted(`upload ${JSON.stringify(path)}: no space left on the sandbox's disk`);
+    // The nearest existing ancestor: with make_parents the directory itself may not exist.
+    for (let at = dir; ; at = posix.dirname(at)) {
+      try {
+        const vfs = await session.statvfs(at);
+        if (vfs.f_flag & ST_RDONLY) return failedPrecondition(`upload ${JSON.stringify(path)}: ${JSON.stringify(at)} is on a read-only file system`);
+        if (vfs.f_bavail * vfs.f_frsize < 4 * 1024 * 1024 || vfs.f_favail === 0) {
+          return resourceExhausted(`upload ${JSON.stringify(path)}: no space left on the sandbox's disk`);
+        }
+        break;
+      } catch (e) {
+        if (!isSandboxError(e, "not_found") || at === posix.dirname(at)) break;
       }
-    } catch {
-      /* fall through to the generic error */
     }
   }
   return err;
 }
+
+/** statvfs f_flag bit of a read-only mount (SSH_FXE_STATVFS_ST_RDONLY). */
+const ST_RDONLY = 1;
 
 /** Best effort, bounded: a dead session cannot clean up, and cleanup must not hang the caller. */
 async function cleanup(session: SftpSession, handle: Buffer | undefined, tmp: string | undefined): Promise<void> {

@@ -7,11 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { UploadRequestSchema } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
-import { collectExec, PROVIDERS, startE2E, type E2E } from "./harness.js";
+import { collectExec, PROVIDERS, startE2E, type E2E, type LogLines } from "./harness.js";
 
 type UploadMsg = MessageInitShape<typeof UploadRequestSchema>;
 let e: E2E;
 let id: string;
+const logs: LogLines = [];
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const sh = async (script: string) => (await collectExec(e.grpc.exec({ sandboxId: id, command: { case: "shell", value: script } }))).stdout;
@@ -41,7 +42,7 @@ async function failure(p: Promise<unknown>): Promise<ConnectError> {
 
 describe.each(PROVIDERS)("Upload and Download (%s)", (provider) => {
   beforeAll(async () => {
-    e = await startE2E(2, {}, provider);
+    e = await startE2E(2, {}, provider, logs);
     id = (await e.grpc.createSandbox({})).sandbox!.id;
   });
   afterAll(async () => {
@@ -112,5 +113,19 @@ describe.each(PROVIDERS)("Upload and Download (%s)", (provider) => {
     expect(noParent.code).toBe(Code.NotFound);
     const unknown = e.grpc.download({ sandboxId: "sbx-nope", path: "x" });
     expect((await failure((async () => { for await (const _ of unknown); })())).code).toBe(Code.NotFound);
+  });
+
+  it("an upload into a read-only location is the user's mistake: FAILED_PRECONDITION naming the path, logged at info", async () => {
+    logs.length = 0;
+    for (const [path, makeParents] of [["/etc/sandboxd-upload.conf", false], ["/usr/local/new/dir/tool", true]] as const) {
+      const err = await failure(e.connect1.upload(uploadMessages(path, Buffer.from("x"), 1, { makeParents })));
+      expect(err.code).toBe(Code.FailedPrecondition);
+      expect(err.rawMessage).toContain(JSON.stringify(path));
+      expect(err.rawMessage).toMatch(/read-only file system/);
+    }
+    expect(await sh("ls -a /etc | grep -c sandboxd-upload || true")).toBe("0\n"); // no temp file left either
+    const uploads = logs.filter((l) => l.rpc === "Upload");
+    expect(uploads.map((l) => [l.code, l.level])).toEqual([["FailedPrecondition", 30], ["FailedPrecondition", 30]]);
+    expect(logs.filter((l) => Number(l.level) >= 50)).toEqual([]); // nothing at error level
   });
 });

@@ -46,7 +46,10 @@ export function e2eEmulatorInstance(n: number): { instance: string; subnet: stri
 
 const EMULATOR_TIMING = { cloneMs: 150, startMs: 50, ipDelayMs: 100, stopMs: 10, destroyMs: 10, authFailDelayMs: 100 };
 
-export async function startE2E(n: number, env: Record<string, string> = {}, provider: ProviderName = "local"): Promise<E2E> {
+/** The server's log lines as parsed JSON objects, when startE2E is given an array to fill. */
+export type LogLines = Array<Record<string, unknown>>;
+
+export async function startE2E(n: number, env: Record<string, string> = {}, provider: ProviderName = "local", logs?: LogLines): Promise<E2E> {
   const { instance, subnet } = e2eInstance(n);
   const config: Config = loadConfig({
     SANDBOXD_LISTEN: "127.0.0.1:0",
@@ -58,7 +61,9 @@ export async function startE2E(n: number, env: Record<string, string> = {}, prov
     SANDBOXD_DRAIN_DELAY: "0s",
     ...env,
   });
-  const logger = createLogger(process.env.E2E_LOG_LEVEL ?? "silent");
+  const logger = logs
+    ? createLogger("info", { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) })
+    : createLogger(process.env.E2E_LOG_LEVEL ?? "silent");
   let emulator: Emulator | undefined;
   const cleanup = async () => {
     try {
