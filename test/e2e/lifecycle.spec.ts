@@ -10,7 +10,7 @@ import { status as GrpcStatus } from "@grpc/grpc-js";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Sandbox_State, type Sandbox } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/ts/vendor/grpc/health/v1/health_pb.js";
-import { PROVIDERS, startE2E, type E2E } from "./harness.js";
+import { collectExec, PROVIDERS, startE2E, type E2E } from "./harness.js";
 import { grpcJsClient, unary } from "./grpc-js-client.js";
 
 let e: E2E;
@@ -57,10 +57,18 @@ describe.each(PROVIDERS)("sandbox lifecycle over every transport (%s)", (provide
     expect(timestampDate(ka.leaseExpiresAt!).getTime()).toBeGreaterThan(before);
     await expectCode(e.grpc.keepAlive({ sandboxId: s.id, leaseTtl: { seconds: 10n ** 7n } }), Code.InvalidArgument, /lease_ttl/);
 
+    // Internet off refuses at once (a reset), it does not drop: on Proxmox the container firewall's policy_out is REJECT.
+    const egress = () => e.emulator!.containers().find((ct) => String(ct.conf.description ?? "").includes(s.id))!.firewall.policy_out;
+    if (provider === "proxmox") expect(egress()).toBe("REJECT");
     const on = await e.grpc.setInternetAccess({ sandboxId: s.id, enabled: true });
     expect(on.sandbox!.internetAccess).toBe(true);
     expect((await e.grpc.getSandbox({ sandboxId: s.id })).sandbox!.internetAccess).toBe(true);
+    if (provider === "proxmox") expect(egress()).toBe("ACCEPT");
     await e.grpc.setInternetAccess({ sandboxId: s.id, enabled: false });
+    if (provider === "proxmox") expect(egress()).toBe("REJECT");
+    const blocked = await collectExec(e.grpc.exec({ sandboxId: s.id, command: { case: "shell",
+      value: "gw=$(ip route | awk '/^default/ {print $3}'); timeout 5 bash -c \"exec 3<>/dev/tcp/$gw/22\" 2>&1; echo rc=$?" } }));
+    expect(blocked.stdout).toMatch(/Connection refused\nrc=1\n$/); // the host's sshd: refused at once, not a timeout (rc=124)
 
     await e.grpc.destroySandbox({ sandboxId: s.id });
     await e.connect1.destroySandbox({ sandboxId: s.id }); // idempotent

@@ -75,7 +75,7 @@ describe("pve emulator API", () => {
     expect(conf.lock).toBeUndefined();
     expect(conf.template).toBeUndefined();
     expect(conf.digest).toMatch(/^[0-9a-f]{40}$/);
-    expect(await c.data("GET", `/nodes/${node()}/lxc/100/firewall/options`)).toMatchObject({ enable: 1, policy_out: "DROP" });
+    expect(await c.data("GET", `/nodes/${node()}/lxc/100/firewall/options`)).toMatchObject({ enable: 1, policy_out: "REJECT" });
     const pools = await c.data("GET", `/pools?poolid=${emu.connection.pool}`);
     expect(pools[0].members.map((m: any) => m.id)).toContain("lxc/100");
     const log = await c.request("GET", `/nodes/${node()}/tasks/${encodeURIComponent(a.upid)}/log`);

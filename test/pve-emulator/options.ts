@@ -42,7 +42,10 @@ export interface TemplateOptions {
   description: string;
   /** Whether the template is a member of the pool (the seed's `pct create --pool`). Default true. */
   inPool: boolean;
-  /** The template's firewall policy_out (enable=1, policy_in=ACCEPT); clones copy it. Default "DROP": no internet. */
+  /**
+   * The template's firewall policy_out (enable=1, policy_in=ACCEPT); clones copy it. Default "REJECT": no internet.
+   * Not faithful: DROP and REJECT both cut egress the local runtime's way, which refuses (a reset) and never drops.
+   */
   policyOut: "ACCEPT" | "DROP" | "REJECT";
 }
 
@@ -93,7 +96,7 @@ export const NO_FAULTS: FaultOptions = {
 
 export const DEFAULT_TEMPLATE: TemplateOptions = {
   vmid: 9000, hostname: "sandbox-template", cores: 1, memory: 1024, swap: 0, diskGiB: 8, tags: "",
-  description: "sandbox template", inPool: true, policyOut: "DROP",
+  description: "sandbox template", inPool: true, policyOut: "REJECT",
 };
 
 export function nodeNames(nodes: number | string[] | undefined): string[] {

@@ -5,12 +5,21 @@
  *
  * - input: from the bridge to the host only replies (ct established,related):
  *   sandboxes reach no host service (sshd included), yet host → sandbox SSH works.
- * - forward: sandbox → sandbox dropped (routed or bridged: br_netfilter sends
+ * - forward: sandbox → sandbox refused (routed or bridged: br_netfilter sends
  *   bridged frames through this hook too); sandbox → beyond only if its
  *   address is in @internet; back to a sandbox only replies, and only to
  *   members. Every packet is checked, not just new flows, so removing a
  *   member cuts its open connections too.
  * - postrouting: masquerade what leaves the subnet through another interface.
+ *
+ * What a sandbox may not send is refused, not dropped: TCP gets a reset
+ * (connect fails at once with "connection refused"), anything else an ICMP
+ * "administratively prohibited" (EHOSTUNREACH), so `pip install` or `git
+ * clone` fail fast instead of waiting for a connect timeout per address.
+ * Resets are not rate-limited; the kernel rate-limits ICMP errors per
+ * destination (net.ipv4.icmp_ratelimit), so a burst of UDP to blocked
+ * addresses may see a few silent drops. Traffic from outside towards a
+ * sandbox is dropped silently: nothing is sent out on its behalf.
  */
 import { run } from "./host.js";
 
@@ -30,16 +39,20 @@ table inet ${this.table} {
     type ipv4_addr
     ${elements}
   }
+  chain refuse {
+    meta l4proto tcp reject with tcp reset
+    reject with icmpx type admin-prohibited
+  }
   chain input {
     type filter hook input priority filter; policy accept;
     iifname ${br} ct state established,related accept
-    iifname ${br} drop
+    iifname ${br} jump refuse
   }
   chain forward {
     type filter hook forward priority filter; policy accept;
-    iifname ${br} oifname ${br} drop
+    iifname ${br} oifname ${br} jump refuse
     iifname ${br} ip saddr @internet accept
-    iifname ${br} drop
+    iifname ${br} jump refuse
     oifname ${br} ip daddr @internet ct state established,related accept
     oifname ${br} drop
   }

@@ -24,6 +24,8 @@ echo 0 > /proc/self/oom_score_adj
 for f in /proc/sys/net/ipv6/conf/all/disable_ipv6 /proc/sys/net/ipv6/conf/default/disable_ipv6; do
   if [ -e "$f" ]; then echo 1 > "$f"; fi
 done
+# (this namespace only) the host must stay the next hop: no redirect may point past it
+for f in /proc/sys/net/ipv4/conf/*/accept_redirects; do echo 0 > "$f"; done
 mount -o loop,nosuid,nodev,noatime,noinit_itable "$SANDBOXD_DISK" "$SANDBOXD_MNT"
 exec bwrap "$@"
 `;

@@ -53,7 +53,14 @@ export class Network {
     }
   }
 
-  /** Namespace, veth pair on the bridge (port isolated), address, default route: two `ip` runs. */
+  /**
+   * Namespace, veth pair on the bridge (port isolated), address, routes: two
+   * `ip` runs. The address is a /32 with only the gateway on-link, so every
+   * packet, to another sandbox too, goes to the host, whose firewall refuses
+   * at once what it blocks. (With the subnet on-link a sandbox would ARP for
+   * its neighbours, which port isolation silences: a connect would hang for
+   * the ARP timeout instead of failing.)
+   */
   async createSandbox(id: string, address: string): Promise<void> {
     const ns = this.names.netns(id);
     const veth = this.names.veth(id);
@@ -71,9 +78,10 @@ export class Network {
     });
     await run("ip", ["-n", ns, "-batch", "-"], {
       input: [
-        `addr add ${address}/${this.subnet.prefix} dev eth0`,
+        `addr add ${address}/32 dev eth0`,
         "link set lo up",
         "link set eth0 up",
+        `route add ${this.subnet.gateway} dev eth0 scope link`,
         `route add default via ${this.subnet.gateway}`,
         "",
       ].join("\n"),

@@ -13,6 +13,7 @@ import type { CreateRequestKey, SandboxSpec, StoredLease } from "../provider.js"
 import type { PveClient } from "./client.js";
 import type { ProxmoxConfig } from "./config.js";
 import { formatDescription, withTag } from "./description.js";
+import { egressPolicy } from "./firewall.js";
 import { ctPath, destroyVm, waitIpv4, waitSsh } from "./lifecycle.js";
 import { backoffMs, classify, pollMs, sleep } from "./retry.js";
 import { waitTask } from "./tasks.js";
@@ -73,7 +74,7 @@ export async function createSandbox(ctx: CreateContext, node: string, spec: Sand
     const net0 = String(conf.net0 ?? "");
     if (cfg.bridge && net0 && !net0.includes(`bridge=${cfg.bridge}`)) put.net0 = net0.replace(/bridge=[^,]+/, `bridge=${cfg.bridge}`);
     await client.put(`${path}/config`, put, { deadline, signal });
-    await client.put(`${path}/firewall/options`, { enable: 1, policy_out: spec.internet ? "ACCEPT" : "DROP" }, { deadline, signal });
+    await client.put(`${path}/firewall/options`, { enable: 1, policy_out: egressPolicy(spec.internet) }, { deadline, signal });
 
     try {
       await waitTask(client, await client.post<string>(`${path}/status/start`, {}, { retry: "idempotent", deadline, signal }), deadline, signal);

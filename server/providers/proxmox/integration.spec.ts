@@ -85,7 +85,7 @@ describe("ProxmoxProvider on the emulator", () => {
     await provider.setInternet(h.id, true);
     expect(ct.firewall.policy_out).toBe("ACCEPT");
     await provider.setInternet(h.id, false);
-    expect(ct.firewall.policy_out).toBe("DROP");
+    expect(ct.firewall.policy_out).toBe("REJECT");
     await provider.destroy(h.id);
     await provider.destroy(h.id);
     expect(leftovers(emu)).toEqual([]);

@@ -13,6 +13,7 @@ import type { ProxmoxConfig } from "./config.js";
 import { createSandbox, vmidOf, type CreateContext } from "./create.js";
 import { MAX_DESCRIPTION, formatDescription, hasTag, parseDescription } from "./description.js";
 import { toSandboxError } from "./errors.js";
+import { egressPolicy } from "./firewall.js";
 import { ctPath, destroyVm, ipv4Of } from "./lifecycle.js";
 import { Placement, freeMemory, type NodeFigures } from "./placement.js";
 import { PoolSweep, kindOf, type Member } from "./pool-sweep.js";
@@ -188,7 +189,7 @@ export class ProxmoxProvider implements SandboxProvider {
     const found = await this.lookup(id).catch((e) => Promise.reject(toSandboxError(e, `set internet ${id}`)));
     if (!found) throw notFound(`sandbox ${id} not found`);
     try {
-      await this.client.put(`${ctPath(found.node, found.vmid)}/firewall/options`, { enable: 1, policy_out: enabled ? "ACCEPT" : "DROP" }, { deadline: Date.now() + 60_000 });
+      await this.client.put(`${ctPath(found.node, found.vmid)}/firewall/options`, { enable: 1, policy_out: egressPolicy(enabled) }, { deadline: Date.now() + 60_000 });
     } catch (e) {
       throw toSandboxError(e, `set internet ${id}`);
     }
