@@ -38,7 +38,7 @@ describe("command-line", () => {
   });
 
   it("only builds kills for real process groups", () => {
-    expect(killGroupCommand(42)).toBe("kill -KILL -- -42");
+    expect(killGroupCommand(42)).toBe("# sandboxd control\nkill -KILL -- -42");
     expect(() => killGroupCommand(1)).toThrow();
     expect(() => killGroupCommand(0)).toThrow();
   });

@@ -48,12 +48,19 @@ function noNul(field: string, value: string): void {
  */
 export const SESSION_MARK = "SANDBOXD_SESSION";
 
+/**
+ * First line of every command sandboxd sends (a comment to the shell). A
+ * sandbox may treat such commands specially: the local runtime lets them
+ * choose when to join the user cgroup (server/providers/local/jail.ts).
+ */
+export const COMMAND_MARK = "# sandboxd";
+
 export function buildWrapper(spec: CommandSpec): string {
   const hasArgv = spec.argv !== undefined && spec.argv.length > 0;
   const hasShell = spec.shell !== undefined && spec.shell !== "";
   if (hasArgv === hasShell) throw invalidArgument("argv", "give exactly one of argv (non-empty) or shell");
 
-  const parts: string[] = [];
+  const parts: string[] = [COMMAND_MARK];
   const cwd = spec.cwd ?? "";
   if (cwd !== "") {
     noNul("cwd", cwd);
@@ -77,6 +84,9 @@ export function buildWrapper(spec: CommandSpec): string {
 
   parts.push(`export ${SESSION_MARK}="$PPID:$$"`);
   parts.push("printf 'P%d\\n' $$");
+  // Only now join the sandbox's user cgroup, if the sandbox offers one (SANDBOXD_JOIN,
+  // set for lines starting "# sandboxd"): under a fork bomb the header still comes at once.
+  parts.push('for f in ${SANDBOXD_JOIN-}; do echo $$ > "$f"; done 2>/dev/null; unset SANDBOXD_JOIN');
 
   if (hasArgv) {
     spec.argv!.forEach((a, i) => {
@@ -118,5 +128,5 @@ export function parseHeader(line: string): WrapperHeader {
 export function killGroupCommand(pgid: number, signal = "KILL"): string {
   if (!Number.isInteger(pgid) || pgid <= 1) throw internal(`refusing to signal process group ${pgid}`);
   if (!/^[A-Z0-9]+$/.test(signal)) throw internal(`bad signal name ${signal}`);
-  return `kill -${signal} -- -${pgid}`;
+  return `${COMMAND_MARK} control\nkill -${signal} -- -${pgid}`;
 }

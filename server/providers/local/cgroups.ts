@@ -2,10 +2,13 @@
  * Per-sandbox cgroups on v1 or v2.
  *
  * `<id>` holds the memory limit (no swap), the CPU quota and pids.max =
- * pidsMax + reserve; `<id>/user` has pids.max = pidsMax and every SSH session
- * moves itself there, so a fork bomb exhausts only the user's share and sshd
- * can still fork new sessions.
- *   v1: <controller>/<instance>/<id> (sshd lives here); user only in the pids hierarchy.
+ * pidsMax + reserve; `<id>/user` has pids.max = pidsMax and is a CPU group
+ * of its own. The sandbox's processes all live in user (sessions move
+ * themselves there), so a fork bomb exhausts only the user's pids and, however
+ * many processes it runs, competes for the sandbox's CPU quota as one group
+ * against sshd and sandboxd's commands: a new session still starts, and
+ * sandboxd's kill still runs, at once (see jail.ts for who joins when).
+ *   v1: <controller>/<instance>/<id> (sshd lives here); user in the pids and cpu hierarchies.
  *   v2: <root>/<instance>/<id>/{sshd,user}: a v2 cgroup with controllers enabled
  *       for children may hold no processes, hence the separate sshd leaf.
  */
@@ -75,7 +78,12 @@ export class Cgroups {
       const base = `${this.layout.root}/${this.instance}/${id}`;
       return [`${base}/user`, `${base}/sshd`, base];
     }
-    return [`${this.v1("pids", id)}/user`, ...this.instanceDirs().map((d) => `${d}/${id}`)];
+    return [...this.v1UserDirs(id), ...this.instanceDirs().map((d) => `${d}/${id}`)];
+  }
+
+  /** v1: the user directories, one per hierarchy that has one (pids, cpu; one if they are co-mounted). */
+  private v1UserDirs(id: string): string[] {
+    return [...new Set(["pids", "cpu"].map((c) => `${this.v1(c, id)}/user`))];
   }
 
   /** cgroup.procs files the jail launcher writes its own pid to before it execs anything. */
@@ -84,10 +92,16 @@ export class Cgroups {
     return this.instanceDirs().map((d) => `${d}/${id}/cgroup.procs`);
   }
 
-  /** The file an SSH session writes its pid to (bound writable into the jail). */
+  /** The user cgroup's procs file in the pids hierarchy (v2: the one user cgroup). */
   userProcs(id: string): string {
     if (this.layout.version === 2) return `${this.layout.root}/${this.instance}/${id}/user/cgroup.procs`;
     return `${this.v1("pids", id)}/user/cgroup.procs`;
+  }
+
+  /** Every procs file a process writes its pid to to join the user cgroup (bound writable into the jail). */
+  userProcsFiles(id: string): string[] {
+    if (this.layout.version === 2) return [this.userProcs(id)];
+    return this.v1UserDirs(id).map((d) => `${d}/cgroup.procs`);
   }
 
   async prepareInstance(): Promise<void> {
@@ -112,7 +126,7 @@ export class Cgroups {
       if (await exists(`${base}/memory.swap.max`)) await writeControl(`${base}/memory.swap.max`, "0");
       await writeControl(`${base}/cpu.max`, `${quota} ${CPU_PERIOD_US}`);
       await writeControl(`${base}/pids.max`, pids);
-      await writeControl(`${base}/cgroup.subtree_control`, "+pids");
+      await writeControl(`${base}/cgroup.subtree_control`, "+pids +cpu");
       await fs.mkdir(`${base}/sshd`);
       await fs.mkdir(`${base}/user`);
       await writeControl(`${base}/user/pids.max`, String(this.pidsMax));
@@ -132,10 +146,12 @@ export class Cgroups {
     await writeControl(`${cpu}/cpu.cfs_quota_us`, quota);
     const pidsDir = this.v1("pids", id)!;
     await writeControl(`${pidsDir}/pids.max`, pids);
-    await fs.mkdir(`${pidsDir}/user`);
+    for (const dir of this.v1UserDirs(id)) {
+      await fs.mkdir(dir);
+      // On v1 a non-root process may move itself into a cgroup whose procs file it can write.
+      await fs.chown(`${dir}/cgroup.procs`, uid, -1);
+    }
     await writeControl(`${pidsDir}/user/pids.max`, String(this.pidsMax));
-    // On v1 a non-root process may move itself into a cgroup whose procs file it can write.
-    await fs.chown(`${pidsDir}/user/cgroup.procs`, uid, -1);
   }
 
   /** Pids in any of the sandbox's cgroups. */

@@ -16,7 +16,8 @@ import { HOST_PATH, readText, sleep } from "./host.js";
 
 /** Where the sandbox's ssh directory is bound inside the jail (/run is a fresh tmpfs there). */
 const JAIL_SSH_DIR = "/run/sandboxd/ssh";
-const JAIL_USER_PROCS = "/run/sandboxd/user.procs";
+/** Where the user cgroup's procs files are bound (one per hierarchy: 0, 1, ...). */
+const JAIL_JOIN_DIR = "/run/sandboxd/join";
 
 const LAUNCHER = `set -e
 for f in $SANDBOXD_CGROUPS; do echo $$ > "$f"; done
@@ -31,21 +32,37 @@ exec bwrap "$@"
 `;
 
 /**
- * ForceCommand of every session: move into the user cgroup, then run the
- * client's command (or a login shell, or the sftp subsystem's command). `exec`
- * keeps this pid, which sshd made a session and process-group leader, so the
- * data plane's `kill -KILL -- -<pid>` reaches the whole command. Sessions
- * raise their OOM score (allowed unprivileged) so a memory hog, not sshd, is
- * the OOM killer's pick even where sshd cannot lower its own (no CAP_SYS_RESOURCE).
+ * ForceCommand of every session: join the user cgroup (see cgroups.ts), then
+ * run the client's command (or a login shell, or the sftp subsystem's
+ * command). `exec` keeps this pid, which sshd made a session and
+ * process-group leader, so the data plane's `kill -KILL -- -<pid>` reaches
+ * the whole command. Sessions raise their OOM score (allowed unprivileged)
+ * so a memory hog, not sshd, is the OOM killer's pick even where sshd cannot
+ * lower its own (no CAP_SYS_RESOURCE).
+ *
+ * sandboxd's own commands (first line "# sandboxd", see server/ssh/command-line.ts)
+ * place themselves: an Exec's wrapper joins once it has printed its header,
+ * so under a fork bomb the Exec still starts at once (sshd's CPU share, the
+ * pids reserve); a control command (the kill of a cancelled Exec) never
+ * joins, so it runs at once too. Everything else joins before it runs.
  */
-export const ENTER_SCRIPT = `#!/bin/sh
-{ echo $$ > ${JAIL_USER_PROCS}; echo 500 > /proc/self/oom_score_adj; } 2>/dev/null
+export function enterScript(joinFiles: number): string {
+  const join = Array.from({ length: joinFiles }, (_, i) => `${JAIL_JOIN_DIR}/${i}`).join(" ");
+  return `#!/bin/sh
+JOIN="${join}"
+echo 500 > /proc/self/oom_score_adj 2>/dev/null
 if [ -n "\${SSH_ORIGINAL_COMMAND+set}" ]; then
   cmd=$SSH_ORIGINAL_COMMAND; unset SSH_ORIGINAL_COMMAND
+  case $cmd in
+    "# sandboxd"*) export SANDBOXD_JOIN="$JOIN" ;;
+    *) for f in $JOIN; do echo $$ > "$f"; done 2>/dev/null ;;
+  esac
   exec /bin/bash -c "$cmd"
 fi
+for f in $JOIN; do echo $$ > "$f"; done 2>/dev/null
 exec /bin/bash -l
 `;
+}
 
 export function sshdConfig(address: string): string {
   return `# Written by sandboxd for one sandbox.
@@ -73,14 +90,14 @@ ForceCommand ${JAIL_SSH_DIR}/enter
 
 export async function writeSshFiles(
   sshDir: string,
-  files: { address: string; hostPrivateKey: string; authorizedKey: string },
+  files: { address: string; hostPrivateKey: string; authorizedKey: string; joinFiles: number },
 ): Promise<void> {
   await fs.mkdir(sshDir, { mode: 0o755 });
   await Promise.all([
     fs.writeFile(`${sshDir}/host_ed25519`, files.hostPrivateKey, { mode: 0o600 }),
     fs.writeFile(`${sshDir}/authorized_keys`, `${files.authorizedKey}\n`, { mode: 0o644 }),
     fs.writeFile(`${sshDir}/sshd_config`, sshdConfig(files.address), { mode: 0o644 }),
-    fs.writeFile(`${sshDir}/enter`, ENTER_SCRIPT, { mode: 0o755 }),
+    fs.writeFile(`${sshDir}/enter`, enterScript(files.joinFiles), { mode: 0o755 }),
   ]);
 }
 
@@ -109,7 +126,8 @@ export interface JailSpec {
   sshDir: string;
   logPath: string;
   cgroupProcs: string[];
-  userProcs: string;
+  /** The user cgroup's procs files, bound into the jail for sessions to join it. */
+  userProcs: string[];
   /** Host directories masked with an empty tmpfs inside the jail (the state dir). */
   hide: string[];
 }
@@ -129,7 +147,8 @@ export async function spawnJail(spec: JailSpec): Promise<ChildProcess> {
     "--bind", `${spec.mnt}/tmp`, "/tmp",
     "--tmpfs", "/run", "--dir", "/run/sshd", "--dir", "/run/sandboxd",
     "--ro-bind", spec.sshDir, JAIL_SSH_DIR,
-    "--bind", spec.userProcs, JAIL_USER_PROCS,
+    "--dir", JAIL_JOIN_DIR,
+    ...spec.userProcs.flatMap((f, i) => ["--bind", f, `${JAIL_JOIN_DIR}/${i}`]),
     "/usr/sbin/sshd", "-D", "-e", "-f", `${JAIL_SSH_DIR}/sshd_config`,
   ];
   const log = openSync(spec.logPath, "a", 0o600);

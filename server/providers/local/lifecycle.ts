@@ -55,7 +55,7 @@ export async function buildSandbox(p: Parts, b: Build): Promise<void> {
     p.network.createSandbox(id, address),
     createImage(`${dir}/disk.img`, b.spec.diskGiB, p.templateDir),
     p.cgroups.create(id, b.spec, p.uid),
-    writeSshFiles(`${dir}/ssh`, { address, hostPrivateKey: hostKey.privateKey, authorizedKey: p.clientPublicKey }),
+    writeSshFiles(`${dir}/ssh`, { address, hostPrivateKey: hostKey.privateKey, authorizedKey: p.clientPublicKey, joinFiles: p.cgroups.userProcsFiles(id).length }),
     b.spec.internet ? b.syncInternet() : undefined,
   ]);
   const failed = steps.find((s): s is PromiseRejectedResult => s.status === "rejected");
@@ -69,7 +69,7 @@ export async function buildSandbox(p: Parts, b: Build): Promise<void> {
     sshDir: `${dir}/ssh`,
     logPath: `${dir}/sshd.log`,
     cgroupProcs: p.cgroups.jailProcs(id),
-    userProcs: p.cgroups.userProcs(id),
+    userProcs: p.cgroups.userProcsFiles(id),
     hide: [p.stateDir],
   });
   await waitForSshd(address, b.child, `${dir}/sshd.log`, signal);
