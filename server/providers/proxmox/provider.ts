@@ -12,6 +12,7 @@ import { PveClient } from "./client.js";
 import type { ProxmoxConfig } from "./config.js";
 import { createSandbox, vmidOf, type CreateContext } from "./create.js";
 import { MAX_DESCRIPTION, formatDescription, hasTag, parseDescription } from "./description.js";
+import { configDigest } from "./config-digest.js";
 import { toSandboxError } from "./errors.js";
 import { egressPolicy } from "./firewall.js";
 import { ctPath, destroyVm, ipv4Of } from "./lifecycle.js";
@@ -166,7 +167,7 @@ export class ProxmoxProvider implements SandboxProvider {
       if (meta.lease && meta.lease.expiresAt >= lease.expiresAt) return meta.lease;
       try {
         await this.client.put(`${ctPath(found.node, found.vmid)}/config`, {
-          description: formatDescription({ ...meta, lease }), digest: String(found.conf.digest ?? ""),
+          description: formatDescription({ ...meta, lease }), digest: configDigest(found.conf, `lease of ${id}`),
         }, { deadline: Date.now() + 30_000 });
         return { ...lease };
       } catch (e) {
