@@ -14,10 +14,6 @@ import type { Interceptor } from "@connectrpc/connect";
 export class InFlightRpcs {
   private readonly running = new Set<AbortController>();
 
-  get size(): number {
-    return this.running.size;
-  }
-
   /** Innermost interceptor: the handler's `ctx.signal` also aborts when cancelAll() runs. */
   interceptor(): Interceptor {
     return (next) => (req) => {

@@ -50,16 +50,17 @@ export function enterScript(joinFiles: number): string {
   const join = Array.from({ length: joinFiles }, (_, i) => `${JAIL_JOIN_DIR}/${i}`).join(" ");
   return `#!/bin/sh
 JOIN="${join}"
+join() { for f in $JOIN; do echo $$ > "$f"; done 2>/dev/null; }
 echo 500 > /proc/self/oom_score_adj 2>/dev/null
 if [ -n "\${SSH_ORIGINAL_COMMAND+set}" ]; then
   cmd=$SSH_ORIGINAL_COMMAND; unset SSH_ORIGINAL_COMMAND
   case $cmd in
     "# sandboxd"*) export SANDBOXD_JOIN="$JOIN" ;;
-    *) for f in $JOIN; do echo $$ > "$f"; done 2>/dev/null ;;
+    *) join ;;
   esac
   exec /bin/bash -c "$cmd"
 fi
-for f in $JOIN; do echo $$ > "$f"; done 2>/dev/null
+join
 exec /bin/bash -l
 `;
 }
