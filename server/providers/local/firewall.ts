@@ -16,10 +16,12 @@
  * (connect fails at once with "connection refused"), anything else an ICMP
  * "administratively prohibited" (EHOSTUNREACH), so `pip install` or `git
  * clone` fail fast instead of waiting for a connect timeout per address.
- * Resets are not rate-limited; the kernel rate-limits ICMP errors per
- * destination (net.ipv4.icmp_ratelimit), so a burst of UDP to blocked
- * addresses may see a few silent drops. Traffic from outside towards a
- * sandbox is dropped silently: nothing is sent out on its behalf.
+ * Resets are not rate-limited. The kernel rate-limits ICMP errors per
+ * destination, i.e. per sandbox (net.ipv4.icmp_ratelimit: a burst of about
+ * 6, then 1 per second), so past a burst UDP to blocked addresses goes
+ * unanswered and waits for its own timeout; one sandbox's burst does not use
+ * up another's (test/security/shared-icmp-budget.spec.ts). Traffic from
+ * outside towards a sandbox is dropped silently: nothing is sent out on its behalf.
  */
 import { run } from "./host.js";
 
