@@ -5,7 +5,7 @@ import { invalidArgument } from "../errors.js";
 import type { SandboxView } from "../sandboxes/types.js";
 import { ResourcesSchema, Sandbox_State, SandboxSchema, type Sandbox } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
 
-const STATES = { creating: Sandbox_State.CREATING, running: Sandbox_State.RUNNING, destroying: Sandbox_State.DESTROYING } as const;
+const STATES = { creating: Sandbox_State.CREATING, running: Sandbox_State.RUNNING, stopped: Sandbox_State.STOPPED, destroying: Sandbox_State.DESTROYING } as const;
 
 export function sandboxToProto(s: SandboxView): Sandbox {
   return create(SandboxSchema, {

@@ -26,7 +26,8 @@ export interface SshTarget {
   hostKey: string;
 }
 
-export type SandboxState = "creating" | "running" | "destroying";
+/** "stopped": the machine is not running (stopped by an operator, its host restarted); only destroy and the lease work. */
+export type SandboxState = "creating" | "running" | "stopped" | "destroying";
 
 /**
  * A sandbox's lease as the provider stores it, next to the sandbox (local
@@ -96,6 +97,14 @@ export interface SandboxProvider {
   readLease(id: string): Promise<StoredLease | null | undefined>;
   /** Takes effect for new connections at once; raises not_found for an unknown id. */
   setInternet(id: string, enabled: boolean): Promise<void>;
+  /**
+   * The sandbox made for a CreateSandbox request id by any replica, waiting
+   * while that create is still under way; undefined when there is none. Only
+   * providers shared by several replicas need it (Proxmox).
+   */
+  findByRequest?(requestId: string, signal?: AbortSignal): Promise<SandboxHandle | undefined>;
+  /** The smallest disk a sandbox can have (a template's root disk); defaults apply at least this. */
+  readonly minDiskGiB?: number;
   /** Stops background work without destroying sandboxes (they outlive a restart). */
   close(): Promise<void>;
 }

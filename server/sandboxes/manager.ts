@@ -60,10 +60,10 @@ export class SandboxManager {
     const sync = new ReplicaSync({
       provider: o.provider,
       known: () => [...this.entries.keys()],
-      busy: (id) => this.entries.get(id)?.state !== "running",
+      busy: (id) => !["running", "stopped"].includes(this.entries.get(id)?.state ?? ""),
       adopt: (h) => this.adopt(h, "found by the periodic sync"),
       forget: (id) => this.forget(id),
-      needsRefresh: (id) => this.entries.get(id)?.handle.address === "",
+      needsRefresh: (id) => this.entries.get(id)?.handle.address === "" || this.entries.get(id)?.state === "stopped",
       refresh: (h) => this.refreshHandle(h),
       logger: o.logger,
     });
@@ -94,7 +94,8 @@ export class SandboxManager {
     const spec = {
       cores: req.resources.cores || d.cores,
       memoryMiB: req.resources.memoryMiB || d.memoryMiB,
-      diskGiB: req.resources.diskGiB || d.diskGiB,
+      // A template's disk can only grow: the default is at least the provider's smallest.
+      diskGiB: req.resources.diskGiB || Math.max(d.diskGiB, this.o.provider.minDiskGiB ?? 0),
       internet: req.internet,
       labels: req.labels,
     };
@@ -106,6 +107,13 @@ export class SandboxManager {
       // A lease is stored with the sandbox's first record, and so is the request id (a retry after a restart finds it).
       const lease = { expiresAt: Date.now() + ttl, ttlMs: ttl };
       const request = req.requestId ? { id: req.requestId, fingerprint } : undefined;
+      // Another replica may have made (or be making) the sandbox for this request id.
+      const earlier = request && (await this.o.provider.findByRequest?.(request.id, this.shutdown.signal));
+      if (earlier) {
+        if (earlier.request?.fingerprint !== fingerprint) throw invalidArgument("request_id", "was used before with different parameters");
+        if (!this.entries.has(earlier.id)) this.adopt(earlier, "found by its request id (made by another replica)");
+        return earlier.id;
+      }
       const handle = await this.o.provider.create(spec, { signal: this.shutdown.signal, lease, request });
       // The provider restarted the lease when the sandbox was ready (the TTL counts from then).
       this.track(handle, handle.lease ?? lease, false);
@@ -132,6 +140,7 @@ export class SandboxManager {
       });
       return;
     }
+    const before = e.state;
     e.destroying ??= (async () => {
       e.state = "destroying";
       this.o.logger.info({ sandboxId: id, why }, "destroying sandbox");
@@ -141,7 +150,7 @@ export class SandboxManager {
       this.forget(id);
     })().catch((err) => {
       e.destroying = undefined; // the lease stays: the reaper (or the caller) tries again
-      e.state = "running";
+      e.state = before === "destroying" ? "running" : before;
       throw err;
     });
     await e.destroying;
@@ -174,7 +183,9 @@ export class SandboxManager {
     const e = this.running(await this.find(id));
     await this.live(e);
     if (!e.handle.address) await this.refreshHandle(await this.o.provider.get(id));
-    if (!this.entries.get(id)?.handle.address) throw unavailable(`sandbox ${id} has no address (is its container stopped?)`);
+    const now = this.entries.get(id);
+    if (now?.state === "stopped") throw failedPrecondition(`sandbox ${id} is stopped: its machine is not running (stopped outside sandboxd); destroy it and create another`);
+    if (!now?.handle.address) throw unavailable(`sandbox ${id} has no address yet`);
     const release = this.leases.pin(id, (err) => this.o.logger.warn({ sandboxId: id, err: String(err) }, "renewing the lease after an RPC failed; the reaper retries"));
     if (e.adopted) {
       e.tidy ??= tidyAfterCrash(this.o.registry, id, this.startedAt).catch((err) =>
@@ -208,7 +219,7 @@ export class SandboxManager {
       if (isSandboxError(err, "not_found") || isSandboxError(err, "invalid_argument")) return undefined;
       throw err;
     });
-    if (handle && handle.state === "running") this.adopt(handle, "looked up on request");
+    if (handle && (handle.state === "running" || handle.state === "stopped")) this.adopt(handle, "looked up on request");
     const e = this.entries.get(id);
     if (!e) throw notFound(`sandbox ${JSON.stringify(id)} not found`);
     return e;
@@ -255,7 +266,10 @@ export class SandboxManager {
   /** A fresher handle (address after a start, a stopped container) for a known sandbox. */
   private async refreshHandle(handle: SandboxHandle | undefined): Promise<void> {
     const e = handle && this.entries.get(handle.id);
-    if (!e || !handle.address || handle.address === e.handle.address) return;
+    if (!e || e.destroying) return;
+    // Stopped and started again outside sandboxd: follow the provider.
+    if (handle.state === "stopped" || (handle.state === "running" && e.state === "stopped")) e.state = handle.state;
+    if (!handle.address || handle.address === e.handle.address) return;
     e.handle = handle;
     this.o.registry.register(handle.id, handle.ssh);
   }

@@ -40,7 +40,7 @@ export class ReplicaSync {
         if (knownSet.has(id) && !this.d.needsRefresh(id)) return;
         const handle = await this.d.provider.get(id);
         if (!knownSet.has(id)) {
-          if (handle && handle.state === "running") this.d.adopt(handle);
+          if (handle && (handle.state === "running" || handle.state === "stopped")) this.d.adopt(handle);
         } else {
           await this.d.refresh(handle);
         }

@@ -35,10 +35,10 @@ describe("pve emulator API", () => {
     expect(performance.now() - t0).toBeGreaterThanOrEqual(90);
   });
 
-  it("nextid is a string and reserves nothing", async () => {
-    expect(await c.data("GET", "/version")).toMatchObject({ release: "8.4" });
-    expect(await c.data("GET", "/cluster/nextid")).toBe("100");
-    expect(await c.data("GET", "/cluster/nextid")).toBe("100");
+  it("nextid is an integer (as the schema says) and reserves nothing", async () => {
+    expect(await c.data("GET", "/version")).toMatchObject({ version: "9.1.3", release: "9.1" });
+    expect(await c.data("GET", "/cluster/nextid")).toBe(100);
+    expect(await c.data("GET", "/cluster/nextid")).toBe(100);
     const taken = await c.request("GET", `/cluster/nextid?vmid=${tpl()}`);
     expect(taken.status).toBe(400);
     expect(taken.body.errors.vmid).toBe(`VM ${tpl()} already exists`);
@@ -103,7 +103,7 @@ describe("pve emulator API", () => {
     expect(conf.digest).not.toBe(before);
     const bad = await c.request("PUT", path, { json: { tags: "ok;no way!" } });
     expect(bad.status).toBe(400);
-    expect(bad.body.errors.tags).toBe("invalid format - invalid characters in tag");
+    expect(bad.body.errors.tags).toBe("invalid format - invalid characters in tag\n");
     const stale = await c.request("PUT", path, { form: { cores: "2", digest: before } });
     expect([stale.status, stale.reason]).toEqual([500, "detected modified configuration - file changed by other user? Try again."]);
     const empty = await c.request("PUT", path, {});
@@ -122,17 +122,36 @@ describe("pve emulator API", () => {
     expect((await c.request("GET", `/nodes/${node()}/tasks/nonsense/status`)).body.errors.upid).toBe("unable to parse worker upid");
   });
 
-  it("several nodes: clone to a target node, per-node memory figures", async () => {
+  it("several nodes: a local-storage template cannot be cloned to another node; per-node memory figures", async () => {
     const target = emu.connection.nodes[2]!;
-    const a = await clone(103, { target });
-    await a.done;
-    expect(emu.containers().find((x) => x.vmid === 103)?.node).toBe(target);
-    expect((await c.data("GET", `/nodes/${target}/lxc`)).map((x: any) => x.vmid)).toEqual([103]);
+    const refused = await c.request("POST", `/nodes/${node()}/lxc/${tpl()}/clone`, { form: { newid: "103", full: "1", pool: emu.connection.pool, target } });
+    expect([refused.status, refused.reason]).toEqual([500, `can't clone CT to node '${target}' (CT uses local storage)`]);
+    expect(emu.containers().some((x) => x.vmid === 103)).toBe(false);
     const nodes = await c.data("GET", "/cluster/resources?type=node");
     expect(nodes.map((n: any) => n.node).sort()).toEqual([...emu.connection.nodes].sort());
     for (const n of nodes) expect(n.maxmem).toBeGreaterThan(n.mem);
-    const wrong = await c.request("GET", `/nodes/${node()}/lxc/103/config`);
-    expect(wrong.reason).toBe(`Configuration file 'nodes/${node()}/lxc/103.conf' does not exist`);
+    expect(nodes[0]["cgroup-mode"]).toBe(2);
+  });
+
+  it("several nodes, shared storage: clone with target stays on the source node until the task ends, then moves", async () => {
+    const shared = await startEmulator({
+      port: 0, nodes: 3, timing: FAST, instance: "pve-emu-t-api2", subnet: "198.18.187.0/24", template: { storage: { id: "ceph", shared: true } },
+    });
+    try {
+      const sc = new PveClient(shared.connection);
+      const [source, , target] = shared.connection.nodes as [string, string, string];
+      expect(await sc.data("GET", `/nodes/${source}/storage?storage=ceph`)).toMatchObject([{ storage: "ceph", shared: 1 }]);
+      const upid = await sc.data("POST", `/nodes/${source}/lxc/${shared.connection.templateId}/clone`, { form: { newid: "103", full: "1", pool: shared.connection.pool, target } });
+      expect(shared.containers().find((x) => x.vmid === 103)?.node).toBe(source);
+      expect((await sc.waitTask(source, upid)).exitstatus).toBe("OK");
+      expect(shared.containers().find((x) => x.vmid === 103)?.node).toBe(target);
+      expect((await sc.data("GET", `/nodes/${target}/lxc`)).map((x: any) => x.vmid)).toEqual([103]);
+      expect((await sc.data("GET", `/nodes/${target}/lxc/103/config`)).rootfs).toBe("ceph:vm-103-disk-0,size=1G");
+      const wrong = await sc.request("GET", `/nodes/${source}/lxc/103/config`);
+      expect(wrong.reason).toBe(`Configuration file 'nodes/${source}/lxc/103.conf' does not exist`);
+    } finally {
+      await shared.close();
+    }
   });
 
   it("faults: 5xx rate, dropped connections, failing tasks, lock timeouts, all switchable at runtime", async () => {
@@ -149,7 +168,7 @@ describe("pve emulator API", () => {
       const locked = await c.request("PUT", `/nodes/${node()}/lxc/100/config`, { form: { cores: "2" } });
       expect([locked.status, locked.reason]).toEqual([500, "can't lock file '/run/lock/lxc/pve-config-100.lock' - got timeout"]);
       emu.setFaults({}, true);
-      expect(await c.data("GET", "/cluster/nextid")).toBe("101");
+      expect(await c.data("GET", "/cluster/nextid")).toBe(101);
     } finally {
       emu.setFaults({}, true);
     }

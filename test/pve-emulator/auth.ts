@@ -30,13 +30,26 @@ export function authenticate(req: IncomingMessage, token: Token): string {
   return id;
 }
 
-/** The token's ACL: `privileges` on /pool/<pool>, propagating to the pool's members. */
+/**
+ * The token's ACL: `privileges` on /pool/<pool>, propagating to the pool's
+ * members (and, as the seed's PVEDatastoreUser grant, the storages' Datastore
+ * privileges), and `root` on / without propagation.
+ */
 export class Acl {
   constructor(
     private readonly pool: string,
     private readonly privileges: Set<string>,
     private readonly members: Set<number>,
+    private readonly root: Set<string> = new Set(),
   ) {}
+
+  canRoot(priv: string): boolean {
+    return this.root.has(priv);
+  }
+
+  canStorage(priv: string): boolean {
+    return this.privileges.has(priv);
+  }
 
   canVm(vmid: number, priv: string): boolean {
     return this.members.has(vmid) && this.privileges.has(priv);

@@ -28,10 +28,20 @@ export interface Node {
 
 export const CONF_ORDER = ["arch", "cores", "description", "features", "hostname", "lock", "memory", "net0", "ostype", "rootfs", "swap", "tags", "template", "unprivileged"];
 
+export interface Storage {
+  id: string;
+  type: string;
+  shared: boolean;
+}
+
 export class Cluster {
   readonly cts = new Map<number, Ct>();
   readonly poolMembers = new Set<number>();
   readonly nodes: Node[];
+  /** Every storage exists on every node; shared ones hold the same volumes everywhere. */
+  readonly storages = new Map<string, Storage>([["local-lvm", { id: "local-lvm", type: "lvmthin", shared: false }]]);
+  /** Datacenter firewall options (cluster.fw). */
+  readonly firewall: Conf = { enable: 1 };
   constructor(nodes: string[], memMiB: number, cores: number, readonly pool: string) {
     this.nodes = nodes.map((name) => ({ name, maxmem: memMiB * 2 ** 20, maxcpu: cores }));
   }
@@ -108,6 +118,12 @@ export function normaliseNet(value: string, hwaddr?: string): string {
 export function netValue(net: string, key: string): string | undefined {
   for (const part of net.split(",")) if (part.startsWith(`${key}=`)) return part.slice(key.length + 1);
   return undefined;
+}
+
+/** Storage ids of a config's volumes (rootfs, mpN; bind mounts have none). */
+export function volumeStorages(conf: Conf): string[] {
+  return Object.entries(conf).filter(([k]) => k === "rootfs" || /^mp\d+$/.test(k))
+    .map(([, v]) => /^([a-zA-Z][\w.-]*):/.exec(String(v))?.[1]).filter((s): s is string => s !== undefined);
 }
 
 export function diskGiB(rootfs: string): number {

@@ -3,7 +3,6 @@ import type { Acl } from "./auth.js";
 import type { Cluster } from "./cluster.js";
 import type { Faults } from "./faults.js";
 import type { Values } from "./schema.js";
-import type { Schema } from "./schema.js";
 import type { Sandboxes } from "./sandboxes.js";
 import type { Tasks } from "./tasks.js";
 import type { Timing } from "./options.js";
@@ -16,6 +15,9 @@ export interface Emu {
   sandboxes: Sandboxes;
   acl: Acl;
   pool: string;
+  /** GET /version's version ("9.1.3"). */
+  version: string;
+  poolMemberFields: "all" | "declared";
 }
 
 export interface Call {
@@ -30,7 +32,6 @@ export interface Route {
   method: "GET" | "POST" | "PUT" | "DELETE";
   /** Path under /api2/json with {name} captures. */
   path: string;
-  schema: Schema;
   /** Permission check, run before schema validation (path captures raw). */
   check?: (emu: Emu, path: Record<string, string>) => void;
   handler: (call: Call) => unknown | Promise<unknown>;

@@ -16,12 +16,13 @@ import { addPaperContainers, type PaperConf } from "./paper.js";
 import { RequestCounter, type RequestCounts } from "./request-counter.js";
 import { DEFAULT_PRIVILEGES, DEFAULT_TEMPLATE, DEFAULT_TIMING, nodeNames, type EmulatorOptions, type FaultOptions, type Timing } from "./options.js";
 import { Sandboxes } from "./sandboxes.js";
-import { createServer } from "./server.js";
+import { createServer, type Rejected } from "./server.js";
 import { Tasks } from "./tasks.js";
 import { ensureCertificate } from "./tls.js";
 
 export type { EmulatorOptions, FaultOptions, Timing } from "./options.js";
 export type { PaperConf } from "./paper.js";
+export type { Rejected } from "./server.js";
 export { countsBetween, type RequestCounts } from "./request-counter.js";
 export { proxmoxConfigOf, proxmoxEnvOf } from "./sandboxd-settings.js";
 
@@ -37,6 +38,8 @@ export interface Connection {
   secret: string;
   nodes: string[];
   templateId: number;
+  /** node → template vmid when the template is copied to every node (local storage); else empty. */
+  templates: Record<string, number>;
   pool: string;
   bridge: string;
   /** Private key the template's sandbox user authorises. */
@@ -64,6 +67,12 @@ export interface Emulator {
   addPaperContainers(n: number, make: (vmid: number) => PaperConf): number[];
   /** API requests received so far, in total and per route (see request-counter.ts). */
   requestCount(): RequestCounts;
+  /**
+   * Requests Proxmox would refuse: parameters failing PVE's published schema
+   * (400) or a route PVE does not have (501). A client test asserts this stays
+   * empty, since a client may swallow the error.
+   */
+  rejectedRequests(): Rejected[];
   emu: Emu;
   sandboxes: Sandboxes;
   /** Stops serving, waits for running tasks, destroys every sandbox and purges the runtime. */
@@ -93,24 +102,33 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   });
   const cluster = new Cluster(nodes, options.nodeMemoryMiB ?? 65536, options.nodeCores ?? 16, pool);
   const t = { ...DEFAULT_TEMPLATE, ...options.template };
-  cluster.cts.set(t.vmid, {
-    vmid: t.vmid, node: nodes[0]!, status: "stopped",
-    conf: {
-      arch: "amd64", cores: t.cores, description: t.description, hostname: t.hostname, memory: t.memory,
-      net0: normaliseNet(`name=eth0,bridge=${bridge},firewall=1,ip=dhcp`), ostype: "ubuntu",
-      rootfs: `local-lvm:vm-${t.vmid}-disk-0,size=${t.diskGiB}G`, swap: t.swap, template: 1, unprivileged: 1,
-      ...(t.tags ? { tags: normaliseTags(t.tags) } : {}),
-    },
-    firewall: { enable: 1, policy_in: "ACCEPT", policy_out: t.policyOut },
-  });
-  if (t.inPool) cluster.poolMembers.add(t.vmid);
+  if (!cluster.storages.has(t.storage.id)) cluster.storages.set(t.storage.id, { id: t.storage.id, type: t.storage.shared ? "rbd" : "dir", shared: t.storage.shared });
+  if (!(options.datacenterFirewall ?? true)) cluster.firewall.enable = 0;
+  const templates: Record<string, number> = {};
+  for (const [i, node] of (t.perNode ? nodes : [nodes[0]!]).entries()) {
+    const vmid = t.vmid + i;
+    if (t.perNode) templates[node] = vmid;
+    cluster.cts.set(vmid, {
+      vmid, node, status: "stopped",
+      conf: {
+        arch: "amd64", cores: t.cores, description: t.description, hostname: t.hostname, memory: t.memory,
+        net0: normaliseNet(`name=eth0,bridge=${bridge},firewall=1,ip=dhcp`), ostype: "ubuntu",
+        rootfs: `${t.storage.id}:base-${vmid}-disk-0,size=${t.diskGiB}G`, swap: t.swap, template: 1, unprivileged: t.unprivileged ? 1 : 0,
+        ...(t.features ? { features: t.features } : {}), ...(t.tags ? { tags: normaliseTags(t.tags) } : {}),
+      },
+      firewall: { enable: 1, policy_in: "ACCEPT", policy_out: t.policyOut },
+    });
+    if (t.inPool) cluster.poolMembers.add(vmid);
+  }
   const timing: Timing = { ...DEFAULT_TIMING, ...options.timing };
   const emu: Emu = {
     cluster, tasks: new Tasks(), faults: new Faults(options.faults), timing, sandboxes, pool,
-    acl: new Acl(pool, new Set(options.privileges ?? DEFAULT_PRIVILEGES), cluster.poolMembers),
+    acl: new Acl(pool, new Set(options.privileges ?? DEFAULT_PRIVILEGES), cluster.poolMembers, new Set(options.rootPrivileges ?? ["Sys.Audit"])),
+    version: options.version ?? "9.1.3", poolMemberFields: options.poolMemberFields ?? "all",
   };
   const counter = new RequestCounter();
-  const server = createServer({ emu, token: { id: tokenId, secret }, authFailDelayMs: () => timing.authFailDelayMs, log: (o, m) => log.debug(o, m), counter }, tls);
+  const rejected: Rejected[] = [];
+  const server = createServer({ emu, token: { id: tokenId, secret }, authFailDelayMs: () => timing.authFailDelayMs, log: (o, m) => log.debug(o, m), counter, rejected }, tls);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port ?? 8006, host, () => resolve());
@@ -118,7 +136,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const port = (server.address() as AddressInfo).port;
   const url = `https://${host.includes(":") ? `[${host}]` : host}:${port}`;
   const connection: Connection = {
-    url, caFile: tls.certFile, fingerprint: tls.fingerprint, tokenId, secret, nodes, templateId: t.vmid, pool, bridge,
+    url, caFile: tls.certFile, fingerprint: tls.fingerprint, tokenId, secret, nodes, templateId: t.vmid, templates, pool, bridge,
     sshKeyPath, sshUser: "sandbox", hostKey: hostKey.publicKey,
   };
   const connectionFile = `${stateDir}/connection.json`;
@@ -132,6 +150,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     containers: () => [...cluster.cts.values()],
     addPaperContainers: (n, make) => addPaperContainers({ cluster, templateId: t.vmid }, n, make),
     requestCount: () => counter.snapshot(),
+    rejectedRequests: () => [...rejected],
     close: () => (closing ??= (async () => {
       await new Promise<void>((r) => {
         server.close(() => r());

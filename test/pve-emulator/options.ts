@@ -47,6 +47,20 @@ export interface TemplateOptions {
    * Not faithful: DROP and REJECT both cut egress the local runtime's way, which refuses (a reset) and never drops.
    */
   policyOut: "ACCEPT" | "DROP" | "REJECT";
+  /** Default true; false makes a privileged template (sandboxd refuses it). */
+  unprivileged: boolean;
+  /** The `features` config value ("" for none, e.g. "nesting=1"). */
+  features: string;
+  /** The storage of its root disk. Default { id: "local-lvm", shared: false }. */
+  storage: StorageOptions;
+  /** A copy of the template on every node (vmid + node index), as on a cluster with local storage. Default false. */
+  perNode: boolean;
+}
+
+export interface StorageOptions {
+  id: string;
+  /** Shared storage (Ceph, NFS): containers on it may be cloned to another node with `target`. */
+  shared: boolean;
 }
 
 export interface EmulatorOptions {
@@ -77,6 +91,17 @@ export interface EmulatorOptions {
   subnet?: string;
   /** Largest sandbox disk in GiB. Default 16. */
   maxDiskGiB?: number;
+  /** What GET /version reports. Default "9.1.3" (the version of the schema extract in test/pve-schema). */
+  version?: string;
+  /** Whether the datacenter firewall is on (GET /cluster/firewall/options enable). Default true. */
+  datacenterFirewall?: boolean;
+  /**
+   * Pool member fields: "all" (what PVE 8/9 send: the resource's status, name,
+   * template...) or "declared" (only what the schema promises: id, node, type, vmid). Default "all".
+   */
+  poolMemberFields?: "all" | "declared";
+  /** Privileges on / (Sys.Audit reads the datacenter firewall options). Default ["Sys.Audit"]. */
+  rootPrivileges?: string[];
   logger?: Logger;
 }
 
@@ -95,8 +120,9 @@ export const NO_FAULTS: FaultOptions = {
 };
 
 export const DEFAULT_TEMPLATE: TemplateOptions = {
-  vmid: 9000, hostname: "sandbox-template", cores: 1, memory: 1024, swap: 0, diskGiB: 8, tags: "",
-  description: "sandbox template", inPool: true, policyOut: "REJECT",
+  vmid: 9000, hostname: "sandbox-template", cores: 1, memory: 1024, swap: 0, diskGiB: 1, tags: "",
+  description: "sandbox template", inPool: true, policyOut: "REJECT", unprivileged: true, features: "",
+  storage: { id: "local-lvm", shared: false }, perNode: false,
 };
 
 export function nodeNames(nodes: number | string[] | undefined): string[] {

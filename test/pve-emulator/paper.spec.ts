@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { formatDescription } from "../../server/providers/proxmox/description.js";
 import { ProxmoxProvider } from "../../server/providers/proxmox/index.js";
-import { countsBetween, startEmulator, type Emulator } from "./index.js";
+import { countsBetween, proxmoxConfigOf, startEmulator, type Emulator } from "./index.js";
 import { paperAddress } from "./paper.js";
 import { PveClient } from "./testing.js";
 
@@ -25,11 +25,7 @@ describe("pve emulator paper containers and request counter", () => {
     emu = await startEmulator({ port: 0, timing: FAST, instance: "pve-emu-t-paper", subnet: "198.18.186.0/24" });
     c = new PveClient(emu.connection);
     const conn = emu.connection;
-    provider = new ProxmoxProvider({
-      url: conn.url, tokenId: conn.tokenId, secret: conn.secret, nodes: conn.nodes, templateId: conn.templateId, pool: conn.pool,
-      bridge: conn.bridge, caFile: conn.caFile, insecure: false, hostKey: conn.hostKey, sshKeyPath: conn.sshKeyPath, sshUser: conn.sshUser,
-      tag: "sandboxd", connectTimeoutMs: 5000, requestTimeoutMs: 10_000, createTimeoutMs: 60_000,
-    });
+    provider = new ProxmoxProvider(proxmoxConfigOf(conn, { requestTimeoutMs: 10_000, createTimeoutMs: 60_000 }));
   });
   afterAll(async () => {
     await provider?.close();

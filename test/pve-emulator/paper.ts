@@ -46,7 +46,7 @@ export function addPaperContainers(o: PaperOptions, n: number, make: (vmid: numb
     const conf: Conf = { ...template.conf };
     delete conf.template;
     delete conf.lock;
-    conf.rootfs = String(template.conf.rootfs ?? "").replace(/vm-\d+-disk-0/, `vm-${vmid}-disk-0`);
+    conf.rootfs = String(template.conf.rootfs ?? "").replace(/(base|vm)-\d+-disk-0/, `vm-${vmid}-disk-0`);
     if (conf.net0) conf.net0 = normaliseNet(String(conf.net0).replace(/hwaddr=[0-9A-Fa-f:]+/, `hwaddr=${randomMac()}`));
     for (const [k, v] of Object.entries(make(vmid))) conf[k] = v;
     if (conf.tags !== undefined) conf.tags = normaliseTags(String(conf.tags));

@@ -55,7 +55,7 @@ describe("pve emulator with real sandboxes", () => {
     const r = await sshExec(target, "id -un");
     expect([r.code, r.stdout.trim()]).toEqual([0, "sandbox"]);
     const [sbx] = await emu.sandboxes.runtime.list();
-    expect(sbx).toMatchObject({ address, spec: { internet: false, cores: 1, memoryMiB: 1024, diskGiB: 8 } });
+    expect(sbx).toMatchObject({ address, spec: { internet: false, cores: 1, memoryMiB: 1024, diskGiB: 1 } });
 
     // Firewall: policy_out ACCEPT gives the sandbox internet, DROP takes it away.
     const fw = `/nodes/${node()}/lxc/100/firewall/options`;

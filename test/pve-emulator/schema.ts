@@ -1,64 +1,31 @@
-/** Parameter schemas and their validation, with PVE's messages and type rules. */
+/**
+ * Request parameters are checked against Proxmox's own published schema
+ * (test/pve-schema: an extract of pve-docs' apidata.js), never a hand-written
+ * copy, so the emulator is exactly as strict as PVE. Valid values are then
+ * typed for the handlers: integers and numbers as numbers, booleans as 1/0.
+ */
 import { paramError, type Raw } from "./http.js";
+import { schemaOf, validateParams } from "../pve-schema/validate.js";
 
-export type Param =
-  | { type: "integer"; optional?: boolean; min?: number; max?: number }
-  | { type: "boolean"; optional?: boolean }
-  | { type: "string"; optional?: boolean; pattern?: RegExp; maxLength?: number; enum?: readonly string[] };
-
-export type Schema = Record<string, Param>;
 export type Values = Record<string, string | number | undefined>;
 
-function check(name: string, p: Param, v: unknown, form: boolean): string | number {
-  if (p.type === "integer") {
-    const s = String(v);
-    if (typeof v === "boolean" || !/^-?\d+$/.test(s)) throw `type check ('integer') failed - got '${s}'`;
-    const n = Number(s);
-    if (p.min !== undefined && n < p.min) throw `value must have a minimum value of ${p.min}`;
-    if (p.max !== undefined && n > p.max) throw `value must have a maximum value of ${p.max}`;
-    return n;
-  }
-  if (p.type === "boolean") {
-    if (v === true || v === false) {
-      if (form) throw `type check ('boolean') failed - got '${v}'`;
-      return v ? 1 : 0;
-    }
-    const s = String(v);
-    if (s === "1" || s === "0") return Number(s);
-    if (!form && (s === "true" || s === "false")) return s === "true" ? 1 : 0;
-    throw `type check ('boolean') failed - got '${s}'`;
-  }
-  if (typeof v === "object" && v !== null) throw `type check ('string') failed - got ${Array.isArray(v) ? "ARRAY" : "HASH"}`;
-  const s = String(v);
-  if (p.enum && !p.enum.includes(s)) throw `value '${s}' does not have a value in the enumeration '${p.enum.join(", ")}'`;
-  if (p.pattern && !p.pattern.test(s)) throw `value does not match the regex pattern`;
-  if (p.maxLength !== undefined && s.length > p.maxLength) throw `value may only be ${p.maxLength} characters long`;
-  void name;
-  return s;
+/** The schema key of a route ("PUT /nodes/{node}/lxc/{vmid}/config"); throws for a route Proxmox does not publish. */
+export function requireSchema(key: string): void {
+  if (!schemaOf(key)) throw new Error(`emulator route '${key}' has no entry in test/pve-schema/pve-api-schema.json: add it to test/pve-schema/endpoints.ts and run test/pve-schema/extract.ts`);
 }
 
-/** Validates every parameter (unknown ones are refused); collects all errors into one 400. */
-export function validate(schema: Schema, raw: Raw, form: boolean): Values {
-  const out: Values = {};
-  const errors: Record<string, string> = {};
-  for (const [name, v] of Object.entries(raw)) {
-    const p = schema[name];
-    if (!p) {
-      errors[name] = "property is not defined in schema and the schema does not allow additional properties";
-      continue;
-    }
-    try {
-      out[name] = check(name, p, v, form);
-    } catch (msg) {
-      errors[name] = String(msg);
-    }
-  }
-  for (const [name, p] of Object.entries(schema)) {
-    if (!p.optional && raw[name] === undefined && !errors[name]) errors[name] = "property is missing and it is not optional";
-  }
+/** Validates (400 "Parameter verification failed." with PVE's messages) and types the parameters. */
+export function checkParams(key: string, raw: Raw, form: boolean): Values {
+  const errors = validateParams(key, raw, { form });
   if (Object.keys(errors).length > 0) throw paramError(errors);
+  const props = schemaOf(key)!.parameters.properties ?? {};
+  const out: Values = {};
+  for (const [name, v] of Object.entries(raw)) {
+    if (v === undefined || (form && v === "")) continue;
+    const type = props[name]?.type;
+    if (type === "integer" || type === "number") out[name] = Number(v);
+    else if (type === "boolean") out[name] = v === true || v === "1" || v === 1 ? 1 : 0;
+    else out[name] = String(v);
+  }
   return out;
 }
-
-export const NODE: Param = { type: "string", pattern: /^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/ };
-export const VMID: Param = { type: "integer", min: 100, max: 999_999_999 };

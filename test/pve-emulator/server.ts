@@ -1,11 +1,11 @@
-/** The HTTPS server: faults → authentication → route → permissions → schema → handler. */
+/** The HTTPS server: faults → authentication → route → permissions → PVE's schema → handler. */
 import https from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { authenticate, type Token } from "./auth.js";
 import { WithExtra, type Emu, type Route } from "./context.js";
 import { ApiError, parseParams, sendData, sendError } from "./http.js";
 import type { RequestCounter } from "./request-counter.js";
-import { validate } from "./schema.js";
+import { checkParams, requireSchema } from "./schema.js";
 import { sleep } from "./tasks.js";
 import { clusterRoutes } from "./routes/cluster.js";
 import { firewallRoutes } from "./routes/firewall.js";
@@ -22,12 +22,15 @@ interface Compiled {
 }
 
 const compile = (route: Route): Compiled => {
+  requireSchema(routeKey(route));
   const names: string[] = [];
   const re = new RegExp(`^${route.path.replace(/\{(\w+)\}/g, (_, n: string) => (names.push(n), "([^/]+)"))}/?$`);
   return { route, re, names };
 };
 
-const ROUTES = [...clusterRoutes, ...lxcRoutes, ...powerRoutes, ...firewallRoutes, ...taskRoutes].map(compile);
+export const routeKey = (route: Route) => `${route.method} ${route.path}`;
+
+export const ROUTES = [...clusterRoutes, ...lxcRoutes, ...powerRoutes, ...firewallRoutes, ...taskRoutes].map(compile);
 
 function match(method: string, path: string): { route: Route; captures: Record<string, string> } | undefined {
   for (const c of ROUTES) {
@@ -48,6 +51,14 @@ export interface ServerDeps {
   log: (obj: object, msg: string) => void;
   /** Hears of every request on arrival. */
   counter: RequestCounter;
+  /** Requests refused by PVE's schema (400) or to an unknown route (501). */
+  rejected: Rejected[];
+}
+
+export interface Rejected {
+  route: string;
+  params: Record<string, unknown>;
+  errors: Record<string, string>;
 }
 
 /** The route of a request, found before authentication so that every request is counted by route. */
@@ -85,11 +96,18 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
   if (error) throw error;
   if (!found) {
     req.resume();
+    deps.rejected.push({ route: `${method} ${path ?? url.pathname}`, params: {}, errors: { route: "not implemented" } });
     throw new ApiError(501, `Method '${method} ${path ?? url.pathname}' not implemented`);
   }
   const { params, form } = await parseParams(req, url);
   found.route.check?.(emu, found.captures);
-  const p = validate(found.route.schema, { ...params, ...found.captures }, form);
+  let p;
+  try {
+    p = checkParams(routeKey(found.route), { ...params, ...found.captures }, form);
+  } catch (e) {
+    deps.rejected.push({ route: routeKey(found.route), params, errors: (e as ApiError).errors ?? {} });
+    throw e;
+  }
   const out = await found.route.handler({ emu, p, user });
   if (out instanceof WithExtra) sendData(res, out.data, out.extra);
   else sendData(res, out ?? null);

@@ -10,7 +10,13 @@ export interface ProxmoxConfig {
   tokenId: string;
   secret: string;
   nodes: string[];
+  /** The template, or the first of the per-node templates. */
   templateId: number;
+  /**
+   * Per-node templates (node → vmid) for templates on local storage, which
+   * Proxmox cannot clone to another node. Empty with a single template id.
+   */
+  templates: Record<string, number>;
   pool: string;
   bridge?: string;
   caFile?: string;
@@ -25,7 +31,14 @@ export interface ProxmoxConfig {
   requestTimeoutMs: number;
   /** Overall deadline of one create. */
   createTimeoutMs: number;
+  /** At start, a datacenter firewall that is off (egress rules then mean nothing): refuse to start, or only warn. */
+  datacenterFirewall: "require" | "warn";
+  /** Template hardening checks waived (labs only): privileged, features, swap. */
+  allowUnsafeTemplate: UnsafeTemplateSetting[];
 }
+
+export const UNSAFE_TEMPLATE_SETTINGS = ["privileged", "features", "swap"] as const;
+export type UnsafeTemplateSetting = (typeof UNSAFE_TEMPLATE_SETTINGS)[number];
 
 /** Setting name in the file → its environment variable(s), first wins. */
 export const PROXMOX_SETTINGS = {
@@ -44,6 +57,8 @@ export const PROXMOX_SETTINGS = {
   proxmoxConnectTimeout: ["SANDBOXD_PROXMOX_CONNECT_TIMEOUT"],
   proxmoxRequestTimeout: ["SANDBOXD_PROXMOX_REQUEST_TIMEOUT"],
   proxmoxCreateTimeout: ["SANDBOXD_PROXMOX_CREATE_TIMEOUT"],
+  proxmoxDatacenterFirewall: ["SANDBOXD_PROXMOX_DATACENTER_FIREWALL"],
+  proxmoxAllowUnsafeTemplate: ["SANDBOXD_PROXMOX_ALLOW_UNSAFE_TEMPLATE"],
   sshKeyPath: ["SANDBOXD_SSH_KEY_PATH", "SANDBOX_SSH_KEY_PATH"],
   sshUser: ["SANDBOXD_SSH_USER"],
 } as const;
@@ -91,8 +106,7 @@ export function parseProxmoxConfig(get: Getter, parseDuration: (s: string) => nu
   for (const n of nodes) if (!/^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/.test(n)) fail(get("proxmoxNodes").name, `'${n}' is not a node name`);
   if (nodes.length === 0) fail(get("proxmoxNodes").name, "name at least one node");
 
-  const tid = required("proxmoxTemplateId");
-  if (!/^\d+$/.test(tid) || Number(tid) < 100) fail(get("proxmoxTemplateId").name, `expected a vmid ≥ 100, got '${tid}'`);
+  const { templateId, templates } = parseTemplates(required("proxmoxTemplateId"), nodes, (msg) => fail(get("proxmoxTemplateId").name, msg));
   const pool = required("proxmoxPool");
 
   const insecureRaw = get("proxmoxInsecure");
@@ -131,11 +145,38 @@ export function parseProxmoxConfig(get: Getter, parseDuration: (s: string) => nu
   const tag = get("proxmoxTag").value ?? "sandboxd";
   if (!/^[a-z0-9_][a-z0-9_\-+.]*$/.test(tag)) fail(get("proxmoxTag").name, `'${tag}' is not a valid Proxmox tag (lowercase)`);
 
+  const fw = get("proxmoxDatacenterFirewall");
+  if (fw.value !== undefined && !["require", "warn"].includes(fw.value)) fail(fw.name, `expected 'require' or 'warn', got '${fw.value}'`);
+  const unsafe = get("proxmoxAllowUnsafeTemplate");
+  const allowUnsafeTemplate = (unsafe.value ?? "").split(",").map((x) => x.trim()).filter(Boolean);
+  for (const x of allowUnsafeTemplate) {
+    if (!(UNSAFE_TEMPLATE_SETTINGS as readonly string[]).includes(x)) fail(unsafe.name, `'${x}' is not one of ${UNSAFE_TEMPLATE_SETTINGS.join(", ")}`);
+  }
+
   return {
-    url: url.origin, tokenId, secret, nodes, templateId: Number(tid), pool, bridge: get("proxmoxBridge").value,
+    url: url.origin, tokenId, secret, nodes, templateId, templates, pool, bridge: get("proxmoxBridge").value,
     caFile, fingerprint: fp.value, insecure, hostKey, sshKeyPath, sshUser: get("sshUser").value ?? "sandbox", tag,
     connectTimeoutMs: duration("proxmoxConnectTimeout", 10_000),
     requestTimeoutMs: duration("proxmoxRequestTimeout", 60_000),
     createTimeoutMs: duration("proxmoxCreateTimeout", 300_000),
+    datacenterFirewall: (fw.value ?? "require") as "require" | "warn",
+    allowUnsafeTemplate: allowUnsafeTemplate as UnsafeTemplateSetting[],
   };
+}
+
+/** "9000" (one template) or "pve1=9000,pve2=9001" (a template per node, for local storage). */
+function parseTemplates(raw: string, nodes: string[], fail: (msg: string) => never): { templateId: number; templates: Record<string, number> } {
+  const vmid = (s: string) => {
+    if (!/^\d+$/.test(s) || Number(s) < 100) fail(`expected a vmid ≥ 100 or node=vmid pairs, got '${raw}'`);
+    return Number(s);
+  };
+  if (!raw.includes("=")) return { templateId: vmid(raw), templates: {} };
+  const templates: Record<string, number> = {};
+  for (const pair of raw.split(",").map((x) => x.trim()).filter(Boolean)) {
+    const [node, id] = pair.split("=").map((x) => x.trim());
+    if (!node || id === undefined || !nodes.includes(node)) fail(`'${pair}': expected node=vmid with a node of SANDBOXD_PROXMOX_NODES`);
+    if (templates[node!] !== undefined) fail(`node ${node} is named twice`);
+    templates[node!] = vmid(id!);
+  }
+  return { templateId: Object.values(templates)[0]!, templates };
 }

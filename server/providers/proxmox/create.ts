@@ -1,6 +1,7 @@
 /**
  * The create flow: nextid → full clone into the pool → config (cores, memory,
- * description) → firewall → start → IPv4 → sshd → tag. Every step is bounded
+ * description) → root disk grown to the spec → firewall → start → IPv4 →
+ * sshd → tag. Every step is bounded
  * by the create's deadline; on any failure whatever was made is destroyed.
  *
  * The tag comes last, so it means "finished": another replica (or a restarted
@@ -17,11 +18,15 @@ import { egressPolicy } from "./firewall.js";
 import { ctPath, destroyVm, waitIpv4, waitSsh } from "./lifecycle.js";
 import { backoffMs, classify, pollMs, sleep } from "./retry.js";
 import { waitTask } from "./tasks.js";
+import type { CloneSource } from "./templates.js";
 
 export interface CreateContext {
   client: PveClient;
   cfg: ProxmoxConfig;
-  templateNode: string;
+  /** The template to clone for this node, and `target` when it lives on another (shared storage). */
+  source: CloneSource;
+  /** The template's root disk: a larger spec is grown to after the clone. */
+  templateDiskGiB: number;
   log: { debug: (o: object, m?: string) => void; warn: (o: object, m?: string) => void };
 }
 
@@ -74,6 +79,11 @@ export async function createSandbox(ctx: CreateContext, node: string, spec: Sand
     const net0 = String(conf.net0 ?? "");
     if (cfg.bridge && net0 && !net0.includes(`bridge=${cfg.bridge}`)) put.net0 = net0.replace(/bridge=[^,]+/, `bridge=${cfg.bridge}`);
     await client.put(`${path}/config`, put, { deadline, signal });
+    if (spec.diskGiB > ctx.templateDiskGiB) {
+      // Proxmox only grows a volume; sizes below the template's were refused before the clone.
+      const upid = await client.put<string | null>(`${path}/resize`, { disk: "rootfs", size: `${spec.diskGiB}G` }, { deadline, signal });
+      if (upid) await waitTask(client, upid, deadline, signal);
+    }
     await client.put(`${path}/firewall/options`, { enable: 1, policy_out: egressPolicy(spec.internet) }, { deadline, signal });
 
     try {
@@ -112,8 +122,8 @@ async function cloneStep(ctx: CreateContext, node: string, suffix: string, spec:
   for (let attempt = 0; ; attempt++) {
     const id = sandboxId(vmid, suffix);
     try {
-      const upid = await client.post<string>(`${ctPath(ctx.templateNode, cfg.templateId)}/clone`, {
-        newid: vmid, hostname: id, full: 1, pool: cfg.pool, target: node === ctx.templateNode ? undefined : node,
+      const upid = await client.post<string>(`${ctPath(ctx.source.templateNode, ctx.source.templateId)}/clone`, {
+        newid: vmid, hostname: id, full: 1, pool: cfg.pool, target: ctx.source.target,
         description: formatDescription({ id, spec, createdAt, ...stored }),
       }, { retry: "once", deadline, signal });
       return { vmid, upid };
@@ -150,12 +160,15 @@ async function cloneOutcome(ctx: CreateContext, node: string, vmid: number, id: 
       if (classify(e) !== "exists") throw e;
     }
     // Visible once the clone worker added it to the pool (403 before); a racer may have put it on another node.
+    // A clone with `target` stays on the template's node until its task ends, then moves.
     const vms = await client.get<{ vmid: number; node: string }[]>("/cluster/resources", { type: "vm" }, { deadline, signal });
     const where = vms.find((v) => Number(v.vmid) === vmid)?.node;
-    if (where && where !== node) return "taken";
+    const moving = where !== undefined && where !== node && where === ctx.source.templateNode;
+    if (where && where !== node && !moving) return "taken";
     try {
-      const conf = await client.get<Record<string, unknown>>(`${ctPath(node, vmid)}/config`, {}, { deadline, signal });
-      return conf.hostname === id ? "ours" : "taken";
+      const conf = await client.get<Record<string, unknown>>(`${ctPath(where ?? node, vmid)}/config`, {}, { deadline, signal });
+      if (conf.hostname !== id) return "taken";
+      if (!moving) return "ours";
     } catch (e) {
       if (!["permission", "not_found"].includes(classify(e))) throw e;
     }

@@ -4,7 +4,7 @@
  * tag and description are ever listed, changed or destroyed.
  */
 import { readFileSync } from "node:fs";
-import { failedPrecondition, invalidArgument, notFound } from "../../errors.js";
+import { failedPrecondition, invalidArgument, notFound, unavailable } from "../../errors.js";
 import type { CreateOptions, SandboxHandle, SandboxProvider, SandboxSpec, SandboxState, StoredLease } from "../provider.js";
 import type { Logger } from "../local/options.js";
 import { silentLogger } from "../local/options.js";
@@ -17,17 +17,23 @@ import { toSandboxError } from "./errors.js";
 import { egressPolicy } from "./firewall.js";
 import { ctPath, destroyVm, ipv4Of } from "./lifecycle.js";
 import { Placement, freeMemory, type NodeFigures } from "./placement.js";
+import { checkDatacenterFirewall, checkVersion } from "./preflight.js";
+import { cloneSources, loadTemplates, sizeGiB, type CloneSource } from "./templates.js";
 import { PoolSweep, kindOf, type Member } from "./pool-sweep.js";
-import { classify } from "./retry.js";
+import { classify, pollMs, sleep } from "./retry.js";
 import { validateLabels } from "../labels.js";
 
 export class ProxmoxProvider implements SandboxProvider {
   readonly name = "proxmox";
   private readonly client: PveClient;
   private readonly log: Logger;
-  private readonly placement: Placement;
+  private placement: Placement;
   private privateKey = Buffer.alloc(0);
-  private templateNode: string;
+  /** node → where a create there clones from (set by start). */
+  private sources = new Map<string, CloneSource>();
+  private templateIds: Set<number>;
+  /** The largest template root disk: no sandbox can have less (set by start). */
+  minDiskGiB = 1;
   /** id → node, learnt from creates and listings (a cache; the pool is the truth). */
   private readonly nodes = new Map<string, string>();
   private readonly creating = new Set<string>();
@@ -37,12 +43,12 @@ export class ProxmoxProvider implements SandboxProvider {
     this.log = options.logger ?? silentLogger;
     this.client = options.client ?? new PveClient({ ...cfg, logger: this.log });
     this.placement = new Placement(cfg.nodes);
-    this.templateNode = cfg.nodes[0]!;
+    this.templateIds = new Set([cfg.templateId, ...Object.values(cfg.templates)]);
     this.sweep = new PoolSweep({
       members: () => this.members(),
       config: (node, vmid) => this.config(node, vmid),
       destroy: (node, vmid) => destroyVm(this.client, node, vmid, Date.now() + 180_000),
-      creating: this.creating, templateId: cfg.templateId, tag: cfg.tag, createTimeoutMs: cfg.createTimeoutMs, log: this.log,
+      creating: this.creating, isTemplate: (vmid) => this.templateIds.has(vmid), tag: cfg.tag, createTimeoutMs: cfg.createTimeoutMs, log: this.log,
       located: (id, node) => this.nodes.set(id, node),
     });
   }
@@ -53,10 +59,12 @@ export class ProxmoxProvider implements SandboxProvider {
     } catch (e) {
       throw failedPrecondition(`SANDBOXD_SSH_KEY_PATH: cannot read ${this.cfg.sshKeyPath}: ${(e as Error).message}`);
     }
+    const deadline = Date.now() + 30_000;
     // An authenticated call first: a wrong token fails here, naming the settings.
-    let pool: { members?: Member[] }[];
+    const version = await checkVersion(this.client, deadline).catch((e) => Promise.reject(toSandboxError(e, `connecting to Proxmox at ${this.cfg.url}`)));
+    let members: Member[];
     try {
-      pool = await this.client.get("/pools", { poolid: this.cfg.pool }, { deadline: Date.now() + 30_000 });
+      members = await this.members(deadline);
     } catch (e) {
       if (classify(e) === "not_found") throw failedPrecondition(`SANDBOXD_PROXMOX_POOL: pool '${this.cfg.pool}' does not exist on Proxmox`);
       throw toSandboxError(e, `connecting to Proxmox at ${this.cfg.url}`);
@@ -65,19 +73,24 @@ export class ProxmoxProvider implements SandboxProvider {
     const known = resources.filter((r) => r.type === "node").map((r) => r.node);
     const missing = known.length ? this.cfg.nodes.filter((n) => !known.includes(n)) : [];
     if (missing.length) throw failedPrecondition(`SANDBOXD_PROXMOX_NODES: node(s) ${missing.join(", ")} not in the cluster (known: ${known.join(", ")})`);
-    const template = pool[0]?.members?.find((m) => m.vmid === this.cfg.templateId);
-    if (template) this.templateNode = template.node;
-    else this.log.warn({ templateId: this.cfg.templateId }, "proxmox template not visible in the pool; assuming it lives on the first node");
-    try {
-      const conf = await this.client.get<Record<string, unknown>>(`${ctPath(this.templateNode, this.cfg.templateId)}/config`);
-      if (!conf.template) throw failedPrecondition(`SANDBOXD_PROXMOX_TEMPLATE_ID: CT ${this.cfg.templateId} is not a template`);
-    } catch (e) {
-      if (classify(e) === "permission" || classify(e) === "not_found") {
-        throw failedPrecondition(`SANDBOXD_PROXMOX_TEMPLATE_ID: template CT ${this.cfg.templateId} not found or not readable on node ${this.templateNode}`);
-      }
-      throw toSandboxError(e, "checking the template");
+    const templates = await loadTemplates({
+      client: this.client, cfg: this.cfg, log: this.log,
+      locate: async (vmid) => members.find((m) => m.vmid === vmid)?.node
+        ?? (await this.client.get<{ vmid: number; node: string }[]>("/cluster/resources", { type: "vm" }).catch(() => [])).find((v) => Number(v.vmid) === vmid)?.node,
+    });
+    await checkDatacenterFirewall(this.client, this.cfg.datacenterFirewall, this.log, deadline).catch((e) => Promise.reject(toSandboxError(e, "checking the datacenter firewall")));
+    this.sources = cloneSources(this.cfg.nodes, templates);
+    const unplaced = this.cfg.nodes.filter((n) => !this.sources.has(n));
+    if (this.sources.size === 0) {
+      throw failedPrecondition(`SANDBOXD_PROXMOX_TEMPLATE_ID: no node of ${this.cfg.nodes.join(", ")} can clone the template (it is on local storage on another node): name a template per node as node=vmid pairs`);
     }
-    this.log.info({ url: this.cfg.url, pool: this.cfg.pool, nodes: this.cfg.nodes, templateNode: this.templateNode }, "proxmox provider ready");
+    if (unplaced.length) {
+      this.log.warn({ nodes: unplaced }, "no template on these nodes and the template is on local storage, which Proxmox cannot clone across nodes: sandboxes are placed on the other nodes only (name a template per node as node=vmid in SANDBOXD_PROXMOX_TEMPLATE_ID)");
+    }
+    this.placement = new Placement([...this.sources.keys()]);
+    this.templateIds = new Set(templates.map((t) => t.vmid));
+    this.minDiskGiB = Math.max(...templates.map((t) => t.diskGiB));
+    this.log.info({ url: this.cfg.url, version, pool: this.cfg.pool, nodes: [...this.sources.keys()], templates }, "proxmox provider ready");
   }
 
   async create(spec: SandboxSpec, options: CreateOptions = {}): Promise<SandboxHandle> {
@@ -86,7 +99,12 @@ export class ProxmoxProvider implements SandboxProvider {
     if (signal?.aborted) throw toSandboxError(signal.reason, "create", signal);
     const figures = await this.client.get<NodeFigures[]>("/cluster/resources", { type: "node" }, { signal }).catch(() => [] as NodeFigures[]);
     const slot = this.placement.pick(freeMemory(figures, this.cfg.nodes), spec.memoryMiB * 2 ** 20);
-    const ctx: CreateContext = { client: this.client, cfg: this.cfg, templateNode: this.templateNode, log: this.log };
+    const source = this.sources.get(slot.node);
+    if (!source) {
+      slot.release();
+      throw failedPrecondition("the proxmox provider is not started");
+    }
+    const ctx: CreateContext = { client: this.client, cfg: this.cfg, source, templateDiskGiB: this.minDiskGiB, log: this.log };
     let id: string | undefined;
     try {
       const stored = { lease: options.lease, request: options.request };
@@ -132,12 +150,12 @@ export class ProxmoxProvider implements SandboxProvider {
   async list(): Promise<SandboxHandle[]> {
     try {
       const members = await this.members();
-      const out = await Promise.all(members.filter((m) => !m.template && m.vmid !== this.cfg.templateId).map(async (m) => {
+      const out = await Promise.all(members.filter((m) => !m.template && !this.templateIds.has(m.vmid)).map(async (m) => {
         const conf = await this.config(m.node, m.vmid);
         const found = conf && kindOf(m.vmid, conf, this.cfg.tag);
         if (!found || found.kind !== "ours") return undefined;
         this.nodes.set(found.id!, m.node);
-        this.sweep.learn(m, found.id!);
+        this.sweep.learn(m, found.id!, found.requestId);
         return this.handle(found.id!, m.node, m.vmid, conf).catch(() => undefined);
       }));
       return out.filter((h): h is SandboxHandle => h !== undefined);
@@ -176,6 +194,27 @@ export class ProxmoxProvider implements SandboxProvider {
     }
   }
 
+  /**
+   * Before a create with a request id: one pool listing plus config reads of
+   * containers the sweep has not seen (the sweep's cache is the index). A
+   * create under way on another replica is waited for. Not covered: a create
+   * still in its clone step, which Proxmox keeps out of the pool (invisible)
+   * until the clone ends.
+   */
+  async findByRequest(requestId: string, signal?: AbortSignal): Promise<SandboxHandle | undefined> {
+    const deadline = Date.now() + this.cfg.createTimeoutMs;
+    for (let i = 0; ; i++) {
+      const found = await this.sweep.byRequest(requestId).catch((e) => Promise.reject(toSandboxError(e, "looking up the request id", signal)));
+      if (!found || this.creating.has(found.id)) return undefined;
+      if (found.kind === "ours") {
+        this.nodes.set(found.id, found.node);
+        return this.get(found.id);
+      }
+      if (Date.now() > deadline) throw unavailable(`the create of sandbox ${found.id} for this request id (on another replica) did not finish in time`);
+      await sleep(Math.min(1000, pollMs(i)), signal).catch(() => Promise.reject(toSandboxError(signal?.reason, "create", signal)));
+    }
+  }
+
   async readLease(id: string): Promise<StoredLease | null | undefined> {
     try {
       const found = await this.lookup(id);
@@ -204,6 +243,7 @@ export class ProxmoxProvider implements SandboxProvider {
     if (!Number.isInteger(spec.cores) || spec.cores < 1 || spec.cores > 8192) throw invalidArgument("cores", "must be an integer from 1 to 8192");
     if (!Number.isInteger(spec.memoryMiB) || spec.memoryMiB < 16) throw invalidArgument("memory_mib", "must be an integer ≥ 16");
     if (!Number.isInteger(spec.diskGiB) || spec.diskGiB < 1) throw invalidArgument("disk_gib", "must be an integer ≥ 1");
+    if (spec.diskGiB < this.minDiskGiB) throw invalidArgument("disk_gib", `must be at least ${this.minDiskGiB}: the template's root disk is ${this.minDiskGiB} GiB and a clone cannot shrink it`);
     validateLabels(spec.labels);
     // The largest description this spec can get: with a lease and a 128-character request id.
     const probe = formatDescription({
@@ -217,8 +257,8 @@ export class ProxmoxProvider implements SandboxProvider {
     return { host: address, port: 22, username: this.cfg.sshUser, privateKey: this.privateKey, hostKey: this.cfg.hostKey };
   }
 
-  private async members(): Promise<Member[]> {
-    const pools = await this.client.get<{ members?: Member[] }[]>("/pools", { poolid: this.cfg.pool, type: "lxc" });
+  private async members(deadline?: number): Promise<Member[]> {
+    const pools = await this.client.get<{ members?: Member[] }[]>("/pools", { poolid: this.cfg.pool, type: "lxc" }, { deadline });
     return (pools[0]?.members ?? []).filter((m) => m.type === undefined || m.type === "lxc");
   }
 
@@ -251,15 +291,19 @@ export class ProxmoxProvider implements SandboxProvider {
   private async handle(id: string, node: string, vmid: number, conf: Record<string, unknown>): Promise<SandboxHandle> {
     const meta = parseDescription(conf.description as string);
     const path = ctPath(node, vmid);
-    const [ifaces, fw] = await Promise.all([
+    const [ifaces, fw, status] = await Promise.all([
       this.client.get(`${path}/interfaces`).catch(() => null),
       this.client.get<Record<string, unknown>>(`${path}/firewall/options`).catch(() => undefined),
+      this.client.get<{ status?: string }>(`${path}/status/current`).catch(() => undefined),
     ]);
-    const address = ipv4Of(ifaces) ?? "";
-    const state: SandboxState = this.creating.has(id) ? "creating" : conf.lock === "destroyed" ? "destroying" : "running";
+    const stopped = status?.status === "stopped";
+    const address = stopped ? "" : ipv4Of(ifaces) ?? "";
+    const state: SandboxState = this.creating.has(id) ? "creating" : conf.lock === "destroyed" ? "destroying" : stopped ? "stopped" : "running";
     const spec: SandboxSpec = meta?.spec ?? { cores: Number(conf.cores ?? 1), memoryMiB: Number(conf.memory ?? 512), diskGiB: 0, internet: false, labels: {} };
+    // What the container really has, not what was asked for.
+    spec.diskGiB = sizeGiB(conf.rootfs) ?? spec.diskGiB;
     if (fw) spec.internet = !(Number(fw.enable ?? 0) === 1 && String(fw.policy_out ?? "ACCEPT") !== "ACCEPT");
-    if (!address && state === "running") this.log.warn({ id, vmid }, "proxmox sandbox has no IPv4 address (stopped?)");
+    if (!address && state === "running") this.log.warn({ id, vmid }, "proxmox sandbox has no IPv4 address yet");
     const lease = meta?.lease;
     const request = meta?.request;
     return { id, state, spec, address, ssh: this.ssh(address), createdAt: meta?.createdAt ?? new Date(0), ...(lease ? { lease } : {}), ...(request ? { request } : {}) };

@@ -41,26 +41,47 @@ function nodeResource(emu: Emu, name: string): Record<string, unknown> {
   return {
     id: `node/${name}`, type: "node", node: name, status: "online", maxcpu: n.maxcpu, cpu: 0.02,
     maxmem: n.maxmem, mem: 2 * 2 ** 30 + emu.cluster.usedMem(name), maxdisk: 100 * 2 ** 30, disk: 10 * 2 ** 30,
-    uptime: Math.floor(process.uptime()), level: "", cgroup_mode: 2,
+    uptime: Math.floor(process.uptime()), level: "", "cgroup-mode": 2,
   };
 }
 
 const visible = (emu: Emu) => [...emu.cluster.cts.values()].filter((ct) => emu.acl.canVm(ct.vmid, "VM.Audit")).sort((a, b) => a.vmid - b.vmid);
 
 export const clusterRoutes: Route[] = [
-  { method: "GET", path: "/version", schema: {}, handler: () => ({ version: "8.4.1", release: "8.4", repoid: "2a5fa54a8503f96d" }) },
   {
-    method: "GET", path: "/cluster/nextid", schema: { vmid: { type: "integer", optional: true, min: 100, max: 999_999_999 } },
-    handler: ({ emu, p }) => {
-      if (p.vmid !== undefined) {
-        if (emu.cluster.cts.has(Number(p.vmid))) throw paramError({ vmid: `VM ${p.vmid} already exists` });
-        return String(p.vmid);
-      }
-      return String(emu.cluster.nextId());
+    method: "GET", path: "/version",
+    handler: ({ emu }) => ({ version: emu.version, release: emu.version.split(".").slice(0, 2).join("."), repoid: "2a5fa54a8503f96d" }),
+  },
+  {
+    method: "GET", path: "/cluster/firewall/options",
+    handler: ({ emu }) => {
+      if (!emu.acl.canRoot("Sys.Audit")) throw new ApiError(403, "Permission check failed (/, Sys.Audit)");
+      return { ...emu.cluster.firewall };
     },
   },
   {
-    method: "GET", path: "/cluster/resources", schema: { type: { type: "string", optional: true, enum: ["vm", "storage", "node", "sdn"] } },
+    method: "GET", path: "/nodes/{node}/storage",
+    handler: ({ emu, p }) => {
+      emu.cluster.node(String(p.node));
+      if (!emu.acl.canStorage("Datastore.Audit") && !emu.acl.canStorage("Datastore.AllocateSpace")) return [];
+      return [...emu.cluster.storages.values()].filter((s) => p.storage === undefined || s.id === p.storage).map((s) => ({
+        storage: s.id, type: s.type, shared: s.shared ? 1 : 0, content: "rootdir,images", active: 1, enabled: 1,
+        total: 100 * 2 ** 30, used: 10 * 2 ** 30, avail: 90 * 2 ** 30,
+      }));
+    },
+  },
+  {
+    method: "GET", path: "/cluster/nextid",
+    handler: ({ emu, p }) => {
+      if (p.vmid !== undefined) {
+        if (emu.cluster.cts.has(Number(p.vmid))) throw paramError({ vmid: `VM ${p.vmid} already exists` });
+        return Number(p.vmid);
+      }
+      return emu.cluster.nextId();
+    },
+  },
+  {
+    method: "GET", path: "/cluster/resources",
     handler: ({ emu, p }) => {
       const vms = p.type === undefined || p.type === "vm" ? visible(emu).map((ct) => resource(emu, ct)) : [];
       const nodes = p.type === undefined || p.type === "node" ? emu.cluster.nodes.map((n) => nodeResource(emu, n.name)) : [];
@@ -68,14 +89,14 @@ export const clusterRoutes: Route[] = [
     },
   },
   {
-    method: "GET", path: "/nodes", schema: {},
+    method: "GET", path: "/nodes",
     handler: ({ emu }) => emu.cluster.nodes.map((n) => {
       const r = nodeResource(emu, n.name);
       return { node: n.name, status: "online", type: "node", id: r.id, maxmem: r.maxmem, mem: r.mem, maxcpu: r.maxcpu, cpu: r.cpu, uptime: r.uptime };
     }),
   },
   {
-    method: "GET", path: "/pools", schema: { poolid: { type: "string", optional: true }, type: { type: "string", optional: true, enum: ["qemu", "lxc", "storage"] } },
+    method: "GET", path: "/pools",
     handler: ({ emu, p }) => {
       if (p.poolid !== undefined && p.poolid !== emu.pool) throw die(`pool '${p.poolid}' does not exist`);
       if (!emu.acl.canPool(emu.pool, "Pool.Audit") && p.poolid === undefined) return [];
@@ -83,6 +104,7 @@ export const clusterRoutes: Route[] = [
         const ct = emu.cluster.cts.get(vmid);
         if (!ct) return [];
         const r = resource(emu, ct);
+        if (emu.poolMemberFields === "declared") return [{ id: r.id, node: r.node, type: r.type, vmid: r.vmid }];
         delete r.tags;
         delete r.lock;
         delete r.pool;
@@ -92,7 +114,7 @@ export const clusterRoutes: Route[] = [
     },
   },
   {
-    method: "GET", path: "/pools/{poolid}", schema: { poolid: { type: "string" } },
+    method: "GET", path: "/pools/{poolid}",
     handler: ({ emu, p }) => {
       if (p.poolid !== emu.pool || !emu.acl.canPool(emu.pool, "Pool.Audit")) throw new ApiError(403, `Permission check failed (/pool/${p.poolid}, Pool.Audit)`);
       return { comment: "sandboxes", members: [...emu.cluster.poolMembers].map((v) => emu.cluster.cts.get(v)).filter(Boolean).map((ct) => resource(emu, ct!)) };

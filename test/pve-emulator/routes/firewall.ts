@@ -1,17 +1,12 @@
 /** CT firewall options: policy_out DROP/REJECT (with enable=1) cuts the sandbox's egress. */
 import { digest } from "../cluster.js";
 import type { Route } from "../context.js";
-import { NODE, VMID } from "../schema.js";
 import { internetAllowed, vmCheck } from "./common.js";
 import { die } from "../http.js";
 
-const POLICY = { type: "string", optional: true, enum: ["ACCEPT", "REJECT", "DROP"] } as const;
-const BOOL = { type: "boolean", optional: true } as const;
-const LOG = { type: "string", optional: true, enum: ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug", "nolog"] } as const;
-
 export const firewallRoutes: Route[] = [
   {
-    method: "GET", path: "/nodes/{node}/lxc/{vmid}/firewall/options", check: vmCheck("VM.Audit"), schema: { node: NODE, vmid: VMID },
+    method: "GET", path: "/nodes/{node}/lxc/{vmid}/firewall/options", check: vmCheck("VM.Audit"),
     handler: ({ emu, p }) => {
       const ct = emu.cluster.ct(String(p.node), Number(p.vmid));
       return { ...ct.firewall, digest: digest(ct.firewall) };
@@ -19,10 +14,6 @@ export const firewallRoutes: Route[] = [
   },
   {
     method: "PUT", path: "/nodes/{node}/lxc/{vmid}/firewall/options", check: vmCheck("VM.Config.Network"),
-    schema: {
-      node: NODE, vmid: VMID, enable: BOOL, policy_in: POLICY, policy_out: POLICY, dhcp: BOOL, ipfilter: BOOL, macfilter: BOOL,
-      ndp: BOOL, radv: BOOL, log_level_in: LOG, log_level_out: LOG, delete: { type: "string", optional: true }, digest: { type: "string", optional: true },
-    },
     handler: async ({ emu, p }) => {
       const vmid = Number(p.vmid);
       const ct = emu.cluster.ct(String(p.node), vmid);

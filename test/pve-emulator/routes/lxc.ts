@@ -1,22 +1,22 @@
 /** CT list, clone, config GET/PUT and destroy. */
 import { ApiError, die, paramError } from "../http.js";
-import { descriptionOut, digest, diskGiB, normaliseNet, normaliseTags, randomMac, type Conf } from "../cluster.js";
+import { descriptionOut, digest, diskGiB, normaliseNet, normaliseTags, randomMac, volumeStorages, type Conf } from "../cluster.js";
 import type { Route } from "../context.js";
-import { NODE, VMID } from "../schema.js";
 import { sleep } from "../tasks.js";
 import { ctStatus } from "./cluster.js";
 import { lockConfig, vmCheck } from "./common.js";
 
-const BOOL = { type: "boolean", optional: true } as const;
-const STR = { type: "string", optional: true } as const;
 const CONFIG_PRIVS: Record<string, string> = {
   cores: "VM.Config.CPU", memory: "VM.Config.Memory", swap: "VM.Config.Memory", hostname: "VM.Config.Network",
-  net0: "VM.Config.Network", description: "VM.Config.Options", tags: "VM.Config.Options",
+  net0: "VM.Config.Network", description: "VM.Config.Options", tags: "VM.Config.Options", rootfs: "VM.Config.Disk",
 };
+
+/** Config PUT parameters that are not stored as they come. */
+const SPECIAL = new Set(["node", "vmid", "digest", "delete", "revert", "description", "tags", "net0"]);
 
 export const lxcRoutes: Route[] = [
   {
-    method: "GET", path: "/nodes/{node}/lxc", schema: { node: NODE },
+    method: "GET", path: "/nodes/{node}/lxc",
     handler: ({ emu, p }) => {
       emu.cluster.node(String(p.node));
       return [...emu.cluster.cts.values()]
@@ -26,10 +26,6 @@ export const lxcRoutes: Route[] = [
   },
   {
     method: "POST", path: "/nodes/{node}/lxc/{vmid}/clone", check: vmCheck("VM.Clone"),
-    schema: {
-      node: NODE, vmid: VMID, newid: VMID, hostname: { ...STR, pattern: /^[a-zA-Z0-9.-]+$/ }, description: { ...STR, maxLength: 8192 },
-      pool: STR, full: BOOL, storage: STR, target: { ...NODE, optional: true }, snapname: STR, bwlimit: { type: "integer", optional: true, min: 0 },
-    },
     handler: ({ emu, p, user }) => {
       const { cluster } = emu;
       const vmid = Number(p.vmid);
@@ -42,6 +38,10 @@ export const lxcRoutes: Route[] = [
       const target = p.target === undefined ? node : String(p.target);
       cluster.node(target);
       const src = cluster.ct(node, vmid);
+      // pve-container: a clone to another node needs every volume on shared storage.
+      if (target !== node && !volumeStorages(src.conf).every((id) => cluster.storages.get(id)?.shared)) {
+        throw die(`can't clone CT to node '${target}' (CT uses local storage)`);
+      }
       const full = p.full === undefined ? !src.conf.template : p.full === 1;
       if (!full && p.storage !== undefined) throw paramError({ storage: "parameter 'storage' not allowed for linked clones" });
       if (!full && !src.conf.template) throw die("linked clone feature for 'local-lvm:vm-" + vmid + "-disk-0' is not available");
@@ -55,15 +55,21 @@ export const lxcRoutes: Route[] = [
       if (p.hostname !== undefined) conf.hostname = String(p.hostname);
       if (p.description !== undefined) conf.description = String(p.description);
       if (conf.net0) conf.net0 = String(conf.net0).replace(/hwaddr=[0-9A-Fa-f:]+/, `hwaddr=${randomMac()}`);
-      const storage = p.storage === undefined ? "local-lvm" : String(p.storage);
+      const storage = p.storage === undefined ? volumeStorages({ rootfs: src.conf.rootfs ?? "local-lvm:" })[0]! : String(p.storage);
+      if (!cluster.storages.has(storage)) throw die(`storage '${storage}' does not exist`);
       conf.rootfs = `${storage}:vm-${newid}-disk-0,size=${diskGiB(String(src.conf.rootfs ?? ""))}G`;
-      const ct = { vmid: newid, node: target, conf, firewall: { ...src.firewall }, status: "stopped" as const };
+      // The new config lives on the source node until the clone ends, then moves to the target.
+      const ct = { vmid: newid, node, conf, firewall: { ...src.firewall }, status: "stopped" as const };
       cluster.cts.set(newid, ct);
       return emu.tasks.start(node, "vzclone", String(vmid), user, async (log) => {
         try {
           log(`create ${full ? "full" : "linked"} clone of mountpoint rootfs (local-lvm:vm-${vmid}-disk-0)`);
           await sleep(emu.timing.cloneMs);
           if (emu.faults.taskFails()) throw new Error(`clone failed: command 'lvcreate -n vm-${newid}-disk-0' failed: got timeout`);
+          if (target !== node) {
+            log(`move CT ${newid} to node '${target}'`);
+            ct.node = target;
+          }
           if (pool) cluster.poolMembers.add(newid);
           delete ct.conf.lock;
         } catch (e) {
@@ -77,7 +83,6 @@ export const lxcRoutes: Route[] = [
   },
   {
     method: "GET", path: "/nodes/{node}/lxc/{vmid}/config", check: vmCheck("VM.Audit"),
-    schema: { node: NODE, vmid: VMID, current: BOOL, snapshot: STR },
     handler: ({ emu, p }) => {
       const ct = emu.cluster.ct(String(p.node), Number(p.vmid));
       if (p.snapshot !== undefined) throw die(`snapshot '${p.snapshot}' does not exist`);
@@ -88,11 +93,6 @@ export const lxcRoutes: Route[] = [
   },
   {
     method: "PUT", path: "/nodes/{node}/lxc/{vmid}/config", check: vmCheck("VM.Audit"),
-    schema: {
-      node: NODE, vmid: VMID, cores: { type: "integer", optional: true, min: 1, max: 8192 }, memory: { type: "integer", optional: true, min: 16 },
-      swap: { type: "integer", optional: true, min: 0 }, hostname: STR, description: { ...STR, maxLength: 8192 }, tags: STR, net0: STR,
-      delete: STR, revert: STR, digest: STR,
-    },
     handler: ({ emu, p }) => {
       const vmid = Number(p.vmid);
       const keys = Object.keys(p).filter((k) => !["node", "vmid", "digest"].includes(k));
@@ -105,7 +105,8 @@ export const lxcRoutes: Route[] = [
       emu.cluster.checkLock(ct);
       if (p.digest !== undefined && p.digest !== digest(ct.conf)) throw die("detected modified configuration - file changed by other user? Try again.");
       for (const k of String(p.delete ?? "").split(/[,;\s]+/).filter(Boolean)) delete ct.conf[k];
-      for (const k of ["cores", "memory", "swap", "hostname"]) if (p[k] !== undefined) ct.conf[k] = p[k]!;
+      // Any other option the schema accepted is stored as given (PVE would also parse property strings).
+      for (const [k, v] of Object.entries(p)) if (!SPECIAL.has(k) && v !== undefined) ct.conf[k] = v;
       if (p.description !== undefined) ct.conf.description = String(p.description).replace(/\n+$/, "");
       if (tags !== undefined) tags ? (ct.conf.tags = tags) : delete ct.conf.tags;
       if (net0 !== undefined) ct.conf.net0 = net0;
@@ -113,8 +114,28 @@ export const lxcRoutes: Route[] = [
     },
   },
   {
+    method: "PUT", path: "/nodes/{node}/lxc/{vmid}/resize", check: vmCheck("VM.Config.Disk"),
+    handler: ({ emu, p, user }) => {
+      const vmid = Number(p.vmid);
+      const ct = emu.cluster.ct(String(p.node), vmid);
+      lockConfig(emu, vmid);
+      emu.cluster.checkLock(ct);
+      if (p.digest !== undefined && p.digest !== digest(ct.conf)) throw die("detected modified configuration - file changed by other user? Try again.");
+      const volume = String(ct.conf[String(p.disk)] ?? "");
+      if (!volume) throw die(`disk '${p.disk}' does not exist`);
+      const m = /^(\+)?(\d+(?:\.\d+)?)([KMGT]?)$/.exec(String(p.size))!;
+      const gib = (n: number, unit: string) => n * ({ K: 1 / 2 ** 20, M: 1 / 1024, G: 1, T: 1024, "": 1 / 2 ** 30 }[unit] ?? 1);
+      const now = diskGiB(volume);
+      const wanted = m[1] ? now + gib(Number(m[2]), m[3]!) : gib(Number(m[2]), m[3]!);
+      if (wanted < now) throw die("unable to shrink disk size");
+      return emu.tasks.start(String(p.node), "resize", String(vmid), user, async (log) => {
+        log(`  Size of logical volume pve/vm-${vmid}-disk-0 changed from ${now}.00 GiB to ${Math.ceil(wanted)}.00 GiB.`);
+        ct.conf[String(p.disk)] = volume.replace(/size=[^,]+/, `size=${Math.ceil(wanted)}G`);
+      });
+    },
+  },
+  {
     method: "DELETE", path: "/nodes/{node}/lxc/{vmid}", check: vmCheck("VM.Allocate"),
-    schema: { node: NODE, vmid: VMID, purge: BOOL, force: BOOL, "destroy-unreferenced-disks": BOOL },
     handler: ({ emu, p, user }) => {
       const vmid = Number(p.vmid);
       const ct = emu.cluster.ct(String(p.node), vmid);
@@ -143,7 +164,6 @@ export const lxcRoutes: Route[] = [
   },
   {
     method: "POST", path: "/nodes/{node}/lxc/{vmid}/snapshot", check: vmCheck("VM.Snapshot"),
-    schema: { node: NODE, vmid: VMID, snapname: { type: "string", pattern: /^[a-z][a-z0-9_-]+$/i, maxLength: 40 }, description: STR },
     handler: ({ emu, p }) => {
       emu.cluster.ct(String(p.node), Number(p.vmid));
       throw die("snapshot feature is not available");

@@ -4,7 +4,6 @@ import type { Ct } from "../cluster.js";
 import { netValue } from "../cluster.js";
 import { diskGiB } from "../cluster.js";
 import type { Emu, Route } from "../context.js";
-import { NODE, VMID } from "../schema.js";
 import { sleep } from "../tasks.js";
 import { ctStatus } from "./cluster.js";
 import { internetAllowed, vmCheck } from "./common.js";
@@ -45,9 +44,8 @@ async function stopCt(emu: Emu, ct: Ct): Promise<void> {
   Object.assign(ct, { status: "stopped", sandboxId: undefined, address: undefined, startedAt: undefined, ipAt: undefined });
 }
 
-const power = (action: "start" | "stop" | "shutdown", extra: Route["schema"]): Route => ({
+const power = (action: "start" | "stop" | "shutdown"): Route => ({
   method: "POST", path: `/nodes/{node}/lxc/{vmid}/status/${action}`, check: vmCheck("VM.PowerMgmt"),
-  schema: { node: NODE, vmid: VMID, skiplock: { type: "boolean", optional: true }, ...extra },
   handler: ({ emu, p, user }) => {
     const ct = emu.cluster.ct(String(p.node), Number(p.vmid));
     if (action === "start" && ct.status === "running") throw die(`CT ${ct.vmid} already running`);
@@ -60,15 +58,15 @@ const power = (action: "start" | "stop" | "shutdown", extra: Route["schema"]): R
 const ipEntry = (address: string, type: "inet" | "inet6", prefix: number) => ({ "ip-address": address, "ip-address-type": type, prefix });
 
 export const powerRoutes: Route[] = [
-  power("start", { debug: { type: "boolean", optional: true } }),
-  power("stop", { "overrule-shutdown": { type: "boolean", optional: true } }),
-  power("shutdown", { timeout: { type: "integer", optional: true, min: 0 }, forceStop: { type: "boolean", optional: true } }),
+  power("start"),
+  power("stop"),
+  power("shutdown"),
   {
-    method: "GET", path: "/nodes/{node}/lxc/{vmid}/status/current", check: vmCheck("VM.Audit"), schema: { node: NODE, vmid: VMID },
+    method: "GET", path: "/nodes/{node}/lxc/{vmid}/status/current", check: vmCheck("VM.Audit"),
     handler: ({ emu, p }) => ({ ...ctStatus(emu, emu.cluster.ct(String(p.node), Number(p.vmid))), ha: { managed: 0 } }),
   },
   {
-    method: "GET", path: "/nodes/{node}/lxc/{vmid}/interfaces", check: vmCheck("VM.Audit"), schema: { node: NODE, vmid: VMID },
+    method: "GET", path: "/nodes/{node}/lxc/{vmid}/interfaces", check: vmCheck("VM.Audit"),
     handler: ({ emu, p }) => {
       const ct = emu.cluster.ct(String(p.node), Number(p.vmid));
       if (ct.status !== "running") return null;

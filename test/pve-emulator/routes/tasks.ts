@@ -1,9 +1,6 @@
 /** Task status and log; readable by the token that started the task (or its user). */
 import { ApiError } from "../http.js";
 import { WithExtra, type Call, type Route } from "../context.js";
-import { NODE } from "../schema.js";
-
-const UPID = { type: "string" } as const;
 
 function task({ emu, p, user }: Call) {
   const t = emu.tasks.get(String(p.node), String(p.upid));
@@ -14,12 +11,11 @@ function task({ emu, p, user }: Call) {
 
 export const taskRoutes: Route[] = [
   {
-    method: "GET", path: "/nodes/{node}/tasks/{upid}/status", schema: { node: NODE, upid: UPID },
+    method: "GET", path: "/nodes/{node}/tasks/{upid}/status",
     handler: (call) => call.emu.tasks.status(task(call)),
   },
   {
     method: "GET", path: "/nodes/{node}/tasks/{upid}/log",
-    schema: { node: NODE, upid: UPID, start: { type: "integer", optional: true, min: 0 }, limit: { type: "integer", optional: true, min: 0 }, download: { type: "boolean", optional: true } },
     handler: (call) => {
       const { lines, total } = call.emu.tasks.logPage(task(call), Number(call.p.start ?? 0), Number(call.p.limit ?? 50));
       return new WithExtra(lines, { total });

@@ -122,6 +122,10 @@ const (
 	Sandbox_STATE_RUNNING Sandbox_State = 2
 	// Being destroyed; it will disappear shortly.
 	Sandbox_STATE_DESTROYING Sandbox_State = 3
+	// Not running: stopped outside sandboxd (an operator, a host restart).
+	// Exec, Upload and Download fail with FAILED_PRECONDITION; the lease still
+	// runs and DestroySandbox works.
+	Sandbox_STATE_STOPPED Sandbox_State = 4
 )
 
 // Enum value maps for Sandbox_State.
@@ -131,12 +135,14 @@ var (
 		1: "STATE_CREATING",
 		2: "STATE_RUNNING",
 		3: "STATE_DESTROYING",
+		4: "STATE_STOPPED",
 	}
 	Sandbox_State_value = map[string]int32{
 		"STATE_UNSPECIFIED": 0,
 		"STATE_CREATING":    1,
 		"STATE_RUNNING":     2,
 		"STATE_DESTROYING":  3,
+		"STATE_STOPPED":     4,
 	}
 )
 
@@ -1990,7 +1996,7 @@ var File_sandbox_v1_sandbox_proto protoreflect.FileDescriptor
 const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\n" +
 	"\x18sandbox/v1/sandbox.proto\x12\n" +
-	"sandbox.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x96\x04\n" +
+	"sandbox.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa9\x04\n" +
 	"\aSandbox\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12/\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x19.sandbox.v1.Sandbox.StateR\x05state\x127\n" +
@@ -2003,12 +2009,13 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\bprovider\x18\b \x01(\tR\bprovider\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"[\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"n\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSTATE_CREATING\x10\x01\x12\x11\n" +
 	"\rSTATE_RUNNING\x10\x02\x12\x14\n" +
-	"\x10STATE_DESTROYING\x10\x03\"[\n" +
+	"\x10STATE_DESTROYING\x10\x03\x12\x11\n" +
+	"\rSTATE_STOPPED\x10\x04\"[\n" +
 	"\tResources\x12\x14\n" +
 	"\x05cores\x18\x01 \x01(\rR\x05cores\x12\x1d\n" +
 	"\n" +

@@ -28,10 +28,12 @@ class Sandbox(_message.Message):
         STATE_CREATING: _ClassVar[Sandbox.State]
         STATE_RUNNING: _ClassVar[Sandbox.State]
         STATE_DESTROYING: _ClassVar[Sandbox.State]
+        STATE_STOPPED: _ClassVar[Sandbox.State]
     STATE_UNSPECIFIED: Sandbox.State
     STATE_CREATING: Sandbox.State
     STATE_RUNNING: Sandbox.State
     STATE_DESTROYING: Sandbox.State
+    STATE_STOPPED: Sandbox.State
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
