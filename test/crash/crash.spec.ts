@@ -47,7 +47,9 @@ describe.each(["local", "proxmox"] as const)("crash recovery (%s)", (provider) =
   });
   afterEach(async () => {
     await Promise.allSettled(servers.splice(0).map((s) => s.kill()));
+    const refused = emulator?.rejectedRequests() ?? [];
     await emulator?.close();
+    expect(refused).toEqual([]); // every call sandboxd made passes Proxmox's published schema
     emulator = undefined;
     await purgeLocal(LOCAL);
   });

@@ -29,7 +29,9 @@ describe("two replicas on one Proxmox", () => {
   });
   afterAll(async () => {
     await Promise.allSettled(servers.map((s) => s.kill()));
+    const refused = emulator?.rejectedRequests() ?? [];
     await emulator?.close();
+    expect(refused).toEqual([]); // every call sandboxd made passes Proxmox's published schema
   });
 
   it("serve the same sandboxes, keep renewed ones, reap idempotently, and one carries on when the other is killed", async () => {

@@ -101,6 +101,9 @@ export async function startE2E(n: number, env: Record<string, string> = {}, prov
         } finally {
           await cleanup();
         }
+        // Every call sandboxd made in this suite must be one Proxmox's published schema accepts.
+        const refused = emulator?.rejectedRequests() ?? [];
+        if (refused.length) throw new Error(`sandboxd sent requests Proxmox's schema refuses: ${JSON.stringify(refused)}`);
       })()),
   };
 }

@@ -130,7 +130,9 @@ describe("Proxmox leases on the emulator", () => {
     getConfig.handler = real.get;
     clone.handler = real.clone;
     await cleaner?.close();
+    const refused = emu?.rejectedRequests() ?? [];
     await emu?.close();
+    expect(refused).toEqual([]); // nothing Proxmox's published schema refuses
   });
 
   it("create stores the lease in the description; readLease and a restarted provider read it back", async () => {

@@ -38,7 +38,9 @@ describe("ProxmoxProvider unknown outcomes", () => {
   afterAll(async () => {
     clone.handler = realClone;
     await provider?.close();
+    const refused = emu?.rejectedRequests() ?? [];
     await emu?.close();
+    expect(refused).toEqual([]); // nothing Proxmox's published schema refuses
     expect(lines.join("\n")).not.toContain(emu.connection.secret);
   });
 
