@@ -4,7 +4,7 @@ import { descriptionOut, digest, diskGiB, normaliseNet, normaliseTags, randomMac
 import type { Route } from "../context.js";
 import { sleep } from "../tasks.js";
 import { ctStatus } from "./cluster.js";
-import { lockConfig, vmCheck } from "./common.js";
+import { ctForUpdate, lockConfig, vmCheck } from "./common.js";
 
 const CONFIG_PRIVS: Record<string, string> = {
   cores: "VM.Config.CPU", memory: "VM.Config.Memory", swap: "VM.Config.Memory", hostname: "VM.Config.Network",
@@ -101,9 +101,7 @@ export const lxcRoutes: Route[] = [
       if (keys.length === 0) throw die("no options specified");
       const tags = p.tags === undefined ? undefined : normaliseTags(String(p.tags));
       const net0 = p.net0 === undefined ? undefined : normaliseNet(String(p.net0), /hwaddr=([0-9A-Fa-f:]+)/.exec(String(ct.conf.net0 ?? ""))?.[1]);
-      lockConfig(emu, vmid);
-      emu.cluster.checkLock(ct);
-      if (p.digest !== undefined && p.digest !== digest(ct.conf)) throw die("detected modified configuration - file changed by other user? Try again.");
+      ctForUpdate(emu, p);
       for (const k of String(p.delete ?? "").split(/[,;\s]+/).filter(Boolean)) delete ct.conf[k];
       // Any other option the schema accepted is stored as given (PVE would also parse property strings).
       for (const [k, v] of Object.entries(p)) if (!SPECIAL.has(k) && v !== undefined) ct.conf[k] = v;
@@ -117,10 +115,7 @@ export const lxcRoutes: Route[] = [
     method: "PUT", path: "/nodes/{node}/lxc/{vmid}/resize", check: vmCheck("VM.Config.Disk"),
     handler: ({ emu, p, user }) => {
       const vmid = Number(p.vmid);
-      const ct = emu.cluster.ct(String(p.node), vmid);
-      lockConfig(emu, vmid);
-      emu.cluster.checkLock(ct);
-      if (p.digest !== undefined && p.digest !== digest(ct.conf)) throw die("detected modified configuration - file changed by other user? Try again.");
+      const ct = ctForUpdate(emu, p);
       const volume = String(ct.conf[String(p.disk)] ?? "");
       if (!volume) throw die(`disk '${p.disk}' does not exist`);
       const m = /^(\+)?(\d+(?:\.\d+)?)([KMGT]?)$/.exec(String(p.size))!;
@@ -138,9 +133,7 @@ export const lxcRoutes: Route[] = [
     method: "DELETE", path: "/nodes/{node}/lxc/{vmid}", check: vmCheck("VM.Allocate"),
     handler: ({ emu, p, user }) => {
       const vmid = Number(p.vmid);
-      const ct = emu.cluster.ct(String(p.node), vmid);
-      lockConfig(emu, vmid);
-      emu.cluster.checkLock(ct);
+      const ct = ctForUpdate(emu, p);
       if (ct.status === "running" && p.force !== 1) throw die(`unable to destroy CT ${vmid} - container is running`);
       const saved = ct.conf;
       ct.conf = { lock: "destroyed" };
