@@ -8,7 +8,7 @@
  * names one it does not know, and from the periodic sync (ReplicaSync).
  */
 import { createHash } from "node:crypto";
-import { failedPrecondition, invalidArgument, isSandboxError, notFound, unavailable } from "../errors.js";
+import { failedPrecondition, invalidArgument, isSandboxError, notFound, unavailable, type SandboxError } from "../errors.js";
 import { LeaseReaper } from "../leases/lease-reaper.js";
 import { Periodic } from "../periodic.js";
 import { LeaseTable } from "../leases/lease-table.js";
@@ -68,6 +68,7 @@ export class SandboxManager {
       logger: o.logger,
     });
     this.syncing = new Periodic(() => sync.pass(), o.lease.syncIntervalMs);
+    o.registry.onUnreachable((id) => this.whyUnreachable(id));
   }
 
   get providerName(): string {
@@ -184,7 +185,7 @@ export class SandboxManager {
     await this.live(e);
     if (!e.handle.address) await this.refreshHandle(await this.o.provider.get(id));
     const now = this.entries.get(id);
-    if (now?.state === "stopped") throw failedPrecondition(`sandbox ${id} is stopped: its machine is not running (stopped outside sandboxd); destroy it and create another`);
+    if (now?.state === "stopped") throw stoppedError(id);
     if (!now?.handle.address) throw unavailable(`sandbox ${id} has no address yet`);
     const release = this.leases.pin(id, (err) => this.o.logger.warn({ sandboxId: id, err: String(err) }, "renewing the lease after an RPC failed; the reaper retries"));
     if (e.adopted) {
@@ -263,6 +264,13 @@ export class SandboxManager {
     this.leases.track(handle.id, lease);
   }
 
+  /** SSH could not connect: a sandbox stopped outside sandboxd says so (FAILED_PRECONDITION) rather than UNAVAILABLE. */
+  private async whyUnreachable(id: string): Promise<SandboxError | undefined> {
+    if (!this.entries.has(id)) return undefined;
+    await this.refreshHandle(await this.o.provider.get(id));
+    return this.entries.get(id)?.state === "stopped" ? stoppedError(id) : undefined;
+  }
+
   /** A fresher handle (address after a start, a stopped container) for a known sandbox. */
   private async refreshHandle(handle: SandboxHandle | undefined): Promise<void> {
     const e = handle && this.entries.get(handle.id);
@@ -297,3 +305,6 @@ export class SandboxManager {
     };
   }
 }
+
+const stoppedError = (id: string) =>
+  failedPrecondition(`sandbox ${id} is stopped: its machine is not running (stopped outside sandboxd); destroy it and create another`);

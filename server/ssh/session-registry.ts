@@ -3,7 +3,7 @@
  * plane asks for channels by sandbox id and never handles connections.
  */
 import type { ClientChannel, SFTPWrapper } from "ssh2";
-import { cancelled, notFound, unavailable } from "../errors.js";
+import { cancelled, isSandboxError, notFound, unavailable, type SandboxError } from "../errors.js";
 import type { SshTarget } from "../providers/provider.js";
 import type { ChannelOutput } from "./channel-output.js";
 import { ChannelRefusedError, defaultConnectionOptions, type ConnectionOptions } from "./connection.js";
@@ -47,6 +47,7 @@ export class SessionRegistry {
   private readonly pools = new Map<string, SandboxPool>();
   private readonly poolOptions: PoolOptions;
   private closedAll = false;
+  private unreachable?: (sandboxId: string) => Promise<SandboxError | undefined>;
 
   constructor(private readonly options: SessionRegistryOptions = {}) {
     this.poolOptions = {
@@ -89,12 +90,25 @@ export class SessionRegistry {
     return this.pools.get(sandboxId)?.stats ?? { connections: 0, connecting: 0, activeChannels: 0, waiting: 0 };
   }
 
+  /**
+   * Asked when a sandbox cannot be reached (connect failed): may give a truer
+   * error, such as "the sandbox is stopped", than the network's.
+   */
+  onUnreachable(explain: (sandboxId: string) => Promise<SandboxError | undefined>): void {
+    this.unreachable = explain;
+  }
+
   /** A channel slot; the caller opens the channel on lease.connection. */
   async acquire(sandboxId: string, options: ChannelOptions = {}): Promise<ChannelLease> {
     if (this.closedAll) throw unavailable("the SSH data plane is shutting down");
     // Unknown ids fail here, so no pool is kept for them.
     if (!this.pools.has(sandboxId)) await this.target(sandboxId);
-    return this.pool(sandboxId).acquire(options.control ?? false, options.signal);
+    try {
+      return await this.pool(sandboxId).acquire(options.control ?? false, options.signal);
+    } catch (err) {
+      if (!this.unreachable || this.closedAll || !isSandboxError(err, "unavailable") || options.signal?.aborted) throw err;
+      throw (await this.unreachable(sandboxId).catch(() => undefined)) ?? err;
+    }
   }
 
   /** Runs `command` on a new exec channel; the slot is freed when the channel closes. */

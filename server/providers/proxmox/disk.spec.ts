@@ -108,7 +108,7 @@ describe("Proxmox root disk size on the emulator (template 2 GiB)", () => {
   it("diskGiB 1 (below the template's 2) is invalid_argument on disk_gib, refused before anything is cloned", async () => {
     const cts = leftovers();
     const before = emu.requestCount();
-    const err = await provider.create(spec(1)).then(() => undefined, (e: unknown) => e);
+    const err = await provider.create(spec(1)).then((h) => (made.push(h.id), undefined), (e: unknown) => e);
     const calls = countsBetween(before, emu.requestCount()).byRoute;
     expect(isSandboxError(err, "invalid_argument")).toBe(true);
     expect((err as SandboxError).field).toBe("disk_gib");

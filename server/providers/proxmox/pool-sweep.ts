@@ -45,6 +45,8 @@ export type Kind = "ours" | "half-made" | "unrecognised" | "foreign";
 export function kindOf(vmid: number, conf: Record<string, unknown>, tag: string): { kind: Kind; id?: string; createdAt?: Date; requestId?: string } {
   const meta = parseDescription(conf.description as string | undefined);
   const tagged = hasTag(conf.tags as string | undefined, tag);
+  // A template is never a sandbox, even one made from a sandbox (pool members need not say `template`).
+  if (Number(conf.template ?? 0) === 1) return { kind: tagged ? "unrecognised" : "foreign" };
   const mine = meta && vmidOf(meta.id) === vmid && conf.hostname === meta.id;
   if (!mine) return { kind: tagged ? "unrecognised" : "foreign" };
   const lock = conf.lock as string | undefined;

@@ -283,7 +283,7 @@ export class ProxmoxProvider implements SandboxProvider {
     }
     const conf = await this.config(node, vmid);
     if (!conf) return undefined;
-    const ours = hasTag(conf.tags as string, this.cfg.tag) && parseDescription(conf.description as string)?.id === id;
+    const ours = !conf.template && hasTag(conf.tags as string, this.cfg.tag) && parseDescription(conf.description as string)?.id === id;
     const mid = this.creating.has(id) && conf.hostname === id;
     return ours || mid ? { node, vmid, conf } : undefined;
   }
