@@ -133,6 +133,15 @@ describe.each(["all", "declared"] as const)("pool sweep with pool members carryi
     expect((await p.get(reused))?.id).toBe(reused);
   });
 
+  it("a sandbox turned into a template by hand is never taken for a sandbox (the config says template)", async () => {
+    const p = await started();
+    const [vmid] = emu.addPaperContainers(1, (v) => ({ ...ours(newId(v)), template: 1 }));
+    const id = String(emu.containers().find((c) => c.vmid === vmid)!.conf.hostname);
+    expect(await p.listIds()).not.toContain(id);
+    expect((await p.list()).map((h) => h.id)).not.toContain(id);
+    expect(await p.get(id)).toBeUndefined();
+  });
+
   it("sent nothing Proxmox's schema refuses", () => {
     expect(emu.rejectedRequests()).toEqual([]);
   });
