@@ -24,6 +24,16 @@ describe("proxmox config", () => {
     });
   });
 
+  it("reads per-node templates, the datacenter firewall mode and the template checks waived", () => {
+    const one = loadConfig(base, read).proxmox!;
+    expect(one).toMatchObject({ templateId: 9000, templates: {}, datacenterFirewall: "require", allowUnsafeTemplate: [] });
+    const c = loadConfig({
+      ...base, SANDBOXD_PROXMOX_TEMPLATE_ID: "pve1=9000, pve2=9001", SANDBOXD_PROXMOX_DATACENTER_FIREWALL: "warn",
+      SANDBOXD_PROXMOX_ALLOW_UNSAFE_TEMPLATE: "swap,features",
+    }, read).proxmox!;
+    expect(c).toMatchObject({ templateId: 9000, templates: { pve1: 9000, pve2: 9001 }, datacenterFirewall: "warn", allowUnsafeTemplate: ["swap", "features"] });
+  });
+
   it("honours the seed's SANDBOX_PROXMOX_SECRET and SANDBOX_SSH_KEY_PATH", () => {
     const { SANDBOXD_PROXMOX_SECRET: _s, SANDBOXD_SSH_KEY_PATH: _k, ...rest } = base;
     const c = loadConfig({ ...rest, SANDBOX_PROXMOX_SECRET: "seed", SANDBOX_SSH_KEY_PATH: "/k" }, read);
@@ -36,6 +46,11 @@ describe("proxmox config", () => {
     [{ SANDBOXD_PROXMOX_TOKEN_ID: "root" }, "SANDBOXD_PROXMOX_TOKEN_ID: expected user@realm!tokenname"],
     [{ SANDBOXD_PROXMOX_SECRET: "" }, "SANDBOXD_PROXMOX_SECRET: required"],
     [{ SANDBOXD_PROXMOX_TEMPLATE_ID: "abc" }, "SANDBOXD_PROXMOX_TEMPLATE_ID: expected a vmid"],
+    [{ SANDBOXD_PROXMOX_TEMPLATE_ID: "pve3=9000" }, "SANDBOXD_PROXMOX_TEMPLATE_ID: 'pve3=9000': expected node=vmid with a node of SANDBOXD_PROXMOX_NODES"],
+    [{ SANDBOXD_PROXMOX_TEMPLATE_ID: "pve1=9000,pve1=9001" }, "SANDBOXD_PROXMOX_TEMPLATE_ID: node pve1 is named twice"],
+    [{ SANDBOXD_PROXMOX_TEMPLATE_ID: "pve1=12" }, "SANDBOXD_PROXMOX_TEMPLATE_ID: expected a vmid ≥ 100"],
+    [{ SANDBOXD_PROXMOX_DATACENTER_FIREWALL: "off" }, "SANDBOXD_PROXMOX_DATACENTER_FIREWALL: expected 'require' or 'warn'"],
+    [{ SANDBOXD_PROXMOX_ALLOW_UNSAFE_TEMPLATE: "nesting" }, "SANDBOXD_PROXMOX_ALLOW_UNSAFE_TEMPLATE: 'nesting' is not one of privileged, features, swap"],
     [{ SANDBOXD_PROXMOX_NODES: "bad node" }, "SANDBOXD_PROXMOX_NODES: 'bad node' is not a node name"],
     [{ SANDBOXD_PROXMOX_POOL: "" }, "SANDBOXD_PROXMOX_POOL: required"],
     [{ SANDBOXD_PROXMOX_HOST_KEY: "/nope" }, "SANDBOXD_PROXMOX_HOST_KEY: neither an OpenSSH public key line nor a readable file"],
