@@ -13,7 +13,7 @@ export interface Config {
   proxmox?: ProxmoxConfig;
   tls?: { certFile: string; keyFile: string };
   logLevel: string;
-  /** syncIntervalMs: how often a replica re-lists the provider's sandboxes (0: never). */
+  /** syncIntervalMs: how often a replica re-lists the provider's sandboxes (positive). */
   lease: { defaultTtlMs: number; maxTtlMs: number; reapIntervalMs: number; syncIntervalMs: number };
   defaults: { cores: number; memoryMiB: number; diskGiB: number };
   local: { instance: string; subnet: string; stateDir?: string };
