@@ -42,7 +42,12 @@ export interface SandboxServer {
 
 export function makeProvider(config: Config, logger: Logger): SandboxProvider {
   if (config.provider === "proxmox") return new ProxmoxProvider(config.proxmox!, { logger });
-  return new LocalRuntime({ instance: config.local.instance, subnet: config.local.subnet, stateDir: config.local.stateDir, logger });
+  const { pidsMax, ...limits } = config.local.limits;
+  const defined = <T extends object>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+  return new LocalRuntime({
+    instance: config.local.instance, subnet: config.local.subnet, stateDir: config.local.stateDir, logger,
+    pidsMax, limits: defined(limits), totals: defined(config.local.totals),
+  });
 }
 
 export async function startServer(config: Config, logger: Logger, provider = makeProvider(config, logger)): Promise<SandboxServer> {

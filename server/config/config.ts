@@ -16,7 +16,15 @@ export interface Config {
   /** syncIntervalMs: how often a replica re-lists the provider's sandboxes (positive). */
   lease: { defaultTtlMs: number; maxTtlMs: number; reapIntervalMs: number; syncIntervalMs: number };
   defaults: { cores: number; memoryMiB: number; diskGiB: number };
-  local: { instance: string; subnet: string; stateDir?: string };
+  local: {
+    instance: string;
+    subnet: string;
+    stateDir?: string;
+    /** Per sandbox (unset: the runtime's defaults from the host). */
+    limits: { maxSandboxes?: number; maxCores?: number; maxMemoryMiB?: number; maxDiskGiB?: number; pidsMax?: number };
+    /** All sandboxes together (unset: derived from the host, see server/providers/local/admission.ts). */
+    totals: { totalCores?: number; totalMemoryMiB?: number; totalPids?: number; diskReserveGiB?: number };
+  };
   /** After SIGTERM: how long health says NOT_SERVING while the port still accepts and serves (load balancers catch up). */
   drainDelayMs: number;
   /** Then: how long running RPCs may finish before they are cancelled. */
@@ -44,6 +52,15 @@ const SETTINGS = {
   localInstance: "SANDBOXD_LOCAL_INSTANCE",
   localSubnet: "SANDBOXD_LOCAL_SUBNET",
   localStateDir: "SANDBOXD_LOCAL_STATE_DIR",
+  localMaxSandboxes: "SANDBOXD_LOCAL_MAX_SANDBOXES",
+  localMaxCores: "SANDBOXD_LOCAL_MAX_CORES",
+  localMaxMemoryMiB: "SANDBOXD_LOCAL_MAX_MEMORY_MIB",
+  localMaxDiskGiB: "SANDBOXD_LOCAL_MAX_DISK_GIB",
+  localPidsMax: "SANDBOXD_LOCAL_PIDS_MAX",
+  localTotalCores: "SANDBOXD_LOCAL_TOTAL_CORES",
+  localTotalMemoryMiB: "SANDBOXD_LOCAL_TOTAL_MEMORY_MIB",
+  localTotalPids: "SANDBOXD_LOCAL_TOTAL_PIDS",
+  localDiskReserveGiB: "SANDBOXD_LOCAL_DISK_RESERVE_GIB",
   shutdownGrace: "SANDBOXD_SHUTDOWN_GRACE",
   drainDelay: "SANDBOXD_DRAIN_DELAY",
 } as const;
@@ -103,6 +120,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile = (p: 
     return n;
   };
 
+  const optInt = (s: Setting, min: number): number | undefined => (get(s).value === undefined ? undefined : int(s, 0, min));
+
   const listenRaw = get("listen");
   const listen = parseListen(listenRaw.value ?? "127.0.0.1:8080");
   if (!listen) fail(listenRaw.name, "host:port", listenRaw.value!);
@@ -155,7 +174,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile = (p: 
     logLevel,
     lease: { defaultTtlMs, maxTtlMs, reapIntervalMs: duration("leaseReapInterval", 250), syncIntervalMs: duration("syncInterval", 10_000) },
     defaults: { cores: int("defaultCores", 1, 1), memoryMiB: int("defaultMemoryMiB", 512, 64), diskGiB: int("defaultDiskGiB", 2, 1) },
-    local: { instance: instance.value ?? "sandboxd", subnet: subnet.value ?? "198.18.0.0/16", stateDir: get("localStateDir").value },
+    local: {
+      instance: instance.value ?? "sandboxd", subnet: subnet.value ?? "198.18.0.0/16", stateDir: get("localStateDir").value,
+      limits: {
+        maxSandboxes: optInt("localMaxSandboxes", 1), maxCores: optInt("localMaxCores", 1), maxMemoryMiB: optInt("localMaxMemoryMiB", 64),
+        maxDiskGiB: optInt("localMaxDiskGiB", 1), pidsMax: optInt("localPidsMax", 16),
+      },
+      totals: {
+        totalCores: optInt("localTotalCores", 1), totalMemoryMiB: optInt("localTotalMemoryMiB", 64), totalPids: optInt("localTotalPids", 64),
+        diskReserveGiB: optInt("localDiskReserveGiB", 0),
+      },
+    },
     drainDelayMs: duration("drainDelay", 5_000, true),
     shutdownGraceMs: duration("shutdownGrace", 10_000),
   };

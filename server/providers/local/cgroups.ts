@@ -58,6 +58,11 @@ export class Cgroups {
     private readonly pidsReserve = 64,
   ) {}
 
+  /** The most processes one sandbox can have (its user's cap plus sshd's reserve). */
+  get pidsPerSandbox(): number {
+    return this.pidsMax + this.pidsReserve;
+  }
+
   /** Instance directories, one per hierarchy (v1: memory, pids, cpu and freezer if present). */
   private instanceDirs(): string[] {
     if (this.layout.version === 2) return [`${this.layout.root}/${this.instance}`];
@@ -113,6 +118,25 @@ export class Cgroups {
       return;
     }
     for (const d of this.instanceDirs()) await fs.mkdir(d, { recursive: true });
+  }
+
+  /**
+   * Caps every sandbox of the instance together (memory, pids), so the host's
+   * own processes (sandboxd, the host sshd) always keep room, whatever the
+   * sandboxes do. v1 relies on memory.use_hierarchy (1 on current kernels).
+   */
+  async limitInstance(memoryMiB: number, pids: number): Promise<void> {
+    const memory = String(memoryMiB * 2 ** 20);
+    if (this.layout.version === 2) {
+      const dir = `${this.layout.root}/${this.instance}`;
+      await writeControl(`${dir}/memory.max`, memory);
+      await writeControl(`${dir}/pids.max`, String(pids));
+      return;
+    }
+    const memoryDir = this.layout.mounts.get("memory");
+    const pidsDir = this.layout.mounts.get("pids");
+    if (memoryDir) await writeControl(`${memoryDir}/${this.instance}/memory.limit_in_bytes`, memory);
+    if (pidsDir) await writeControl(`${pidsDir}/${this.instance}/pids.max`, String(pids));
   }
 
   async create(id: string, limits: CgroupLimits, uid: number): Promise<void> {

@@ -1,6 +1,7 @@
 /** Options of the local runtime and their defaults. */
 import os from "node:os";
 import type { Limits } from "./spec.js";
+import type { Totals } from "./admission.js";
 
 type LogFn = (obj: object, msg?: string) => void;
 /** The subset of a pino logger the runtime uses. */
@@ -24,6 +25,8 @@ export interface LocalRuntimeOptions {
   /** pids.max of a sandbox's user processes (sshd gets a reserve on top). Default 1024. */
   pidsMax?: number;
   limits?: Partial<Limits>;
+  /** All sandboxes together; unset parts are derived from the host (see admission.ts). */
+  totals?: Partial<Totals>;
   logger?: Logger;
   /** The key every sandbox authorises, instead of the per-instance one generated in the state dir. */
   clientKey?: { privateKey: Buffer | string; publicKey: string };

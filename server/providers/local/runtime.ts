@@ -18,6 +18,7 @@ import { Names, newSandboxId } from "./names.js";
 import { Network } from "./network.js";
 import { resolveLimits, silentLogger, type LocalRuntimeOptions, type Logger } from "./options.js";
 import { reconcile } from "./recovery.js";
+import { admit, allocatedBytes, defaultTotals, freeBytes, type Totals } from "./admission.js";
 import { validateSpec, type Limits } from "./spec.js";
 import { StateStore, lockInstance, unlockInstance, type SandboxRecord } from "./state.js";
 
@@ -50,6 +51,9 @@ export class LocalRuntime implements SandboxProvider {
   private readonly store: StateStore;
   private readonly pool: AddressPool;
   private readonly pidsMax: number;
+  private readonly totalsOption?: Partial<Totals>;
+  /** All sandboxes together (set by start). */
+  totals?: Totals;
   private readonly log: Logger;
   private readonly fixedClientKey?: KeyPair;
   private readonly fixedHostKey?: KeyPair;
@@ -68,6 +72,7 @@ export class LocalRuntime implements SandboxProvider {
     this.subnet = parseSubnet(options.subnet ?? "198.18.0.0/16");
     this.stateDir = options.stateDir ?? `/var/lib/sandboxd/${this.instance}`;
     this.pidsMax = options.pidsMax ?? 1024;
+    this.totalsOption = options.totals;
     this.log = options.logger ?? silentLogger;
     this.pool = new AddressPool(this.subnet);
     this.limits = resolveLimits(options.limits, this.pool.capacity);
@@ -108,6 +113,8 @@ export class LocalRuntime implements SandboxProvider {
     this.clientKey = this.fixedClientKey ?? (await loadOrCreateClientKey(this.stateDir));
     await ensureTemplate(this.templateDir, this.user.uid, this.user.gid);
     await this.cgroups.prepareInstance();
+    this.totals = await defaultTotals(this.stateDir, this.totalsOption);
+    await this.cgroups.limitInstance(this.totals.totalMemoryMiB, this.totals.totalPids);
     await this.network.ensureBridge();
     // The table first, keeping internet for sandboxes that may be adopted; teardown of the others removes their elements.
     const records = await Promise.all((await this.store.listIds()).map((id) => this.store.read(id)));
@@ -143,7 +150,11 @@ export class LocalRuntime implements SandboxProvider {
     this.assertReady();
     if (options.signal?.aborted) throw cancelled("create cancelled before it started");
     const valid = validateSpec(spec, this.limits);
-    if (this.entries.size >= this.limits.maxSandboxes) throw resourceExhausted(`at most ${this.limits.maxSandboxes} sandboxes`);
+    const allocated = new Map(await Promise.all([...this.entries.keys()].map(async (id) => [id, await allocatedBytes(`${this.store.dir(id)}/disk.img`)] as const)));
+    const free = await freeBytes(this.stateDir);
+    // From here to entries.set nothing awaits: concurrent creates see each other.
+    if (this.entries.size >= this.limits.maxSandboxes) throw resourceExhausted(`at most ${this.limits.maxSandboxes} sandboxes (SANDBOXD_LOCAL_MAX_SANDBOXES)`);
+    admit(valid, [...this.entries.values()].map((e) => ({ spec: e.spec, allocatedBytes: allocated.get(e.id) })), this.totals!, free, this.cgroups.pidsPerSandbox);
     const address = this.pool.allocate();
     if (!address) throw resourceExhausted(`no free address in ${this.subnet.cidr}`);
     let id = newSandboxId();
