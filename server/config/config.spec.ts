@@ -25,6 +25,18 @@ describe("loadConfig", () => {
     expect(c.local).toMatchObject({ instance: "sbx", subnet: "198.18.5.0/24" });
   });
 
+  it("reads the local runtime's per-sandbox limits and totals (unset: derived from the host)", () => {
+    expect(loadConfig({}).local).toMatchObject({ limits: { maxSandboxes: undefined, pidsMax: undefined }, totals: { totalMemoryMiB: undefined } });
+    const c = loadConfig({
+      SANDBOXD_LOCAL_MAX_SANDBOXES: "20", SANDBOXD_LOCAL_MAX_MEMORY_MIB: "4096", SANDBOXD_LOCAL_PIDS_MAX: "512",
+      SANDBOXD_LOCAL_TOTAL_MEMORY_MIB: "16384", SANDBOXD_LOCAL_TOTAL_PIDS: "20000", SANDBOXD_LOCAL_DISK_RESERVE_GIB: "0",
+    });
+    expect(c.local.limits).toMatchObject({ maxSandboxes: 20, maxMemoryMiB: 4096, pidsMax: 512 });
+    expect(c.local.totals).toMatchObject({ totalMemoryMiB: 16384, totalPids: 20000, diskReserveGiB: 0 });
+    expect(() => loadConfig({ SANDBOXD_LOCAL_PIDS_MAX: "8" })).toThrow(/SANDBOXD_LOCAL_PIDS_MAX/);
+    expect(() => loadConfig({ SANDBOXD_LOCAL_TOTAL_MEMORY_MIB: "lots" })).toThrow(/SANDBOXD_LOCAL_TOTAL_MEMORY_MIB/);
+  });
+
   it("env overrides the file", () => {
     const file = JSON.stringify({ listen: "127.0.0.1:7000", logLevel: "warn", leaseDefaultTtl: "5m" });
     const c = loadConfig({ SANDBOXD_CONFIG: "/etc/x.json", SANDBOXD_LOG_LEVEL: "error" }, () => file);
