@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { SandboxError, invalidArgument, type SandboxErrorKind } from "../errors.js";
-import { toConnectError } from "./errors.js";
+import { INTERNAL_MESSAGE, toConnectError } from "./errors.js";
 
 const logged: object[] = [];
 const log = { debug() {}, info() {}, warn() {}, error: (o: object) => void logged.push(o) };
@@ -21,7 +21,7 @@ describe("toConnectError", () => {
   ])("maps %s", (kind, code) => {
     const ce = toConnectError(new SandboxError(kind, "boom"), log);
     expect(ce.code).toBe(code);
-    expect(ce.rawMessage).toBe("boom");
+    expect(ce.rawMessage).toBe(kind === "internal" ? INTERNAL_MESSAGE : "boom");
   });
 
   it("renames domain fields to proto fields", () => {
@@ -33,8 +33,15 @@ describe("toConnectError", () => {
     logged.length = 0;
     const ce = toConnectError(new Error("secret path /var/lib/x/key"), log);
     expect(ce.code).toBe(Code.Internal);
-    expect(ce.rawMessage).toBe("internal error");
+    expect(ce.rawMessage).toBe(INTERNAL_MESSAGE);
     expect(JSON.stringify(logged)).toContain("secret path");
+  });
+
+  it("keeps an internal SandboxError's details (host command lines, log tails) in the log, out of the answer", () => {
+    logged.length = 0;
+    const ce = toConnectError(new SandboxError("internal", "create sbx-1: ip netns add sbx-1: exit 1: /run/netns busy"), log);
+    expect([ce.code, ce.rawMessage]).toEqual([Code.Internal, INTERNAL_MESSAGE]);
+    expect(JSON.stringify(logged)).toContain("ip netns add");
   });
 
   it("passes ConnectErrors through", () => {

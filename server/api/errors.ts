@@ -8,6 +8,9 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { isSandboxError, type SandboxErrorKind } from "../errors.js";
 import type { Logger } from "../providers/local/options.js";
 
+/** What a client sees of an internal error; the rpc log line with the same x-request-id has the details. */
+export const INTERNAL_MESSAGE = "internal error: the server's log has the details under this call's x-request-id";
+
 const CODES: Record<SandboxErrorKind, Code> = {
   not_found: Code.NotFound,
   invalid_argument: Code.InvalidArgument,
@@ -40,11 +43,15 @@ export function toConnectError(err: unknown, log: Logger, context: object = {}):
     let message = err.message;
     const proto = err.field && PROTO_FIELDS[err.field];
     if (proto && message.startsWith(`${err.field}:`)) message = proto + message.slice(err.field!.length);
-    if (err.kind === "internal") log.error({ ...context, err: describe(err) }, "internal error");
+    if (err.kind === "internal") {
+      // Internal errors may carry host details (command lines, log tails): the log gets them, the client does not.
+      log.error({ ...context, err: describe(err) }, "internal error");
+      return new ConnectError(INTERNAL_MESSAGE, Code.Internal);
+    }
     return new ConnectError(message, CODES[err.kind]);
   }
   log.error({ ...context, err: describe(err) }, "unexpected error");
-  return new ConnectError("internal error", Code.Internal);
+  return new ConnectError(INTERNAL_MESSAGE, Code.Internal);
 }
 
 function describe(err: unknown): object {

@@ -221,3 +221,15 @@ describe("ProxmoxProvider.start() preflight: template storage on several nodes",
     });
   });
 });
+
+describe("ProxmoxProvider.start() preflight: TLS", () => {
+  it("warns loudly when certificate verification is off (SANDBOXD_PROXMOX_INSECURE), and not otherwise", async () => {
+    await withEmulator({}, async (emu) => {
+      const insecure = await tryStart(emu, { insecure: true, caFile: undefined });
+      expect(insecure.err).toBeUndefined();
+      expect(insecure.log.warns().filter((l) => l.obj.setting === "SANDBOXD_PROXMOX_INSECURE")).toHaveLength(1);
+      const verified = await tryStart(emu);
+      expect(verified.log.warns().filter((l) => l.obj.setting === "SANDBOXD_PROXMOX_INSECURE")).toEqual([]);
+    });
+  });
+});

@@ -59,6 +59,9 @@ export class ProxmoxProvider implements SandboxProvider {
     } catch (e) {
       throw failedPrecondition(`SANDBOXD_SSH_KEY_PATH: cannot read ${this.cfg.sshKeyPath}: ${(e as Error).message}`);
     }
+    if (this.cfg.insecure) {
+      this.log.warn({ setting: "SANDBOXD_PROXMOX_INSECURE" }, "TLS certificate verification of the Proxmox API is OFF: anyone on the path can read the API token; set SANDBOXD_PROXMOX_CA_FILE or SANDBOXD_PROXMOX_FINGERPRINT instead");
+    }
     const deadline = Date.now() + 30_000;
     // An authenticated call first: a wrong token fails here, naming the settings.
     const version = await checkVersion(this.client, deadline).catch((e) => Promise.reject(toSandboxError(e, `connecting to Proxmox at ${this.cfg.url}`)));
