@@ -45,8 +45,12 @@ export interface Connection {
   /** Private key the template's sandbox user authorises. */
   sshKeyPath: string;
   sshUser: string;
-  /** The template's SSH host public key line, shared by all clones. */
-  hostKey: string;
+  /**
+   * With `sharedHostKey`, the template's SSH host public key line that every
+   * clone shares. Else undefined: like a template without host keys, each
+   * clone's sshd has its own (sandboxd learns it at create).
+   */
+  hostKey?: string;
 }
 
 export interface Emulator {
@@ -86,7 +90,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   await fs.mkdir(stateDir, { recursive: true, mode: 0o700 });
   const tls = await ensureCertificate(stateDir, host);
   const clientKey = generateEd25519();
-  const hostKey = generateEd25519();
+  const hostKey = options.sharedHostKey ? generateEd25519() : undefined;
   const sshKeyPath = `${stateDir}/id_ed25519`;
   await fs.writeFile(sshKeyPath, clientKey.privateKey, { mode: 0o600 });
   await fs.writeFile(`${sshKeyPath}.pub`, `${clientKey.publicKey}\n`);
@@ -137,7 +141,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const url = `https://${host.includes(":") ? `[${host}]` : host}:${port}`;
   const connection: Connection = {
     url, caFile: tls.certFile, fingerprint: tls.fingerprint, tokenId, secret, nodes, templateId: t.vmid, templates, pool, bridge,
-    sshKeyPath, sshUser: "sandbox", hostKey: hostKey.publicKey,
+    sshKeyPath, sshUser: "sandbox", hostKey: hostKey?.publicKey,
   };
   const connectionFile = `${stateDir}/connection.json`;
   await fs.writeFile(connectionFile, `${JSON.stringify(connection, null, 2)}\n`, { mode: 0o600 });

@@ -89,6 +89,8 @@ export interface EmulatorOptions {
   instance?: string;
   /** LocalRuntime subnet. Default "198.18.180.0/24". */
   subnet?: string;
+  /** One SSH host key for every CT (a template that kept its host keys). Default false: a key per CT, as sshd makes at first boot. */
+  sharedHostKey?: boolean;
   /** Largest sandbox disk in GiB. Default 16. */
   maxDiskGiB?: number;
   /** What GET /version reports. Default "9.1.3" (the version of the schema extract in test/pve-schema). */

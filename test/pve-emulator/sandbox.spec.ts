@@ -14,7 +14,7 @@ describe("pve emulator with real sandboxes", () => {
   let c: PveClient;
   beforeAll(async () => {
     emu = await startEmulator({
-      port: 0, instance: "pve-emu-t-sbx", subnet: "198.18.183.0/24",
+      port: 0, sharedHostKey: true, instance: "pve-emu-t-sbx", subnet: "198.18.183.0/24",
       timing: { cloneMs: 100, startMs: 200, ipDelayMs: 300, stopMs: 10, destroyMs: 10, authFailDelayMs: 10 },
     });
     c = new PveClient(emu.connection);
@@ -51,7 +51,7 @@ describe("pve emulator with real sandboxes", () => {
     expect(polls).toBeGreaterThan(1); // the address shows up some time after the start
     expect(ip).toMatch(/^198\.18\.183\.\d+\/24$/);
     const address = ip.split("/")[0]!;
-    const target = { host: address, port: 22, username: sshUser, privateKey: readFileSync(sshKeyPath), hostKey };
+    const target = { host: address, port: 22, username: sshUser, privateKey: readFileSync(sshKeyPath), hostKey: hostKey! };
     const r = await sshExec(target, "id -un");
     expect([r.code, r.stdout.trim()]).toEqual([0, "sandbox"]);
     const [sbx] = await emu.sandboxes.runtime.list();

@@ -22,7 +22,7 @@ export function proxmoxEnvOf(c: Connection): Record<string, string> {
     SANDBOXD_PROXMOX_POOL: c.pool,
     SANDBOXD_PROXMOX_BRIDGE: c.bridge,
     SANDBOXD_PROXMOX_CA_FILE: c.caFile,
-    SANDBOXD_PROXMOX_HOST_KEY: c.hostKey,
+    ...(c.hostKey ? { SANDBOXD_PROXMOX_HOST_KEY: c.hostKey } : {}),
     SANDBOXD_SSH_KEY_PATH: c.sshKeyPath,
     SANDBOXD_SSH_USER: c.sshUser,
   };

@@ -8,8 +8,9 @@
  * - Disk: images are sparse, so each can still grow to its size. A new one is
  *   admitted only if it and the unwritten rest of every other image fit in
  *   the free space of the state directory's file system, less a reserve.
- * - Cores: CPU is time-shared, so the sum of quotas may exceed the host's
- *   cores, up to a total (default 4× the cores).
+ * - Cores: CPU is time-shared and each sandbox's quota caps it, so the sum
+ *   of quotas may exceed the host's cores, up to a total (default 16× the
+ *   cores: idle sandboxes are the common case).
  * - Pids: every sandbox may fork up to its own cap, and the sum of the caps
  *   stays within the total (default: kernel.pid_max less a reserve), so no
  *   sandbox's fork bomb can starve a neighbour or the host. The instance
@@ -35,13 +36,13 @@ export interface Totals {
 
 const GiB = 2 ** 30;
 
-/** Defaults from the host: memory less max(1 GiB, 10 %), 4× the cores, disk reserve max(2 GiB, 5 % of the file system), pid_max less max(4096, 25 %). */
+/** Defaults from the host: memory less max(1 GiB, 10 %), 16× the cores, disk reserve max(2 GiB, 5 % of the file system), pid_max less max(4096, 25 %). */
 export async function defaultTotals(stateDir: string, over: Partial<Totals> = {}): Promise<Totals> {
   const memMiB = Math.floor(os.totalmem() / 2 ** 20);
   const pidMax = Number((await readText("/proc/sys/kernel/pid_max"))?.trim() ?? 32768);
   const fsGiB = await fs.statfs(stateDir).then((s) => (s.blocks * s.bsize) / GiB, () => 0);
   return {
-    totalCores: over.totalCores ?? 4 * os.availableParallelism(),
+    totalCores: over.totalCores ?? 16 * os.availableParallelism(),
     totalMemoryMiB: over.totalMemoryMiB ?? memMiB - Math.max(1024, Math.ceil(memMiB / 10)),
     diskReserveGiB: over.diskReserveGiB ?? Math.max(2, Math.ceil(fsGiB / 20)),
     totalPids: over.totalPids ?? pidMax - Math.max(4096, Math.ceil(pidMax / 4)),

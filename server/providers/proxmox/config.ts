@@ -22,8 +22,11 @@ export interface ProxmoxConfig {
   caFile?: string;
   fingerprint?: string;
   insecure: boolean;
-  /** OpenSSH public key line of the template's host key (clones share it). */
-  hostKey: string;
+  /**
+   * A host key every clone shares (OpenSSH line), the old way. Unset: the
+   * template has no host keys, each clone makes its own, learnt at create and pinned.
+   */
+  hostKey?: string;
   sshKeyPath: string;
   sshUser: string;
   tag: string;
@@ -123,18 +126,18 @@ export function parseProxmoxConfig(get: Getter, parseDuration: (s: string) => nu
     }
   }
 
+  // Unset (recommended): each clone's own key, learnt at create and pinned. Set: one key shared by every clone.
   const hk = get("proxmoxHostKey");
-  if (hk.value === undefined) fail(hk.name, "required: the template's SSH host public key (OpenSSH line or a file holding it)");
-  let hostKey = hk.value!.trim();
-  if (!KEY_LINE.test(hostKey)) {
+  let hostKey = hk.value?.trim();
+  if (hostKey !== undefined && !KEY_LINE.test(hostKey)) {
     try {
       hostKey = readFile(hostKey).trim().split("\n")[0]!.trim();
     } catch (e) {
       fail(hk.name, `neither an OpenSSH public key line nor a readable file: ${(e as Error).message}`);
     }
-    if (!KEY_LINE.test(hostKey)) fail(hk.name, "the file does not hold an OpenSSH public key line");
+    if (!KEY_LINE.test(hostKey!)) fail(hk.name, "the file does not hold an OpenSSH public key line");
   }
-  hostKey = hostKey.split(" ").slice(0, 2).join(" ");
+  hostKey = hostKey?.split(" ").slice(0, 2).join(" ");
 
   const sshKeyPath = required("sshKeyPath");
   try {

@@ -19,6 +19,7 @@ import { ctPath, destroyVm, waitIpv4, waitSsh } from "./lifecycle.js";
 import { backoffMs, classify, pollMs, sleep } from "./retry.js";
 import { waitTask } from "./tasks.js";
 import type { CloneSource } from "./templates.js";
+import { learnHostKey } from "./host-key.js";
 
 export interface CreateContext {
   client: PveClient;
@@ -35,6 +36,8 @@ export interface Created {
   node: string;
   vmid: number;
   address: string;
+  /** The sshd host key pinned for it. */
+  hostKey: string;
   createdAt: Date;
   /** The lease as stored at the end (restarted at ready). */
   lease?: StoredLease;
@@ -91,13 +94,15 @@ export async function createSandbox(ctx: CreateContext, node: string, spec: Sand
     } catch (e) {
       if (!/already running/i.test((e as Error).message)) throw e;
     }
+    // Read once, before any command of the user ran in it, then pinned (stored below).
     const address = await waitIpv4(client, node, vmid, deadline, signal);
     await waitSsh(address, 22, deadline, signal);
+    const hostKey = cfg.hostKey ?? (await learnHostKey(address, 22, Math.max(1000, Math.min(15_000, deadline - Date.now()))));
     const lease = stored.lease && { expiresAt: Date.now() + stored.lease.ttlMs, ttlMs: stored.lease.ttlMs };
     await client.put(`${path}/config`, {
-      tags: withTag(conf.tags as string | undefined, cfg.tag), description: formatDescription({ id, spec, createdAt, ...stored, lease }),
+      tags: withTag(conf.tags as string | undefined, cfg.tag), description: formatDescription({ id, spec, createdAt, ...stored, lease, address, hostKey }),
     }, { deadline, signal });
-    return { id, node, vmid, address, createdAt, ...(lease ? { lease } : {}) };
+    return { id, node, vmid, address, hostKey, createdAt, ...(lease ? { lease } : {}) };
   } catch (e) {
     if (made) {
       const m = made;

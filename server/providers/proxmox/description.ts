@@ -17,13 +17,20 @@ export interface SandboxMeta {
   id: string;
   spec: SandboxSpec;
   createdAt: Date;
+  /** Pinned at create: the address sandboxd reaches it at (never re-read from the container, whose root could change it). */
+  address?: string;
+  /** Pinned at create: the host key its sshd made at first boot (OpenSSH line). */
+  hostKey?: string;
   lease?: StoredLease;
   request?: CreateRequestKey;
 }
 
 export function formatDescription(meta: SandboxMeta): string {
   const lease = meta.lease && { expiresAt: new Date(meta.lease.expiresAt).toISOString(), ttlMs: meta.lease.ttlMs };
-  const json = JSON.stringify({ v: 1, id: meta.id, createdAt: meta.createdAt.toISOString(), spec: meta.spec, ...(lease ? { lease } : {}), ...(meta.request ? { request: meta.request } : {}) });
+  const json = JSON.stringify({
+    v: 1, id: meta.id, createdAt: meta.createdAt.toISOString(), spec: meta.spec, ...(lease ? { lease } : {}), ...(meta.request ? { request: meta.request } : {}),
+    ...(meta.address ? { address: meta.address } : {}), ...(meta.hostKey ? { hostKey: meta.hostKey } : {}),
+  });
   return `${HEADER}\n${PREFIX}${json}`;
 }
 
@@ -46,7 +53,9 @@ export function parseDescription(text: string | undefined): SandboxMeta | undefi
     const lease = Number.isFinite(expiresAt) && Number.isFinite(ttlMs) && ttlMs > 0 ? { expiresAt, ttlMs } : undefined;
     const r = o.request;
     const request = r && typeof r.id === "string" && typeof r.fingerprint === "string" ? { id: r.id, fingerprint: r.fingerprint } : undefined;
-    return { id: o.id, createdAt, spec, ...(lease ? { lease } : {}), ...(request ? { request } : {}) };
+    const address = typeof o.address === "string" && /^\d{1,3}(\.\d{1,3}){3}$/.test(o.address) ? o.address : undefined;
+    const hostKey = typeof o.hostKey === "string" && /^ssh-ed25519 [A-Za-z0-9+/]+={0,2}$/.test(o.hostKey) ? o.hostKey : undefined;
+    return { id: o.id, createdAt, spec, ...(lease ? { lease } : {}), ...(request ? { request } : {}), ...(address ? { address } : {}), ...(hostKey ? { hostKey } : {}) };
   } catch {
     return undefined;
   }

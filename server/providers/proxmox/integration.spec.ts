@@ -43,7 +43,7 @@ describe("ProxmoxProvider on the emulator", () => {
     const config = loadConfig({
       SANDBOXD_PROVIDER: "proxmox", SANDBOXD_PROXMOX_URL: c.url, SANDBOXD_PROXMOX_TOKEN_ID: c.tokenId, SANDBOX_PROXMOX_SECRET: c.secret,
       SANDBOXD_PROXMOX_NODES: c.nodes.join(","), SANDBOXD_PROXMOX_TEMPLATE_ID: String(c.templateId), SANDBOXD_PROXMOX_POOL: c.pool,
-      SANDBOXD_PROXMOX_BRIDGE: c.bridge, SANDBOXD_PROXMOX_CA_FILE: c.caFile, SANDBOXD_PROXMOX_HOST_KEY: c.hostKey, SANDBOXD_SSH_KEY_PATH: c.sshKeyPath,
+      SANDBOXD_PROXMOX_BRIDGE: c.bridge, SANDBOXD_PROXMOX_CA_FILE: c.caFile, SANDBOXD_SSH_KEY_PATH: c.sshKeyPath,
     });
     const p = makeProvider(config, { debug() {}, info() {}, warn() {}, error() {} } as never);
     expect(p.name).toBe("proxmox");
@@ -66,7 +66,10 @@ describe("ProxmoxProvider on the emulator", () => {
 
   it("creates a sandbox reachable over SSH, lists, toggles internet and destroys it", async () => {
     const h = await provider.create(SPEC);
-    expect(h.ssh).toMatchObject({ host: h.address, port: 22, username: "sandbox", hostKey: emu.connection.hostKey });
+    // Its own host key, learnt at create, and the address pinned then (stored in the description).
+    expect(h.ssh).toMatchObject({ host: h.address, port: 22, username: "sandbox" });
+    expect(h.ssh.hostKey).toMatch(/^ssh-ed25519 AAAA/);
+    expect((await provider.get(h.id))?.ssh.hostKey).toBe(h.ssh.hostKey);
     const registry = new SessionRegistry();
     registry.register(h.id, h.ssh);
     try {
@@ -99,8 +102,23 @@ describe("ProxmoxProvider on the emulator", () => {
     const hs = await Promise.all(Array.from({ length: 10 }, () => provider.create(SPEC)));
     expect(new Set(hs.map((h) => h.id)).size).toBe(10);
     expect(new Set(hs.map((h) => h.address)).size).toBe(10);
+    // Each clone's sshd made its own host key, learnt at create: no sandbox can pass for another.
+    expect(new Set(hs.map((h) => h.ssh.hostKey)).size).toBe(10);
     await Promise.all(hs.map((h) => provider.destroy(h.id)));
     expect(leftovers(emu)).toEqual([]);
+  });
+
+  it("pins the address at create: a container that reports another one later (its root changed eth0) is not followed", async () => {
+    const h = await provider.create(SPEC);
+    try {
+      const ct = emu.containers().find((c) => c.vmid === Number(h.id.split("-")[1]))!;
+      ct.address = "198.18.182.250"; // what /interfaces reports from now on
+      const again = await new ProxmoxProvider(configOf(emu)).get(h.id);
+      expect(again?.address).toBe(h.address);
+      expect(again?.ssh.hostKey).toBe(h.ssh.hostKey);
+    } finally {
+      await provider.destroy(h.id);
+    }
   });
 
   it("a failing clone task gives a clear error and leaves nothing", async () => {

@@ -59,6 +59,9 @@ export class ProxmoxProvider implements SandboxProvider {
     } catch (e) {
       throw failedPrecondition(`SANDBOXD_SSH_KEY_PATH: cannot read ${this.cfg.sshKeyPath}: ${(e as Error).message}`);
     }
+    if (this.cfg.hostKey) {
+      this.log.warn({ setting: "SANDBOXD_PROXMOX_HOST_KEY" }, "every sandbox shares the template's SSH host key, so pinning cannot tell one sandbox from another: remove the template's host keys and unset SANDBOXD_PROXMOX_HOST_KEY to pin a key per sandbox (docs/proxmox.md §3)");
+    }
     if (this.cfg.insecure) {
       this.log.warn({ setting: "SANDBOXD_PROXMOX_INSECURE" }, "TLS certificate verification of the Proxmox API is OFF: anyone on the path can read the API token; set SANDBOXD_PROXMOX_CA_FILE or SANDBOXD_PROXMOX_FINGERPRINT instead");
     }
@@ -119,7 +122,7 @@ export class ProxmoxProvider implements SandboxProvider {
       this.log.info({ id: c.id, node: c.node, vmid: c.vmid, address: c.address }, "proxmox sandbox created");
       const lease = c.lease;
       const request = options.request && { ...options.request };
-      return { id: c.id, state: "running", spec, address: c.address, ssh: this.ssh(c.address), createdAt: c.createdAt, ...(lease ? { lease } : {}), ...(request ? { request } : {}) };
+      return { id: c.id, state: "running", spec, address: c.address, ssh: this.ssh(c.address, c.hostKey), createdAt: c.createdAt, ...(lease ? { lease } : {}), ...(request ? { request } : {}) };
     } catch (e) {
       if (id) this.nodes.delete(id);
       throw toSandboxError(e, `create on node ${slot.node}`, signal);
@@ -251,13 +254,13 @@ export class ProxmoxProvider implements SandboxProvider {
     // The largest description this spec can get: with a lease and a 128-character request id.
     const probe = formatDescription({
       id: "sbx-999999999-ffffffff", spec, createdAt: new Date(), lease: { expiresAt: Date.now(), ttlMs: 2 ** 40 },
-      request: { id: "\u0001".repeat(128), fingerprint: "f".repeat(43) },
+      request: { id: "\u0001".repeat(128), fingerprint: "f".repeat(43) }, address: "255.255.255.255", hostKey: `ssh-ed25519 ${"A".repeat(68)}`,
     });
     if (probe.length > MAX_DESCRIPTION) throw invalidArgument("labels", `too large: Proxmox descriptions hold at most ${MAX_DESCRIPTION} characters`);
   }
 
-  private ssh(address: string) {
-    return { host: address, port: 22, username: this.cfg.sshUser, privateKey: this.privateKey, hostKey: this.cfg.hostKey };
+  private ssh(address: string, hostKey: string | undefined) {
+    return { host: address, port: 22, username: this.cfg.sshUser, privateKey: this.privateKey, hostKey: hostKey ?? this.cfg.hostKey ?? "" };
   }
 
   private async members(deadline?: number): Promise<Member[]> {
@@ -295,12 +298,13 @@ export class ProxmoxProvider implements SandboxProvider {
     const meta = parseDescription(conf.description as string);
     const path = ctPath(node, vmid);
     const [ifaces, fw, status] = await Promise.all([
-      this.client.get(`${path}/interfaces`).catch(() => null),
+      meta?.address ? null : this.client.get(`${path}/interfaces`).catch(() => null),
       this.client.get<Record<string, unknown>>(`${path}/firewall/options`).catch(() => undefined),
       this.client.get<{ status?: string }>(`${path}/status/current`).catch(() => undefined),
     ]);
     const stopped = status?.status === "stopped";
-    const address = stopped ? "" : ipv4Of(ifaces) ?? "";
+    // The pinned address; only sandboxes made before pinning existed fall back to what the container reports.
+    const address = stopped ? "" : meta?.address ?? ipv4Of(ifaces) ?? "";
     const state: SandboxState = this.creating.has(id) ? "creating" : conf.lock === "destroyed" ? "destroying" : stopped ? "stopped" : "running";
     const spec: SandboxSpec = meta?.spec ?? { cores: Number(conf.cores ?? 1), memoryMiB: Number(conf.memory ?? 512), diskGiB: 0, internet: false, labels: {} };
     // What the container really has, not what was asked for.
@@ -309,6 +313,6 @@ export class ProxmoxProvider implements SandboxProvider {
     if (!address && state === "running") this.log.warn({ id, vmid }, "proxmox sandbox has no IPv4 address yet");
     const lease = meta?.lease;
     const request = meta?.request;
-    return { id, state, spec, address, ssh: this.ssh(address), createdAt: meta?.createdAt ?? new Date(0), ...(lease ? { lease } : {}), ...(request ? { request } : {}) };
+    return { id, state, spec, address, ssh: this.ssh(address, meta?.hostKey), createdAt: meta?.createdAt ?? new Date(0), ...(lease ? { lease } : {}), ...(request ? { request } : {}) };
   }
 }
