@@ -120,7 +120,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         rootfs: `${t.storage.id}:base-${vmid}-disk-0,size=${t.diskGiB}G`, swap: t.swap, template: 1, unprivileged: t.unprivileged ? 1 : 0,
         ...(t.features ? { features: t.features } : {}), ...(t.tags ? { tags: normaliseTags(t.tags) } : {}),
       },
-      firewall: { enable: 1, policy_in: "ACCEPT", policy_out: t.policyOut },
+      firewall: { enable: 1, policy_in: t.policyIn, policy_out: t.policyOut },
     });
     if (t.inPool) cluster.poolMembers.add(vmid);
   }

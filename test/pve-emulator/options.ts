@@ -43,10 +43,12 @@ export interface TemplateOptions {
   /** Whether the template is a member of the pool (the seed's `pct create --pool`). Default true. */
   inPool: boolean;
   /**
-   * The template's firewall policy_out (enable=1, policy_in=ACCEPT); clones copy it. Default "REJECT": no internet.
+   * The template's firewall policy_out (enable=1); clones copy it. Default "REJECT": no internet.
    * Not faithful: DROP and REJECT both cut egress the local runtime's way, which refuses (a reset) and never drops.
    */
   policyOut: "ACCEPT" | "DROP" | "REJECT";
+  /** The template's firewall policy_in; clones copy it. Default "DROP" (only the rules let in; the runtime lets the host reach sshd). */
+  policyIn: "ACCEPT" | "DROP" | "REJECT";
   /** Default true; false makes a privileged template (sandboxd refuses it). */
   unprivileged: boolean;
   /** The `features` config value ("" for none, e.g. "nesting=1"). */
@@ -123,7 +125,7 @@ export const NO_FAULTS: FaultOptions = {
 
 export const DEFAULT_TEMPLATE: TemplateOptions = {
   vmid: 9000, hostname: "sandbox-template", cores: 1, memory: 1024, swap: 0, diskGiB: 1, tags: "",
-  description: "sandbox template", inPool: true, policyOut: "REJECT", unprivileged: true, features: "",
+  description: "sandbox template", inPool: true, policyOut: "REJECT", policyIn: "DROP", unprivileged: true, features: "",
   storage: { id: "local-lvm", shared: false }, perNode: false,
 };
 

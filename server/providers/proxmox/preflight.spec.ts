@@ -233,3 +233,14 @@ describe("ProxmoxProvider.start() preflight: TLS", () => {
     });
   });
 });
+
+describe("ProxmoxProvider.start() preflight: the template's inbound firewall", () => {
+  it("refuses a template whose firewall lets anything in (clones would accept every neighbour), unless waived", async () => {
+    await withEmulator({ template: { policyIn: "ACCEPT" } }, async (emu) => {
+      const msg = refusal((await tryStart(emu)).err);
+      expect(msg).toContain("its firewall lets anything in");
+      expect(msg).toContain(`${UNSAFE_SETTING}=inbound`);
+      expect((await tryStart(emu, { allowUnsafeTemplate: ["inbound"] })).err).toBeUndefined();
+    });
+  });
+});

@@ -67,6 +67,13 @@ export function hardeningProblems(conf: Record<string, unknown>): { setting: Uns
   return out;
 }
 
+/** A template whose firewall lets anything in: clones would accept connections from every other sandbox. */
+export function inboundProblem(fw: Record<string, unknown> | undefined): { setting: UnsafeTemplateSetting; problem: string } | undefined {
+  const policy = String(fw?.policy_in ?? "ACCEPT");
+  if (Number(fw?.enable ?? 0) === 1 && policy !== "ACCEPT") return undefined;
+  return { setting: "inbound", problem: "its firewall lets anything in (set enable 1, policy_in DROP and a rule accepting tcp/22 from sandboxd's hosts only)" };
+}
+
 export interface LoadDeps {
   client: PveClient;
   cfg: ProxmoxConfig;
@@ -101,11 +108,13 @@ async function loadOne(d: LoadDeps, vmid: number, node: string): Promise<Templat
     throw toSandboxError(e, "checking the template");
   }
   if (!conf.template) throw failedPrecondition(`${SETTING}: CT ${vmid} is not a template`);
-  const problems = hardeningProblems(conf).filter((p) => !d.cfg.allowUnsafeTemplate.includes(p.setting));
+  const fw = await d.client.get<Record<string, unknown>>(`${ctPath(node, vmid)}/firewall/options`).catch(() => undefined);
+  const problems = [...hardeningProblems(conf), inboundProblem(fw)].filter((p): p is NonNullable<typeof p> => p !== undefined)
+    .filter((p) => !d.cfg.allowUnsafeTemplate.includes(p.setting));
   if (problems.length) {
     throw failedPrecondition(
       `${SETTING}: template CT ${vmid} on ${node} is unsafe for untrusted code, and every clone inherits it: ${problems.map((p) => p.problem).join("; ")}. ` +
-        `Fix the template (docs/proxmox.md §3), or for a lab set SANDBOXD_PROXMOX_ALLOW_UNSAFE_TEMPLATE=${problems.map((p) => p.setting).join(",")}`,
+        `Fix the template (docs/proxmox.md §3, §4), or for a lab set SANDBOXD_PROXMOX_ALLOW_UNSAFE_TEMPLATE=${problems.map((p) => p.setting).join(",")}`,
     );
   }
   const shared = (await Promise.all(volumeStorages(conf).map((s) => storageShared(d, node, s)))).every(Boolean);
