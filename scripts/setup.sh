@@ -7,10 +7,12 @@ cd "$(dirname "$0")/.."
 need=()
 for pair in bwrap:bubblewrap sshd:openssh-server ssh:openssh-client scp:openssh-client \
             nft:nftables ip:iproute2 mkfs.ext4:e2fsprogs losetup:mount nsenter:util-linux \
-            pgrep:procps curl:curl; do
+            pgrep:procps curl:curl setpriv:util-linux; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
+# The jails' seccomp filter is compiled by libseccomp's Python binding, with Debian's own python3.
+/usr/bin/python3 -c "import seccomp" >/dev/null 2>&1 || need+=(python3-seccomp)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -1,7 +1,8 @@
 /**
  * The sandboxd server: the SandboxService (plus health and reflection) on one
  * port via connect-node, and graceful shutdown. Health says SERVING only once
- * the provider is ready, NOT_SERVING while draining.
+ * the provider is ready, NOT_SERVING while the provider reports itself
+ * unhealthy (local runtime: sandbox isolation being restored) and while draining.
  *
  * Shutdown, in the order a load balancer or mesh needs:
  *   1. health NOT_SERVING at once (Check and Watch);
@@ -47,6 +48,7 @@ export function makeProvider(config: Config, logger: Logger): SandboxProvider {
   return new LocalRuntime({
     instance: config.local.instance, subnet: config.local.subnet, stateDir: config.local.stateDir, logger,
     pidsMax, limits: defined(limits), totals: defined(config.local.totals),
+    egress: config.egress, isolationCheckIntervalMs: config.local.isolationCheckIntervalMs,
   });
 }
 
@@ -83,11 +85,20 @@ export async function startServer(config: Config, logger: Logger, provider = mak
     await manager.close().catch(() => {});
     throw err;
   }
-  health.setServing(true);
+  // The provider's own health (local: sandbox isolation complete) until shutdown takes over.
+  let draining = false;
+  const unwatchProvider = provider.watchHealth?.((healthy) => {
+    if (draining) return;
+    health.setServing(healthy);
+    logger[healthy ? "warn" : "error"]({ provider: provider.name }, healthy ? "provider healthy again: SERVING" : "provider unhealthy: NOT_SERVING");
+  });
+  health.setServing(provider.healthy ?? true);
   logger.info({ address, tls: Boolean(tls), provider: provider.name }, `sandboxd serving on ${address}`);
 
   let shuttingDown: Promise<void> | undefined;
   const shutdown = async () => {
+    draining = true;
+    unwatchProvider?.();
     health.setServing(false);
     logger.info({ drainDelayMs: config.drainDelayMs }, "NOT_SERVING; still accepting during the drain delay");
     await sleep(config.drainDelayMs);

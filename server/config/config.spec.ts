@@ -37,6 +37,24 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ SANDBOXD_LOCAL_TOTAL_MEMORY_MIB: "lots" })).toThrow(/SANDBOXD_LOCAL_TOTAL_MEMORY_MIB/);
   });
 
+  it("reads the egress policy and the isolation check interval, validated", () => {
+    const d = loadConfig({});
+    expect(d.egress).toEqual({ deny: [], allow: [], ports: undefined, newConnRate: 50 });
+    expect(d.local.isolationCheckIntervalMs).toBe(2000);
+    const c = loadConfig({
+      SANDBOXD_EGRESS_DENY: "203.0.113.7, 192.0.2.0/24", SANDBOXD_EGRESS_ALLOW: "10.20.0.0/16", SANDBOXD_EGRESS_PORTS: "80,443",
+      SANDBOXD_EGRESS_NEW_CONN_RATE: "0", SANDBOXD_LOCAL_ISOLATION_CHECK_INTERVAL: "500ms",
+    });
+    expect(c.egress).toEqual({ deny: ["203.0.113.7/32", "192.0.2.0/24"], allow: ["10.20.0.0/16"], ports: [[80, 80], [443, 443]], newConnRate: 0 });
+    expect(c.local.isolationCheckIntervalMs).toBe(500);
+    expect(loadConfig({ SANDBOXD_CONFIG: "/c.json" }, () => JSON.stringify({ egressAllow: ["10.1.0.0/16", "10.2.0.0/16"] })).egress.allow).toEqual(["10.1.0.0/16", "10.2.0.0/16"]);
+    expect(() => loadConfig({ SANDBOXD_EGRESS_ALLOW: "10.0.0.1/8" })).toThrow(/SANDBOXD_EGRESS_ALLOW: .*host bits set/);
+    expect(() => loadConfig({ SANDBOXD_EGRESS_DENY: "internal.example" })).toThrow(/SANDBOXD_EGRESS_DENY/);
+    expect(() => loadConfig({ SANDBOXD_EGRESS_PORTS: "80,http" })).toThrow(/SANDBOXD_EGRESS_PORTS/);
+    expect(() => loadConfig({ SANDBOXD_EGRESS_NEW_CONN_RATE: "-1" })).toThrow(/SANDBOXD_EGRESS_NEW_CONN_RATE/);
+    expect(() => loadConfig({ SANDBOXD_LOCAL_ISOLATION_CHECK_INTERVAL: "0s" })).toThrow(/SANDBOXD_LOCAL_ISOLATION_CHECK_INTERVAL/);
+  });
+
   it("env overrides the file", () => {
     const file = JSON.stringify({ listen: "127.0.0.1:7000", logLevel: "warn", leaseDefaultTtl: "5m" });
     const c = loadConfig({ SANDBOXD_CONFIG: "/etc/x.json", SANDBOXD_LOG_LEVEL: "error" }, () => file);

@@ -4,6 +4,7 @@
  * value is validated at start; errors name the setting at fault.
  */
 import fs from "node:fs";
+import { DEFAULT_EGRESS_POLICY, EgressSyntaxError, parseCidrList, parsePorts, type EgressPolicy } from "../providers/egress.js";
 import { PROXMOX_SETTINGS, ProxmoxConfigError, parseProxmoxConfig, type ProxmoxConfig } from "../providers/proxmox/config.js";
 
 export interface Config {
@@ -16,6 +17,8 @@ export interface Config {
   /** syncIntervalMs: how often a replica re-lists the provider's sandboxes (positive). */
   lease: { defaultTtlMs: number; maxTtlMs: number; reapIntervalMs: number; syncIntervalMs: number };
   defaults: { cores: number; memoryMiB: number; diskGiB: number };
+  /** What sandboxes may reach beyond their host (SANDBOXD_EGRESS_*; see server/providers/egress.ts). */
+  egress: EgressPolicy;
   local: {
     instance: string;
     subnet: string;
@@ -24,6 +27,8 @@ export interface Config {
     limits: { maxSandboxes?: number; maxCores?: number; maxMemoryMiB?: number; maxDiskGiB?: number; pidsMax?: number };
     /** All sandboxes together (unset: derived from the host, see server/providers/local/admission.ts). */
     totals: { totalCores?: number; totalMemoryMiB?: number; totalPids?: number; diskReserveGiB?: number };
+    /** How often the host firewall and port isolation are re-checked and restored (positive). */
+    isolationCheckIntervalMs: number;
   };
   /** After SIGTERM: how long health says NOT_SERVING while the port still accepts and serves (load balancers catch up). */
   drainDelayMs: number;
@@ -61,6 +66,11 @@ const SETTINGS = {
   localTotalMemoryMiB: "SANDBOXD_LOCAL_TOTAL_MEMORY_MIB",
   localTotalPids: "SANDBOXD_LOCAL_TOTAL_PIDS",
   localDiskReserveGiB: "SANDBOXD_LOCAL_DISK_RESERVE_GIB",
+  localIsolationCheckInterval: "SANDBOXD_LOCAL_ISOLATION_CHECK_INTERVAL",
+  egressDeny: "SANDBOXD_EGRESS_DENY",
+  egressAllow: "SANDBOXD_EGRESS_ALLOW",
+  egressPorts: "SANDBOXD_EGRESS_PORTS",
+  egressNewConnRate: "SANDBOXD_EGRESS_NEW_CONN_RATE",
   shutdownGrace: "SANDBOXD_SHUTDOWN_GRACE",
   drainDelay: "SANDBOXD_DRAIN_DELAY",
 } as const;
@@ -166,6 +176,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile = (p: 
   const instance = get("localInstance");
   if (instance.value !== undefined && !/^[a-z][a-z0-9-]{0,31}$/.test(instance.value)) fail(instance.name, "1-32 characters of a-z 0-9 -, starting with a letter", instance.value);
 
+  const egressSetting = <T>(s: Setting, parse: (v: string) => T, dflt: T, expected: string): T => {
+    const { value, name } = get(s);
+    if (value === undefined) return dflt;
+    try {
+      return parse(value);
+    } catch (e) {
+      if (e instanceof EgressSyntaxError) throw new ConfigError(`${name}: expected ${expected}: ${e.message}`);
+      throw e;
+    }
+  };
+  const egress: EgressPolicy = {
+    deny: egressSetting("egressDeny", parseCidrList, [], "comma-separated IPv4 CIDRs like 10.0.0.0/8,192.0.2.7"),
+    allow: egressSetting("egressAllow", parseCidrList, [], "comma-separated IPv4 CIDRs like 10.20.0.0/16"),
+    ports: egressSetting("egressPorts", parsePorts, DEFAULT_EGRESS_POLICY.ports, "'any' or comma-separated ports and ranges like 80,443,8000-8100"),
+    newConnRate: int("egressNewConnRate", DEFAULT_EGRESS_POLICY.newConnRate, 0),
+  };
+
   return {
     listen: listen!,
     provider: provider as Config["provider"],
@@ -174,6 +201,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile = (p: 
     logLevel,
     lease: { defaultTtlMs, maxTtlMs, reapIntervalMs: duration("leaseReapInterval", 250), syncIntervalMs: duration("syncInterval", 10_000) },
     defaults: { cores: int("defaultCores", 1, 1), memoryMiB: int("defaultMemoryMiB", 512, 64), diskGiB: int("defaultDiskGiB", 2, 1) },
+    egress,
     local: {
       instance: instance.value ?? "sandboxd", subnet: subnet.value ?? "198.18.0.0/16", stateDir: get("localStateDir").value,
       limits: {
@@ -184,6 +212,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile = (p: 
         totalCores: optInt("localTotalCores", 1), totalMemoryMiB: optInt("localTotalMemoryMiB", 64), totalPids: optInt("localTotalPids", 64),
         diskReserveGiB: optInt("localDiskReserveGiB", 0),
       },
+      isolationCheckIntervalMs: duration("localIsolationCheckInterval", 2_000),
     },
     drainDelayMs: duration("drainDelay", 5_000, true),
     shutdownGraceMs: duration("shutdownGrace", 10_000),

@@ -57,6 +57,8 @@ export interface SandboxHandle {
   /** The stored lease; undefined for a sandbox stored without one (made by an older sandboxd). */
   lease?: StoredLease;
   request?: CreateRequestKey;
+  /** Private destinations it may reach besides the internet toggle (see setEgressAllow); absent when none. */
+  egressAllow?: string[];
 }
 
 export interface CreateOptions {
@@ -97,6 +99,21 @@ export interface SandboxProvider {
   readLease(id: string): Promise<StoredLease | null | undefined>;
   /** Takes effect for new connections at once; raises not_found for an unknown id. */
   setInternet(id: string, enabled: boolean): Promise<void>;
+  /**
+   * Replaces the sandbox's egress allowlist: destinations it may reach
+   * whatever its internet setting, also in private ranges ("10.0.0.0/8",
+   * "10.1.2.3", "10.1.2.3:5432"; a port means TCP and UDP to it). Takes effect
+   * at once, also on open connections; returns the list as stored.
+   * invalid_argument for a malformed entry, not_found for an unknown id.
+   */
+  setEgressAllow?(id: string, entries: readonly string[]): Promise<string[]>;
+  /**
+   * Whether the provider can serve (the local runtime: sandbox isolation is
+   * complete). `watchHealth` calls the listener with every change and returns
+   * the unsubscribe; the server reports it through grpc.health.
+   */
+  readonly healthy?: boolean;
+  watchHealth?(listener: (healthy: boolean) => void): () => void;
   /**
    * The sandbox made for a CreateSandbox request id by any replica, waiting
    * while that create is still under way; undefined when there is none. Only

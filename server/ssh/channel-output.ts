@@ -11,7 +11,8 @@
  *
  * Must be installed synchronously in ssh2's exec callback: one TCP read can
  * carry the exec reply, all output, exit-status and close, all handled before
- * any await resumes. Until attach(), data and the exit are held here.
+ * any await resumes. Until attach(), data and the exit are held here, and
+ * the window stays shut: at most one SSH window (2 MiB) is ever held.
  */
 import type { ClientChannel } from "ssh2";
 
@@ -57,6 +58,8 @@ export class ChannelOutput {
     const ch = this.channel as unknown as Ssh2ChannelInternals;
     ch.resume();
     ch.stderr.resume();
+    // Grants the window that take() held back before attach (unless the handlers paused already).
+    if (!this.paused) ch._read(0);
   }
 
   /** Drains and ignores all output (control commands). */
@@ -76,8 +79,11 @@ export class ChannelOutput {
   }
 
   private take(stream: OutputStream, chunk: Buffer): boolean {
-    if (this.handlers) this.handlers.data(stream, chunk);
-    else this.early.push([stream, chunk]);
+    if (!this.handlers) {
+      this.early.push([stream, chunk]);
+      return false; // no more window until attach()
+    }
+    this.handlers.data(stream, chunk);
     return !this.paused;
   }
 }

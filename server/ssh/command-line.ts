@@ -3,17 +3,28 @@
  * header line it prints.
  *
  * sshd runs each session in a new session/process group (setsid) and, in
- * sandboxes, a ForceCommand `exec /bin/bash -c "$SSH_ORIGINAL_COMMAND"` keeps
+ * sandboxes, a ForceCommand `exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"` keeps
  * that pid. The wrapper checks the cwd, exports the environment (sshd drops
- * SSH `env` requests), prints `P<pid>` — the process group to kill later —
- * and execs the command, so the command is the group leader itself.
+ * SSH `env` requests), prints `P<pid> <nonce>` — the process group to kill
+ * later — and execs the command, so the command is the group leader itself.
+ *
+ * The header is the only proof that the command really started: everything
+ * after it is the command's own output and exit status. So it carries a
+ * per-exec secret (16 random bytes, hex) that only this wrapper's text holds,
+ * and a header without it is refused. Nothing the sandbox can write may run
+ * before the wrapper (no rc files: the sandbox's login shell is /bin/sh, the
+ * local runtime's ForceCommand hands sandboxd's commands to /bin/sh, shell
+ * commands get `bash --norc --noprofile`, sshd has PermitUserRC no; see
+ * server/providers/local/jail.ts and docs/proxmox.md §3), so no planted file
+ * sees the nonce before the header is out.
  */
+import { randomBytes } from "node:crypto";
 import { internal, invalidArgument } from "../errors.js";
 
 export interface CommandSpec {
   /** Program and arguments, each passed literally. Exactly one of argv / shell. */
   argv?: readonly string[];
-  /** A script for `/bin/bash -c`. */
+  /** A script for `/bin/bash --norc --noprofile -c` (no rc files, even under sshd). */
   shell?: string;
   env?: Readonly<Record<string, string>>;
   /** Working directory; relative paths are relative to the login user's home. "" = home. */
@@ -55,7 +66,21 @@ export const SESSION_MARK = "SANDBOXD_SESSION";
  */
 export const COMMAND_MARK = "# sandboxd";
 
-export function buildWrapper(spec: CommandSpec): string {
+/** The SSH exec command and the secret its header must carry. */
+export interface Wrapper {
+  command: string;
+  nonce: string;
+}
+
+/** Bytes of randomness in a header nonce (hex in the header). */
+const NONCE_BYTES = 16;
+
+export function newNonce(): string {
+  return randomBytes(NONCE_BYTES).toString("hex");
+}
+
+export function buildWrapper(spec: CommandSpec, nonce = newNonce()): Wrapper {
+  if (!/^[0-9a-f]{32}$/.test(nonce)) throw internal("wrapper nonce must be 32 lowercase hex digits");
   const hasArgv = spec.argv !== undefined && spec.argv.length > 0;
   const hasShell = spec.shell !== undefined && spec.shell !== "";
   if (hasArgv === hasShell) throw invalidArgument("argv", "give exactly one of argv (non-empty) or shell");
@@ -67,8 +92,8 @@ export function buildWrapper(spec: CommandSpec): string {
     const q = quote(cwd);
     // Tell apart why cd failed, so the caller gets a precise error and not a bare exit 1.
     parts.push(
-      `CDPATH= cd -- ${q} 2>/dev/null || { if [ -d ${q} ]; then echo 'E cwd-denied'; ` +
-        `elif [ -e ${q} ]; then echo 'E cwd-notdir'; else echo 'E cwd-missing'; fi; exit 1; }`,
+      `CDPATH= cd -- ${q} 2>/dev/null || { if [ -d ${q} ]; then echo 'E cwd-denied ${nonce}'; ` +
+        `elif [ -e ${q} ]; then echo 'E cwd-notdir ${nonce}'; else echo 'E cwd-missing ${nonce}'; fi; exit 1; }`,
     );
   }
 
@@ -83,7 +108,7 @@ export function buildWrapper(spec: CommandSpec): string {
   }
 
   parts.push(`export ${SESSION_MARK}="$PPID:$$"`);
-  parts.push("printf 'P%d\\n' $$");
+  parts.push(`printf 'P%d ${nonce}\\n' $$`);
   // Only now join the sandbox's user cgroup, if the sandbox offers one (SANDBOXD_JOIN,
   // set for lines starting "# sandboxd"): under a fork bomb the header still comes at once.
   parts.push('for f in ${SANDBOXD_JOIN-}; do echo $$ > "$f"; done 2>/dev/null; unset SANDBOXD_JOIN');
@@ -97,7 +122,8 @@ export function buildWrapper(spec: CommandSpec): string {
     parts.push("exec " + spec.argv!.map(quote).join(" "));
   } else {
     noNul("shell", spec.shell!);
-    parts.push("exec /bin/bash -c " + quote(spec.shell!));
+    // --norc: bash sources ~/.bashrc when it sees SSH_CLIENT (Debian's SSH_SOURCE_BASHRC), even for -c.
+    parts.push("exec /bin/bash --norc --noprofile -c " + quote(spec.shell!));
   }
 
   const wrapper = parts.join("\n");
@@ -108,25 +134,41 @@ export function buildWrapper(spec: CommandSpec): string {
       `command line too long (${size} bytes with env and cwd, max ${MAX_COMMAND_BYTES}); pass large data via stdin`,
     );
   }
-  return wrapper;
+  return { command: wrapper, nonce };
 }
 
 export type WrapperHeader =
   | { kind: "started"; pid: number }
   | { kind: "cwd-missing" | "cwd-notdir" | "cwd-denied" };
 
-export function parseHeader(line: string): WrapperHeader {
-  const m = /^P(\d+)$/.exec(line);
-  if (m) return { kind: "started", pid: Number(m[1]) };
-  if (line === "E cwd-missing" || line === "E cwd-notdir" || line === "E cwd-denied") {
-    return { kind: line.slice(2) as "cwd-missing" | "cwd-notdir" | "cwd-denied" };
+/** The header line's longest valid form ("P" + pid + " " + nonce; "E cwd-…" is shorter), with room to spare. */
+export const MAX_HEADER_BYTES = 256;
+
+/**
+ * Parses the wrapper's first stdout line (without its newline). Anything but
+ * a header carrying this exec's nonce is refused: something else wrote first
+ * (a shell that is not POSIX, or something of the sandbox's own).
+ */
+export function parseHeader(line: string, nonce: string): WrapperHeader {
+  const m = /^(?:P(\d{1,10})|E (cwd-missing|cwd-notdir|cwd-denied)) ([0-9a-f]{32})$/.exec(line);
+  if (m && m[3] === nonce) {
+    if (m[2] !== undefined) return { kind: m[2] as "cwd-missing" | "cwd-notdir" | "cwd-denied" };
+    const pid = Number(m[1]);
+    if (pid > 1) return { kind: "started", pid };
   }
-  throw internal(`unexpected command wrapper output ${JSON.stringify(line.slice(0, 80))}; is the sandbox shell POSIX?`);
+  throw internal(
+    `the command wrapper's header is missing or not this exec's (got ${JSON.stringify(line.slice(0, 80))}); ` +
+      "something in the sandbox wrote before it, or the sandbox's /bin/sh is not POSIX",
+  );
 }
 
-/** Kills a command's whole process group (the wrapper made its pid the pgid). */
+/**
+ * Kills a command's whole process group (the wrapper made its pid the pgid).
+ * `kill -SIG -<pgid>`, not `kill -SIG -- -<pgid>`: dash (the sandboxes' /bin/sh)
+ * has no `--` and reads a negative number after the signal as a process group.
+ */
 export function killGroupCommand(pgid: number, signal = "KILL"): string {
   if (!Number.isInteger(pgid) || pgid <= 1) throw internal(`refusing to signal process group ${pgid}`);
   if (!/^[A-Z0-9]+$/.test(signal)) throw internal(`bad signal name ${signal}`);
-  return `${COMMAND_MARK} control\nkill -${signal} -- -${pgid}`;
+  return `${COMMAND_MARK} control\nkill -${signal} -${pgid}`;
 }

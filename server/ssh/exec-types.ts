@@ -15,7 +15,7 @@ export interface ExecOptions extends CommandSpec {
    * and lets the command run.
    */
   onOutputLimit?: "kill" | "discard";
-  /** Aborting kills the command's process group; the stream ends with reason "cancelled". */
+  /** Aborting kills the command's process group; the stream ends with reason "cancelled" (throws cancelled if it had not started). */
   signal?: AbortSignal;
   /** Buffered output (bytes) above which the SSH window closes. Default 1 MiB. */
   highWaterMark?: number;
@@ -42,6 +42,6 @@ export type ExecEvent =
   | ExitedEvent;
 
 export interface ExecStream extends AsyncIterableIterator<ExecEvent> {
-  /** Kills the command; events continue until the "exited" event (reason cancelled). */
+  /** Kills the command; events continue until the "exited" event (reason cancelled), or throw cancelled if it had not started. */
   cancel(): void;
 }

@@ -89,6 +89,20 @@ describe("exec", () => {
     expect(pulled).toBe(after);
   });
 
+  it("runs shell commands with bash reading no rc file, though bash would under sshd", async () => {
+    await sb.sh(`printf 'echo RC-RAN\\nexit 0\\n' > ${sb.homeDir}/.bashrc`);
+    try {
+      const r = await run({ shell: 'echo "bash ${BASH_VERSION%%.*}"; exit 3' });
+      expect(r).toMatchObject({ exitCode: 3, reason: "exited" });
+      expect(r.stdout.toString()).toMatch(/^bash \d+\n$/);
+      // Proof the file would run: a plain top-level `bash -c` under sshd's variables sources it.
+      const plain = await run({ argv: ["env", "SHLVL=0", "bash", "-c", "echo cmd"] });
+      expect(plain.stdout.toString()).toBe("RC-RAN\n");
+    } finally {
+      await sb.sh(`rm -f ${sb.homeDir}/.bashrc`);
+    }
+  });
+
   it("reports a missing program as exit 127 with the shell's message", async () => {
     const r = await run({ argv: ["no-such-program-xyz"] });
     expect(r.exitCode).toBe(127);

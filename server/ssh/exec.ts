@@ -3,15 +3,26 @@
  * stderr chunks (raw bytes, arrival order), exited. See command-line.ts for
  * the wrapper that makes the command a process-group leader; timeout and
  * cancellation kill that whole group from a second (control) channel.
+ *
+ * Until the wrapper's header (with this exec's nonce) arrives, nothing is
+ * trusted and little is kept: stdout up to MAX_HEADER_BYTES, stderr up to
+ * MAX_PRE_HEADER_STDERR; past either the exec fails and its channel is
+ * closed. A channel that ends without a valid header is an error, never an
+ * "exited".
  */
 import type { ClientChannel } from "ssh2";
-import { cancelled, failedPrecondition, internal, invalidArgument, permissionDenied, unavailable } from "../errors.js";
+import { cancelled, deadlineExceeded, failedPrecondition, internal, invalidArgument, permissionDenied, unavailable } from "../errors.js";
 import type { ChannelOutput, OutputStream } from "./channel-output.js";
-import { buildWrapper, killGroupCommand, parseHeader } from "./command-line.js";
+import { buildWrapper, killGroupCommand, MAX_HEADER_BYTES, parseHeader, type Wrapper } from "./command-line.js";
 import { EventQueue } from "./event-queue.js";
 
 /** Output chunks handed to the consumer are at most this big (well under gRPC's usual 4 MiB message limit). */
 export const MAX_OUTPUT_CHUNK = 256 * 1024;
+/**
+ * stderr held before the header (sshd's or the shell's complaints, delivered
+ * once the command started). Fixed: the sandbox must not size our buffers.
+ */
+export const MAX_PRE_HEADER_STDERR = 64 * 1024;
 import type { ExecEvent, ExecOptions, ExecStream, ExitReason } from "./exec-types.js";
 import type { SessionRegistry } from "./session-registry.js";
 import { feedStdin } from "./stdin.js";
@@ -44,8 +55,12 @@ class Execution implements ExecStream {
   private channel?: ClientChannel;
   private output?: ChannelOutput;
   private header: Buffer[] = [];
+  private headerBytes = 0;
   private headerDone = false;
   private preHeaderStderr: Buffer[] = [];
+  private preHeaderStderrBytes = 0;
+  /** failStart ran: the exec has failed, everything that still arrives is dropped. */
+  private failed = false;
   private pgid?: number;
   private cwdError?: string;
   private exit?: { code: number | null; signal: string | null };
@@ -64,7 +79,7 @@ class Execution implements ExecStream {
   constructor(
     private readonly registry: SessionRegistry,
     private readonly sandboxId: string,
-    private readonly wrapper: string,
+    private readonly wrapper: Wrapper,
     private readonly options: ExecOptions,
   ) {
     this.closed = new Promise((r) => (this.onClosed = r));
@@ -128,7 +143,7 @@ class Execution implements ExecStream {
       if (signal?.aborted) throw cancelled("exec cancelled before the command started");
       // return()/cancel() before the channel opened must not wait for a queued slot.
       const opening = AbortSignal.any([this.gaveUp.signal, ...(signal ? [signal] : [])]);
-      output = (await this.registry.openExec(this.sandboxId, this.wrapper, { signal: opening })).value;
+      output = (await this.registry.openExec(this.sandboxId, this.wrapper.command, { signal: opening })).value;
     } catch (err) {
       this.finish(this.gaveUp.signal.aborted || signal?.aborted ? cancelled("exec cancelled before the command started") : err);
       return;
@@ -153,35 +168,46 @@ class Execution implements ExecStream {
   }
 
   private onData(stream: OutputStream, data: Buffer): void {
-    if (!this.headerDone) {
-      if (stream === "stderr") return void this.preHeaderStderr.push(data);
-      this.header.push(data);
-      const all = Buffer.concat(this.header);
-      const nl = all.indexOf(10);
-      if (nl < 0) {
-        if (all.length > 256) this.failStart(internal("command wrapper printed no header"));
-        return;
+    if (this.failed) return;
+    if (this.headerDone) return this.deliver(stream, data);
+    if (stream === "stderr") {
+      this.preHeaderStderrBytes += data.length;
+      if (this.preHeaderStderrBytes > MAX_PRE_HEADER_STDERR) {
+        return this.failStart(internal(`sandbox ${this.sandboxId}: more than ${MAX_PRE_HEADER_STDERR} bytes on stderr before the command started; exec aborted`));
       }
-      this.headerDone = true;
-      this.header = [];
-      let head;
-      try {
-        head = parseHeader(all.subarray(0, nl).toString("latin1"));
-      } catch (err) {
-        return this.failStart(err);
-      }
-      if (head.kind !== "started") {
-        this.cwdError = head.kind;
-        return;
-      }
-      this.pgid = head.pid;
-      this.queue.push({ type: "started", pid: head.pid });
-      for (const chunk of this.preHeaderStderr.splice(0)) this.deliver("stderr", chunk);
-      if (nl + 1 < all.length) this.deliver("stdout", all.subarray(nl + 1));
-      if (this.killRequested) this.sendKill();
+      this.preHeaderStderr.push(data);
       return;
     }
-    this.deliver(stream, data);
+    // Only the bytes before the first newline are held, at most MAX_HEADER_BYTES of them.
+    const nl = data.indexOf(10);
+    const lineBytes = this.headerBytes + (nl < 0 ? data.length : nl);
+    if (lineBytes > MAX_HEADER_BYTES) {
+      return this.failStart(internal(`sandbox ${this.sandboxId}: the command wrapper printed no header (over ${MAX_HEADER_BYTES} bytes without one)`));
+    }
+    if (nl < 0) {
+      this.header.push(data);
+      this.headerBytes += data.length;
+      return;
+    }
+    this.header.push(data.subarray(0, nl));
+    const line = Buffer.concat(this.header).toString("latin1");
+    this.header = [];
+    this.headerDone = true;
+    let head;
+    try {
+      head = parseHeader(line, this.wrapper.nonce);
+    } catch (err) {
+      return this.failStart(err);
+    }
+    if (head.kind !== "started") {
+      this.cwdError = head.kind;
+      return;
+    }
+    this.pgid = head.pid;
+    this.queue.push({ type: "started", pid: head.pid });
+    for (const chunk of this.preHeaderStderr.splice(0)) this.deliver("stderr", chunk);
+    if (nl + 1 < data.length) this.deliver("stdout", data.subarray(nl + 1));
+    if (this.killRequested) this.sendKill();
   }
 
   private deliver(stream: OutputStream, data: Buffer): void {
@@ -243,9 +269,18 @@ class Execution implements ExecStream {
       });
   }
 
+  /**
+   * The exec failed before its command started (no valid header). Closing the
+   * channel makes sshd close the session's pipes, so a process still writing
+   * there dies of SIGPIPE; there is no trusted pid to kill.
+   */
   private failStart(err: unknown): void {
-    this.queue.fail(err);
+    this.failed = true;
     this.discard = true;
+    this.header = [];
+    this.preHeaderStderr = [];
+    this.queue.fail(err);
+    this.output?.resume();
     this.channel?.close();
   }
 
@@ -261,7 +296,9 @@ class Execution implements ExecStream {
     this.options.signal?.removeEventListener("abort", this.onAbort);
     this.onClosed();
     if (err !== undefined) return this.queue.fail(err);
+    if (this.failed) return;
     if (this.cwdError && !this.killRequested) return this.queue.fail(cwdFailure(this.cwdError, this.options.cwd ?? ""));
+    if (!this.headerDone) return this.queue.fail(this.noHeader());
     if (!this.exit && !this.killRequested) {
       // The connection died under the command: it keeps running in the sandbox, so kill it.
       if (this.pgid !== undefined) this.sendKill();
@@ -277,6 +314,17 @@ class Execution implements ExecStream {
       durationMs: Math.round((performance.now() - this.t0) * 1000) / 1000,
     });
     this.queue.end();
+  }
+
+  /** Why the channel ended before a valid header: never an "exited" without "started". */
+  private noHeader() {
+    if (this.killRequested && this.reason === "cancelled") return cancelled("exec cancelled before the command started");
+    if (this.killRequested && this.reason === "timeout") {
+      return deadlineExceeded(`sandbox ${this.sandboxId}: the command did not start within its ${this.options.timeoutMs} ms timeout`);
+    }
+    if (!this.exit) return unavailable(`sandbox ${this.sandboxId}: the session ended before the command started`);
+    const how = this.exit.signal ? `killed by ${this.exit.signal}` : `exit ${this.exit.code}`;
+    return internal(`sandbox ${this.sandboxId}: the session ended (${how}) before sandboxd's command wrapper reported the command started`);
   }
 }
 

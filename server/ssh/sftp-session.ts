@@ -35,11 +35,46 @@ export function splitFilePath(path: string, field = "path"): { dir: string; base
   return { dir: posix.dirname(path), base };
 }
 
+/**
+ * Bounds for the limits an SFTP server advertises (limits@openssh.com). The
+ * server runs in the sandbox, so what it says is the sandbox's word: ssh2
+ * takes it as is, and download/upload size their buffers by it (16 in
+ * flight), so a server claiming 64 MiB once made one Download cost sandboxd
+ * over 1 GB. Clamped to OpenSSH's own values: READ/WRITE data at most
+ * 261120 bytes (256 KiB packet minus overhead), packets at most 256 KiB (what
+ * ssh2 accepts inbound anyway), and at least 4 KiB of data so a server
+ * claiming 1 byte cannot turn a transfer into millions of round trips.
+ */
+export const SFTP_MAX_DATA_LEN = 261_120;
+export const SFTP_MIN_DATA_LEN = 4096;
+export const SFTP_MAX_PACKET_LEN = 256 * 1024;
+
+interface Ssh2SftpLimits {
+  _maxReadLen: number;
+  _maxWriteLen: number;
+  _maxOutPktLen: number;
+}
+
+function clamp(v: unknown, min: number, max: number): number {
+  const n = typeof v === "number" || typeof v === "bigint" ? Number(v) : NaN;
+  return Number.isNaN(n) ? min : Math.min(max, Math.max(min, Math.floor(n)));
+}
+
+/** Pins ssh2's (private, server-set) SFTP limits inside our fixed bounds. */
+export function clampSftpLimits(sftp: SFTPWrapper): void {
+  const l = sftp as unknown as Ssh2SftpLimits;
+  l._maxReadLen = clamp(l._maxReadLen, SFTP_MIN_DATA_LEN, SFTP_MAX_DATA_LEN);
+  l._maxWriteLen = clamp(l._maxWriteLen, SFTP_MIN_DATA_LEN, SFTP_MAX_DATA_LEN);
+  l._maxOutPktLen = clamp(l._maxOutPktLen, SFTP_MIN_DATA_LEN + 1024, SFTP_MAX_PACKET_LEN);
+}
+
 export class SftpSession {
   private ended = false;
 
   private constructor(readonly sftp: SFTPWrapper) {
     sftp.on("error", () => {}); // protocol errors fail the pending requests too
+    // ssh2 read the server's limits before 'ready' (the session is open now); they never change after.
+    clampSftpLimits(sftp);
   }
 
   /** `signal` only bounds the wait for a channel; callers decide what abort means later. */
@@ -48,13 +83,13 @@ export class SftpSession {
     return new SftpSession(value);
   }
 
-  /** Server limits from limits@openssh.com (ssh2 reads them at start; 255 KiB for OpenSSH). */
+  /** Server limits from limits@openssh.com, clamped (255 KiB for OpenSSH). Re-clamped on read: never trust them. */
   get maxReadLen(): number {
-    return (this.sftp as unknown as { _maxReadLen: number })._maxReadLen;
+    return clamp((this.sftp as unknown as Ssh2SftpLimits)._maxReadLen, SFTP_MIN_DATA_LEN, SFTP_MAX_DATA_LEN);
   }
 
   get maxWriteLen(): number {
-    return (this.sftp as unknown as { _maxWriteLen: number })._maxWriteLen;
+    return clamp((this.sftp as unknown as Ssh2SftpLimits)._maxWriteLen, SFTP_MIN_DATA_LEN, SFTP_MAX_DATA_LEN);
   }
 
   /** Ends the session; outstanding requests fail. The slot frees when the channel closes. */

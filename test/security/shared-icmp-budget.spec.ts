@@ -1,14 +1,18 @@
 /**
- * Attack: blocked UDP is refused with an ICMP error, and the kernel budgets
- * ICMP errors. A sandbox flooding blocked addresses must not use up what
- * another sandbox needs to be refused at once (its blocked UDP would then hang
- * until a timeout). Run from inside real sandboxes; the flood goes to the
- * host's own bridge address, which the firewall refuses.
+ * Attack: a sandbox flooding blocked addresses must not make another
+ * sandbox's blocked UDP hang until a timeout instead of failing at once. Each
+ * sandbox's own guard table refuses it in the sandbox's own stack (EPERM, no
+ * ICMP involved); where only the host table is left (a guard removed by hand),
+ * the host refuses with ICMP errors, which the kernel budgets per destination,
+ * so the attacker's flood must not use up the victim's. Run from inside real
+ * sandboxes; the flood goes to the host's own bridge address.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalRuntime } from "../../server/providers/local/index.js";
 import type { SandboxHandle, SandboxSpec } from "../../server/providers/provider.js";
 import { sshExec } from "../../server/providers/local/testing.js";
+import { GUARD_TABLE } from "../../server/providers/local/firewall.js";
+import { run } from "../../server/providers/local/host.js";
 
 const spec: SandboxSpec = { cores: 1, memoryMiB: 256, diskGiB: 1, internet: false, labels: {} };
 
@@ -27,7 +31,8 @@ for _ in range(${n}):
 print(json.dumps(seen))' ${host}`;
 
 describe("a sandbox cannot spend its neighbours' ICMP refusals", () => {
-  const rt = new LocalRuntime({ instance: "sandboxd-t-sec1", subnet: "198.18.220.0/24" });
+  // No periodic check: the second test removes the guards and needs them gone for its duration.
+  const rt = new LocalRuntime({ instance: "sandboxd-t-sec1", subnet: "198.18.220.0/24", isolationCheckIntervalMs: 3_600_000 });
   let attacker: SandboxHandle;
   let victim: SandboxHandle;
 
@@ -39,7 +44,7 @@ describe("a sandbox cannot spend its neighbours' ICMP refusals", () => {
     await rt.purge();
   });
 
-  it("keeps refusing the victim's blocked UDP at once while the attacker floods", async () => {
+  const floodAndTry = async () => {
     const gw = rt.subnet.gateway;
     // As fast as one core sends (tens of thousands a second), for 6 s.
     const flood = sshExec(attacker.ssh, `timeout 6 python3 -c '
@@ -51,7 +56,16 @@ while True:
     await new Promise((r) => setTimeout(r, 1500));
     const during = JSON.parse((await sshExec(victim.ssh, udpTries(gw, 5), { timeoutMs: 30_000 })).stdout);
     expect((await flood).stdout).toBe("flooded\n");
+    return during;
+  };
+
+  it("keeps refusing the victim's blocked UDP at once while the attacker floods", async () => {
+    expect(await floodAndTry()).toEqual({ EPERM: 5 });
+  });
+
+  it("does so with only the host table left (guards removed by hand)", async () => {
+    for (const h of [attacker, victim]) await run("nsenter", [`--net=/run/netns/${rt.names.netns(h.id)}`, "nft", "delete", "table", "inet", GUARD_TABLE]);
     // Within the kernel's per-destination burst, every one of the victim's tries is refused.
-    expect(during).toEqual({ EHOSTUNREACH: 5 });
+    expect(await floodAndTry()).toEqual({ EHOSTUNREACH: 5 });
   });
 });

@@ -1,7 +1,7 @@
 /**
  * A sandbox's writable space: a sparse ext4 image of the requested size,
  * pre-filled by mkfs from a template (home/sandbox owned by the sandbox user,
- * tmp 1777). The jail launcher loop-mounts it in the jail's own mount
+ * tmp 1777, both as host uids of the sandbox's own range, see uids.ts). The jail launcher loop-mounts it in the jail's own mount
  * namespace only, so no other jail or host namespace ever holds the mount and
  * it (and its loop device, autoclear) goes away with the jail's last process.
  */
@@ -18,8 +18,23 @@ export async function ensureTemplate(dir: string, uid: number, gid: number): Pro
   await fs.chmod(`${dir}/tmp`, 0o1777);
 }
 
-/** Sparse file + mkfs.ext4 with lazy init and no discard (~10 ms whatever the size). */
-export async function createImage(path: string, sizeGiB: number, template: string): Promise<void> {
+/**
+ * Sparse file + mkfs.ext4 with lazy init and no discard (~10 ms whatever the
+ * size), filled from a template made for this image's owners: the root of the
+ * sandbox's range (`rootUid`, root dir and tmp) and `user` (home/sandbox).
+ */
+export async function createImage(path: string, sizeGiB: number, owners: { rootUid: number; user: number }): Promise<void> {
+  // Left beside the image (three directories), removed with the sandbox's dir.
+  const template = `${path}.template`;
+  await fs.mkdir(template, { mode: 0o700 });
+  await ensureTemplate(template, owners.user, owners.user);
+  await fs.chown(template, owners.rootUid, owners.rootUid);
+  await fs.chown(`${template}/home`, owners.rootUid, owners.rootUid);
+  await fs.chown(`${template}/tmp`, owners.rootUid, owners.rootUid);
+  await makeImage(path, sizeGiB, template);
+}
+
+async function makeImage(path: string, sizeGiB: number, template: string): Promise<void> {
   const fh = await fs.open(path, "w", 0o600);
   try {
     await fh.truncate(sizeGiB * 1024 ** 3);

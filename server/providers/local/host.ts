@@ -126,12 +126,20 @@ async function lookupUser(name: string): Promise<(HostUser & { home: string; she
  * Ensures the host user `sandbox` exists (its passwd entry is what sshd in every
  * jail sees through the read-only host root). Its password field must be `*`:
  * sshd with UsePAM no refuses `!`-locked accounts even for key logins.
+ *
+ * Its login shell is /bin/sh, not bash: sshd runs every session's command
+ * (the ForceCommand too) as `<login shell> -c`, and Debian's bash then sources
+ * ~/.bashrc (it sees SSH_CLIENT), a file the sandbox writes, before anything
+ * of sandboxd's runs. dash reads no file for -c. Interactive logins still get
+ * `bash -l` from the jail's enter script.
  */
+export const SANDBOX_SHELL = "/bin/sh";
+
 export async function ensureSandboxUser(): Promise<HostUser> {
   let user = await lookupUser(SANDBOX_USER);
   if (!user) {
     try {
-      await run("useradd", ["-M", "-d", "/home/sandbox", "-s", "/bin/bash", "-U", "-p", "*", SANDBOX_USER]);
+      await run("useradd", ["-M", "-d", "/home/sandbox", "-s", SANDBOX_SHELL, "-U", "-p", "*", SANDBOX_USER]);
     } catch (e) {
       // Another instance may have added it at the same moment.
       if (!(await lookupUser(SANDBOX_USER))) throw e;
@@ -139,10 +147,13 @@ export async function ensureSandboxUser(): Promise<HostUser> {
     user = await lookupUser(SANDBOX_USER);
     if (!user) throw new Error("useradd sandbox: user still missing");
   }
-  // Jails bind their disk over /home, so the home must be /home/sandbox; sessions run bash.
-  if (user.home !== "/home/sandbox" || user.shell !== "/bin/bash") {
-    await run("usermod", ["-d", "/home/sandbox", "-s", "/bin/bash", SANDBOX_USER]);
-  }
+  // Jails bind their disk over /home, so the home must be /home/sandbox. (-d only when it
+  // differs: usermod refuses -d while the user has processes, as in running sandboxes.)
+  const fix = [
+    ...(user.home !== "/home/sandbox" ? ["-d", "/home/sandbox"] : []),
+    ...(user.shell !== SANDBOX_SHELL ? ["-s", SANDBOX_SHELL] : []),
+  ];
+  if (fix.length > 0) await run("usermod", [...fix, SANDBOX_USER]);
   const shadow = (await readText("/etc/shadow")) ?? "";
   const entry = shadow.split("\n").find((l) => l.startsWith(`${SANDBOX_USER}:`));
   if (entry && entry.split(":")[1] !== "*") await run("usermod", ["-p", "*", SANDBOX_USER]);

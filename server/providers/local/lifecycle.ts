@@ -10,20 +10,22 @@ import type { SandboxSpec } from "../provider.js";
 import type { Cgroups } from "./cgroups.js";
 import { createImage, loopDevices, releaseLoops } from "./disk.js";
 import type { Firewall } from "./firewall.js";
-import { findJailInit, spawnJail, waitForSshd, writeSshFiles } from "./jail.js";
+import { findJailInit, mapUserns, spawnJail, waitForSshd, writeSshFiles } from "./jail.js";
+import type { JailRoot } from "./jail-root.js";
 import { generateEd25519, type KeyPair } from "./keys.js";
 import type { Network } from "./network.js";
 import type { SandboxRecord, StateStore } from "./state.js";
+import { allocateUidRange, releaseUidRange, SANDBOX_UID } from "./uids.js";
 
 /** The runtime's host-side parts a sandbox is made of. */
 export interface Parts {
   stateDir: string;
-  templateDir: string;
   store: StateStore;
   network: Network;
   cgroups: Cgroups;
   firewall: Firewall;
-  uid: number;
+  /** What every jail shares: /etc, seccomp filter, system directory arguments (jail-root.ts). */
+  jail: JailRoot & { systemDirs: string[] };
   clientPublicKey: string;
   /** Shared host key of every sandbox; a fresh one per sandbox when absent. */
   hostKey?: KeyPair;
@@ -36,8 +38,8 @@ export interface Build {
   /** Filled in as the build goes; written with complete=false first, complete=true last. */
   record: SandboxRecord;
   signal: AbortSignal;
-  /** Applies the current internet setting to the firewall. */
-  syncInternet(): Promise<void>;
+  /** Once the namespace exists: writes its guard table and its host firewall elements (firewall.attach). */
+  attachFirewall(): Promise<void>;
   /** The jail's launcher, once spawned (destroy kills it if it is not in its cgroups yet). */
   child?: ChildProcess;
 }
@@ -45,18 +47,22 @@ export interface Build {
 export async function buildSandbox(p: Parts, b: Build): Promise<void> {
   const { id, address, record, signal } = b;
   const dir = p.store.dir(id);
-  await fs.mkdir(`${dir}/mnt`, { recursive: true, mode: 0o700 });
+  // Searchable (not readable) by others: bwrap runs as the sandbox's root uid and binds from here.
+  await fs.mkdir(`${dir}/mnt`, { recursive: true, mode: 0o711 });
   const hostKey = p.hostKey ?? generateEd25519();
   record.hostKey = hostKey.publicKey;
+  // Claimed before the record is written: a claim with no record is only taken over after a minute.
+  record.uidBase ??= await allocateUidRange({ stateDir: p.stateDir, id });
+  const rootUid = record.uidBase;
   await p.store.write(record);
   signal.throwIfAborted();
   // allSettled, not all: a failed step must not leave others running into the teardown.
   const steps = await Promise.allSettled([
-    p.network.createSandbox(id, address),
-    createImage(`${dir}/disk.img`, b.spec.diskGiB, p.templateDir),
-    p.cgroups.create(id, b.spec, p.uid),
-    writeSshFiles(`${dir}/ssh`, { address, hostPrivateKey: hostKey.privateKey, authorizedKey: p.clientPublicKey, joinFiles: p.cgroups.userProcsFiles(id).length }),
-    b.spec.internet ? b.syncInternet() : undefined,
+    // The namespace's guard is in place before anything runs in it.
+    p.network.createSandbox(id, address).then(() => b.attachFirewall()),
+    createImage(`${dir}/disk.img`, b.spec.diskGiB, { rootUid, user: rootUid + SANDBOX_UID }),
+    p.cgroups.create(id, b.spec, rootUid + SANDBOX_UID),
+    writeSshFiles(`${dir}/ssh`, { address, hostPrivateKey: hostKey.privateKey, authorizedKey: p.clientPublicKey, joinFiles: p.cgroups.userProcsFiles(id).length, rootUid }),
   ]);
   const failed = steps.find((s): s is PromiseRejectedResult => s.status === "rejected");
   if (failed) throw failed.reason;
@@ -70,8 +76,12 @@ export async function buildSandbox(p: Parts, b: Build): Promise<void> {
     logPath: `${dir}/sshd.log`,
     cgroupProcs: p.cgroups.jailProcs(id),
     userProcs: p.cgroups.userProcsFiles(id),
-    hide: [p.stateDir],
+    uidBase: rootUid,
+    etc: p.jail.etc,
+    seccomp: p.jail.seccomp,
+    systemDirs: p.jail.systemDirs,
   });
+  await mapUserns(b.child, rootUid, `${dir}/sshd.log`, signal);
   await waitForSshd(address, b.child, `${dir}/sshd.log`, signal);
   record.jailPid = await findJailInit(await p.cgroups.pids(id));
   if (!record.jailPid) throw new Error("sshd answers but the jail's init is not in its cgroup");
@@ -82,13 +92,14 @@ export async function buildSandbox(p: Parts, b: Build): Promise<void> {
 /**
  * Removes every trace of a sandbox; idempotent. Order: processes (which frees
  * the jail's mount namespace, hence the disk mount), network, firewall
- * element, loop device, cgroups, files.
+ * elements, loop device, cgroups, files.
  */
 export async function teardownSandbox(p: Parts, id: string, address: string | undefined): Promise<void> {
+  const uidBase = (await p.store.read(id))?.uidBase;
   await p.cgroups.kill(id);
   await p.network.deleteSandbox(id);
-  // No table (removed by hand), no element to remove.
-  if (address) await p.firewall.setInternet(address, false).catch(async (e) => { if (await p.firewall.exists()) throw e; });
+  // No table (removed by hand): no element to remove.
+  if (address) await p.firewall.forget(address);
   await releaseLoops(`${p.store.dir(id)}/`);
   try {
     await p.cgroups.remove(id);
@@ -96,5 +107,6 @@ export async function teardownSandbox(p: Parts, id: string, address: string | un
     await p.cgroups.kill(id);
     await p.cgroups.remove(id);
   }
+  if (uidBase !== undefined) await releaseUidRange(uidBase, { stateDir: p.stateDir, id });
   await p.store.remove(id);
 }

@@ -1,8 +1,12 @@
 /**
  * Network isolation of local sandboxes: no host services, no other sandboxes,
  * no "internet" (a fake one in its own namespace) unless enabled; the toggle
- * acts at once. What is blocked is refused at once (a TCP reset, an ICMP
- * error), never left to time out: the probes tell "refused" from "timeout".
+ * acts at once. What is blocked is refused at once (a TCP reset; other
+ * protocols fail in the sandbox's own stack with EPERM), never left to time
+ * out: the probes tell "refused" from "timeout". The fake internet lives in
+ * non-public space (198.19.0.0/16), so the runtime is told to count its /30
+ * as public (SANDBOXD_EGRESS_ALLOW); test/security/egress.spec.ts covers
+ * what "internet on" must not reach.
  */
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,7 +22,7 @@ const probe = (host: string, port: number) =>
   `else case "$out" in *refused*) echo refused;; *) echo "other: $out";; esac; fi`;
 /** curl's exit code says why: 7 could not connect (refused), 28 timed out. */
 const fetchCmd = (url: string) => `curl -sS -m 5 ${url} 2>&1; echo rc=$?`;
-/** A UDP datagram to host:port from inside, then a wait for an answer: prints the errno the ICMP error gives, or timeout. */
+/** A UDP datagram to host:port from inside, then a wait for an answer: prints the errno of the refusal, or timeout. */
 const udpProbe = (host: string, port: number) =>
   `python3 -c 'import errno, socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5); s.connect((sys.argv[1], int(sys.argv[2])))
@@ -28,7 +32,7 @@ except socket.timeout: print("timeout")
 except OSError as e: print(errno.errorcode[e.errno])' ${host} ${port}`;
 
 describe("LocalRuntime network", () => {
-  const rt = new LocalRuntime({ instance: "sandboxd-t-net", subnet: "198.18.202.0/24" });
+  const rt = new LocalRuntime({ instance: "sandboxd-t-net", subnet: "198.18.202.0/24", egress: { allow: ["198.19.202.0/30"] } });
   let inet: FakeInternet;
   let a: SandboxHandle;
   let b: SandboxHandle;
@@ -65,7 +69,7 @@ describe("LocalRuntime network", () => {
     await new Promise<void>((resolve, reject) => net.connect(onAny, gw, resolve).on("error", reject));
     const before = hostConnections;
     const r = await sshExec(a.ssh, [probe(a.address, 22), probe(gw, onBridge), probe(gw, onAny), probe(gw, 22), udpProbe(gw, 53)].join("; "));
-    expect(r.stdout.trim().split("\n")).toEqual(["open", "refused", "refused", "refused", "EHOSTUNREACH"]);
+    expect(r.stdout.trim().split("\n")).toEqual(["open", "refused", "refused", "refused", "EPERM"]);
     expect(hostConnections).toBe(before);
     // Still true with internet access on: that opens the way beyond the host, not into it.
     await rt.setInternet(a.id, true);
@@ -78,7 +82,7 @@ describe("LocalRuntime network", () => {
   it("keeps sandboxes from reaching each other", async () => {
     await rt.setInternet(a.id, true); // not even with internet access
     const r = await sshExec(a.ssh, [probe(b.address, 22), udpProbe(b.address, 53)].join("; "));
-    expect(r.stdout.trim().split("\n")).toEqual(["refused", "EHOSTUNREACH"]);
+    expect(r.stdout.trim().split("\n")).toEqual(["refused", "EPERM"]);
     await rt.setInternet(a.id, false);
     expect((await sshExec(b.ssh, probe(a.address, 22))).stdout.trim()).toBe("refused");
   });
@@ -89,7 +93,7 @@ describe("LocalRuntime network", () => {
       const off1 = await exec(client, [fetchCmd(inet.url), probe(inet.address, inet.port), udpProbe(inet.address, 53)].join("; "));
       expect(off1.stdout).not.toContain("internet-ok");
       // Refused at once, as pip or git would need to fail fast: curl's "could not connect", not its timeout.
-      expect(off1.stdout).toMatch(/rc=7\nrefused\nEHOSTUNREACH\n$/);
+      expect(off1.stdout).toMatch(/rc=7\nrefused\nEPERM\n$/);
       await rt.setInternet(a.id, true);
       const on = await exec(client, fetchCmd(inet.url));
       // Masqueraded: the outside sees the host's address, never the sandbox's.

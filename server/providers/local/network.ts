@@ -59,7 +59,8 @@ export class Network {
    * packet, to another sandbox too, goes to the host, whose firewall refuses
    * at once what it blocks. (With the subnet on-link a sandbox would ARP for
    * its neighbours, which port isolation silences: a connect would hang for
-   * the ARP timeout instead of failing.)
+   * the ARP timeout instead of failing.) The firewall then writes the
+   * namespace's own guard table (firewall.ts), before the jail starts.
    */
   async createSandbox(id: string, address: string): Promise<void> {
     const ns = this.names.netns(id);
@@ -103,6 +104,23 @@ export class Network {
       if ((await exists(`/sys/class/net/${veth}`)) || (await exists(`${NETNS_DIR}/${ns}`))) throw e;
       if (!(e instanceof HostCommandError)) throw e;
     }
+  }
+
+  /**
+   * Checks that each sandbox's host-side veth is still an isolated bridge
+   * port (frames between sandboxes stop at the bridge, whatever nftables
+   * holds) and isolates again any that is not. Returns the veths it fixed.
+   */
+  async ensurePortsIsolated(ids: readonly string[]): Promise<string[]> {
+    const fixed: string[] = [];
+    for (const id of ids) {
+      const veth = this.names.veth(id);
+      const flag = (await readText(`/sys/class/net/${veth}/brport/isolated`))?.trim();
+      if (flag === undefined || flag === "1") continue;
+      await run("ip", ["link", "set", veth, "type", "bridge_slave", "isolated", "on"]);
+      fixed.push(veth);
+    }
+    return fixed;
   }
 
   /** Ids of this instance's namespaces under /run/netns. */

@@ -1,5 +1,6 @@
 /** Options of the local runtime and their defaults. */
 import os from "node:os";
+import type { EgressPolicy } from "../egress.js";
 import type { Limits } from "./spec.js";
 import type { Totals } from "./admission.js";
 
@@ -32,6 +33,12 @@ export interface LocalRuntimeOptions {
   clientKey?: { privateKey: Buffer | string; publicKey: string };
   /** One host key for every sandbox (as clones of one template share theirs), instead of a fresh one each. */
   hostKey?: { privateKey: Buffer | string; publicKey: string };
+  /** The server-wide egress policy (SANDBOXD_EGRESS_*); defaults: DEFAULT_EGRESS_POLICY in ../egress.ts. */
+  egress?: Partial<EgressPolicy>;
+  /** How often the host firewall and port isolation are re-checked (and restored). Default 2000 ms. */
+  isolationCheckIntervalMs?: number;
+  /** The resolv.conf whose nameservers sandboxes may reach on port 53 with internet on. Default /etc/resolv.conf (the one they see). */
+  resolvConf?: string;
 }
 
 /** Limits with defaults: the host's cores and memory, 64 GiB disk, 256 sandboxes (at most the pool's size). */

@@ -5,13 +5,15 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { promises as fs } from "node:fs";
-import { cancelled, failedPrecondition, internal, isSandboxError, notFound, resourceExhausted, unavailable } from "../../errors.js";
+import { cancelled, failedPrecondition, internal, invalidArgument, isSandboxError, notFound, resourceExhausted, unavailable } from "../../errors.js";
+import { DEFAULT_EGRESS_POLICY, EgressSyntaxError, cidrRange, formatEgressEntry, parseEgressEntry, type EgressEntry } from "../egress.js";
 import type { CreateOptions, SandboxHandle, SandboxProvider, SandboxSpec, SandboxState, StoredLease } from "../provider.js";
 import { AddressPool, parseSubnet, type Subnet } from "./addresses.js";
 import { Cgroups, detectCgroups } from "./cgroups.js";
-import { ensureTemplate } from "./disk.js";
-import { Firewall } from "./firewall.js";
-import { ensureSandboxUser, type HostUser } from "./host.js";
+import { Firewall, readHostFacts } from "./firewall.js";
+import { keepUidRange } from "./uids.js";
+import { prepareJailRoot, systemDirArgs, type JailRoot } from "./jail-root.js";
+import { IsolationMonitor } from "./isolation.js";
 import { loadOrCreateClientKey, type KeyPair } from "./keys.js";
 import { buildSandbox, teardownSandbox, type Build, type Parts } from "./lifecycle.js";
 import { Names, newSandboxId } from "./names.js";
@@ -33,7 +35,7 @@ interface Entry {
   child?: ChildProcess;
   creating?: Promise<void>;
   destroying?: Promise<void>;
-  /** Serialises firewall updates; each applies the entry's current spec.internet. */
+  /** Serialises firewall updates (internet, allowlist); each applies the entry's current settings. */
   internet: Promise<void>;
   /** Serialises state file writes (they share one temp file). */
   writing?: Promise<void>;
@@ -58,8 +60,10 @@ export class LocalRuntime implements SandboxProvider {
   private readonly fixedClientKey?: KeyPair;
   private readonly fixedHostKey?: KeyPair;
   private readonly entries = new Map<string, Entry>();
+  private readonly isolation: IsolationMonitor;
+  private readonly egressDeny: string[];
   private cgroupsOrUndefined?: Cgroups;
-  private user?: HostUser;
+  private jailRoot?: JailRoot & { systemDirs: string[] };
   private clientKey?: KeyPair;
   private starting?: Promise<void>;
   private closed = false;
@@ -77,7 +81,17 @@ export class LocalRuntime implements SandboxProvider {
     this.pool = new AddressPool(this.subnet);
     this.limits = resolveLimits(options.limits, this.pool.capacity);
     this.network = new Network(this.names, this.subnet);
-    this.firewall = new Firewall(this.names.table, this.names.bridge, this.subnet.cidr);
+    const resolvConf = options.resolvConf;
+    const policy = { ...DEFAULT_EGRESS_POLICY, ...options.egress };
+    this.egressDeny = [...policy.deny];
+    this.firewall = new Firewall({
+      table: this.names.table, bridge: this.names.bridge, subnet: this.subnet.cidr, gateway: this.subnet.gateway,
+      policy, readFacts: () => readHostFacts(resolvConf),
+    });
+    this.isolation = new IsolationMonitor({
+      firewall: this.firewall, network: this.network, sandboxIds: () => [...this.entries.keys()], log: this.log,
+      intervalMs: options.isolationCheckIntervalMs ?? 2000,
+    });
     this.store = new StateStore(this.stateDir);
     const pair = (k?: { privateKey: Buffer | string; publicKey: string }): KeyPair | undefined =>
       k && { privateKey: k.privateKey.toString(), publicKey: k.publicKey.trim() };
@@ -103,22 +117,22 @@ export class LocalRuntime implements SandboxProvider {
   private async doStart(): Promise<void> {
     if (process.getuid?.() !== 0) throw failedPrecondition("the local runtime needs root");
     this.cgroupsOrUndefined = new Cgroups(await detectCgroups(), this.instance, this.pidsMax);
-    this.user = await ensureSandboxUser();
-    await fs.mkdir(this.store.root, { recursive: true, mode: 0o700 });
-    // Nothing under the state dir is for the sandbox user (other sandboxes' images, the client key).
-    await fs.chmod(this.stateDir, 0o700);
+    await fs.mkdir(this.store.root, { recursive: true, mode: 0o711 });
+    // Nothing here is readable but by root (images, keys, records); directories are searchable
+    // only so that bwrap, run as a sandbox's own root uid, reaches that sandbox's ssh dir and disk.
+    await fs.chmod(this.stateDir, 0o711);
+    await fs.chmod(this.store.root, 0o711);
     await lockInstance(this.stateDir);
-    // Jails bind their disk over these; the read-only root cannot grow mount points.
-    await fs.mkdir("/home", { recursive: true });
     this.clientKey = this.fixedClientKey ?? (await loadOrCreateClientKey(this.stateDir));
-    await ensureTemplate(this.templateDir, this.user.uid, this.user.gid);
+    this.jailRoot = { ...(await prepareJailRoot(this.stateDir)), systemDirs: await systemDirArgs() };
     await this.cgroups.prepareInstance();
     this.totals = await defaultTotals(this.stateDir, this.totalsOption);
     await this.cgroups.limitInstance(this.totals.totalMemoryMiB, this.totals.totalPids);
     await this.network.ensureBridge();
-    // The table first, keeping internet for sandboxes that may be adopted; teardown of the others removes their elements.
+    // The table first, keeping the egress of sandboxes that may be adopted; teardown of the others removes their elements.
     const records = await Promise.all((await this.store.listIds()).map((id) => this.store.read(id)));
-    await this.firewall.install(records.filter((r) => r?.complete && r.spec.internet).map((r) => r!.address));
+    for (const r of records) if (r?.complete) this.firewall.register(r.address, { internet: r.spec.internet, allow: storedAllow(r.egressAllow) });
+    await this.firewall.install();
     const { adopted, removed } = await reconcile({
       store: this.store,
       cgroups: this.cgroups,
@@ -128,17 +142,17 @@ export class LocalRuntime implements SandboxProvider {
       adopt: true,
     });
     for (const rec of adopted) {
+      if (rec.uidBase !== undefined) await keepUidRange(rec.uidBase, { stateDir: this.stateDir, id: rec.id });
       this.entries.set(rec.id, {
         id: rec.id, state: "running", spec: rec.spec, address: rec.address, createdAt: new Date(rec.createdAt),
         record: rec, abort: new AbortController(), internet: Promise.resolve(),
       });
     }
+    // Guards as this configuration wants them (sandboxes of an older sandboxd get theirs now).
+    await Promise.all(adopted.map((rec) => this.firewall.attach(rec.address, this.network.netnsPath(rec.id))));
+    this.isolation.start();
     this.ready = true;
     this.log.info({ instance: this.instance, adopted: adopted.map((r) => r.id), removed, cgroup: this.cgroups.layout.version }, "local runtime started");
-  }
-
-  private get templateDir(): string {
-    return `${this.stateDir}/disk-template`;
   }
 
   private assertReady(): void {
@@ -153,6 +167,7 @@ export class LocalRuntime implements SandboxProvider {
     const allocated = new Map(await Promise.all([...this.entries.keys()].map(async (id) => [id, await allocatedBytes(`${this.store.dir(id)}/disk.img`)] as const)));
     const free = await freeBytes(this.stateDir);
     // From here to entries.set nothing awaits: concurrent creates see each other.
+    if (options.signal?.aborted) throw cancelled("create cancelled before it started");
     if (this.entries.size >= this.limits.maxSandboxes) throw resourceExhausted(`at most ${this.limits.maxSandboxes} sandboxes (SANDBOXD_LOCAL_MAX_SANDBOXES)`);
     admit(valid, [...this.entries.values()].map((e) => ({ spec: e.spec, allocatedBytes: allocated.get(e.id) })), this.totals!, free, this.cgroups.pidsPerSandbox);
     const address = this.pool.allocate();
@@ -170,11 +185,20 @@ export class LocalRuntime implements SandboxProvider {
       },
     };
     this.entries.set(id, entry);
+    this.firewall.register(address, { internet: valid.internet, allow: [] });
     const onAbort = () => entry.abort.abort(cancelled(`create of ${id} cancelled`));
     options.signal?.addEventListener("abort", onAbort, { once: true });
     const t0 = performance.now();
     entry.creating = this.build(entry);
+    entry.creating.catch(() => {}); // awaited below, after the isolation check
+    // Alongside the build (its namespace gets its own guard first): no create succeeds while the
+    // host firewall is incomplete; the check restores it meanwhile and the create is undone.
+    const isolation = this.isolation.checkHost();
     try {
+      const iso = await isolation;
+      if (iso.problem || !iso.healthy) {
+        throw unavailable(`sandbox isolation was incomplete (${iso.problem ?? "restoring"}); ${iso.healthy ? "it has been restored: retry" : "it is being restored: retry later"}`);
+      }
       await entry.creating;
       if (entry.state === "destroying") throw cancelled(`sandbox ${id} was destroyed while being created`);
       entry.state = "running";
@@ -196,7 +220,7 @@ export class LocalRuntime implements SandboxProvider {
   private async build(entry: Entry): Promise<void> {
     const build: Build = {
       id: entry.id, address: entry.address, spec: entry.spec, record: entry.record, signal: entry.abort.signal,
-      syncInternet: () => this.syncInternet(entry),
+      attachFirewall: () => this.firewall.attach(entry.address, this.network.netnsPath(entry.id), true),
     };
     try {
       await buildSandbox(this.parts, build);
@@ -227,8 +251,8 @@ export class LocalRuntime implements SandboxProvider {
 
   private get parts(): Parts {
     return {
-      stateDir: this.stateDir, templateDir: this.templateDir, store: this.store, network: this.network,
-      cgroups: this.cgroups, firewall: this.firewall, uid: this.user!.uid, clientPublicKey: this.clientKey!.publicKey,
+      stateDir: this.stateDir, store: this.store, network: this.network,
+      cgroups: this.cgroups, firewall: this.firewall, jail: this.jailRoot!, clientPublicKey: this.clientKey!.publicKey,
       hostKey: this.fixedHostKey,
     };
   }
@@ -298,8 +322,61 @@ export class LocalRuntime implements SandboxProvider {
     this.log.info({ id, internet: enabled }, "internet access changed");
   }
 
+  async setEgressAllow(id: string, entries: readonly string[]): Promise<string[]> {
+    const entry = this.entries.get(id);
+    if (!entry || entry.state === "destroying") throw notFound(`sandbox ${id} not found`);
+    const parsed = this.validateAllow(entries);
+    entry.record.egressAllow = parsed.map(formatEgressEntry);
+    entry.internet = entry.internet.catch(() => {}).then(() => this.firewall.setAllow(entry.address, parsed));
+    await entry.internet;
+    if (entry.state === "running") await this.persist(entry);
+    this.log.info({ id, egressAllow: entry.record.egressAllow }, "egress allowlist changed");
+    return [...entry.record.egressAllow];
+  }
+
+  /** At most 64 entries; never a sandbox network or loopback, nor what SANDBOXD_EGRESS_DENY forbids. */
+  private validateAllow(entries: readonly string[]): EgressEntry[] {
+    if (entries.length > 64) throw invalidArgument("egress_allow", `at most 64 entries, got ${entries.length}`);
+    const overlaps = (a: string, b: string) => {
+      const [x0, x1] = cidrRange(a);
+      const [y0, y1] = cidrRange(b);
+      return x0 <= y1 && y0 <= x1;
+    };
+    const parsed: EgressEntry[] = [];
+    for (const s of entries) {
+      let e: EgressEntry;
+      try {
+        e = parseEgressEntry(s);
+      } catch (err) {
+        if (err instanceof EgressSyntaxError) throw invalidArgument("egress_allow", err.message);
+        throw err;
+      }
+      const never = ["198.18.0.0/15", "127.0.0.0/8"].find((n) => overlaps(e.cidr, n));
+      if (never) throw invalidArgument("egress_allow", `${s}: overlaps ${never}, which a sandbox never reaches`);
+      const denied = this.egressDeny.find((n) => overlaps(e.cidr, n));
+      if (denied) throw invalidArgument("egress_allow", `${s}: overlaps ${denied}, which this server denies to every sandbox (SANDBOXD_EGRESS_DENY)`);
+      if (!parsed.some((p) => p.cidr === e.cidr && p.port === e.port)) parsed.push(e);
+    }
+    return parsed;
+  }
+
+  /** Whether sandbox isolation is complete (false while the host firewall is being restored). */
+  get healthy(): boolean {
+    return this.isolation.healthy;
+  }
+
+  watchHealth(listener: (healthy: boolean) => void): () => void {
+    return this.isolation.subscribe(listener);
+  }
+
+  /** Runs the isolation check now (it also runs every few seconds, and on the host table before each create). */
+  checkIsolation() {
+    return this.isolation.check("all");
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    this.isolation.stop();
     await unlockInstance(this.stateDir);
   }
 
@@ -311,6 +388,7 @@ export class LocalRuntime implements SandboxProvider {
   async purge(): Promise<void> {
     await this.start();
     this.closed = true;
+    this.isolation.stop();
     await Promise.all([...this.entries.keys()].map((id) => this.destroy(id)));
     await reconcile({
       store: this.store, cgroups: this.cgroups, network: this.network,
@@ -332,6 +410,20 @@ export class LocalRuntime implements SandboxProvider {
       createdAt: e.createdAt,
       ...(e.record.lease ? { lease: { ...e.record.lease } } : {}),
       ...(e.record.request ? { request: { ...e.record.request } } : {}),
+      ...(e.record.egressAllow?.length ? { egressAllow: [...e.record.egressAllow] } : {}),
     };
   }
+}
+
+/** A stored allowlist back as entries (validated when stored; an unreadable one is skipped). */
+function storedAllow(list: string[] | undefined): EgressEntry[] {
+  const out: EgressEntry[] = [];
+  for (const s of list ?? []) {
+    try {
+      out.push(parseEgressEntry(s));
+    } catch {
+      // skipped
+    }
+  }
+  return out;
 }

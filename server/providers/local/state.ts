@@ -22,12 +22,16 @@ export interface SandboxRecord {
   createdAt: string;
   /** Pid (host view) of the jail's init, the inner bwrap: pid 1 of the jail's pid namespace. */
   jailPid?: number;
+  /** First host uid/gid of the sandbox's user namespace range (uids.ts), claimed host-wide until teardown. */
+  uidBase?: number;
   /** Loop device the disk image was mounted from (informational; found via sysfs on cleanup). */
   loopDevice?: string;
   /** The lease, stored from the first write on (absent only in records of older versions). */
   lease?: StoredLease;
   /** The CreateSandbox request_id it was made for, if any. */
   request?: CreateRequestKey;
+  /** Its egress allowlist ("10.0.0.0/8", "10.1.2.3:5432"), when it has one. */
+  egressAllow?: string[];
   complete: boolean;
 }
 
