@@ -187,7 +187,12 @@ describe("LocalRuntime", () => {
     setTimeout(() => ac.abort(), 15);
     await expect(p).rejects.toMatchObject({ kind: "cancelled" });
     const q = rt.create(spec());
-    const creating = (await rt.list()).find((x) => x.state === "creating");
+    // The create shows up once admitted (its checks are asynchronous).
+    let creating: { id: string } | undefined;
+    for (let i = 0; i < 200 && !creating; i++) {
+      creating = (await rt.list()).find((x) => x.state === "creating");
+      if (!creating) await new Promise((r) => setTimeout(r, 5));
+    }
     expect(creating).toBeDefined();
     await Promise.all([rt.destroy(creating!.id), expect(q).rejects.toMatchObject({ kind: "cancelled" })]);
     expect(await leftovers(rt, keep)).toEqual(NOTHING);
