@@ -7,7 +7,8 @@
  *    - input: from the bridge to the host only replies (ct established,related):
  *      sandboxes reach no host service (sshd included), yet host → sandbox SSH works.
  *    - forward: sandbox → sandbox refused (routed or bridged: br_netfilter sends
- *      bridged frames through this hook too); every packet a sandbox sends
+ *      bridged frames through this hook too); packets conntrack finds invalid
+ *      dropped (a reset would kill the connection); every packet a sandbox sends
  *      beyond goes through `egress` (below), not just new flows, so a change
  *      (internet off, an allowlist entry removed) cuts open connections at the
  *      sandbox's next packet. Back to a sandbox only replies, and only to one
@@ -295,6 +296,7 @@ table inet ${this.table} {
   chain forward {
     type filter hook forward priority filter; policy accept;
     iifname ${br} oifname ${br} jump refuse
+    iifname ${br} ct state invalid drop
     iifname ${br} ct direction original jump egress
     iifname ${br} jump refuse
     oifname ${br} ct direction reply ip daddr @internet accept
@@ -374,6 +376,7 @@ table inet ${GUARD_TABLE} {
   chain output {
     type filter hook output priority filter; policy accept;
     oifname "lo" accept
+    ct state invalid drop
     ct direction reply accept
     ct direction original jump egress
     jump refuse

@@ -59,9 +59,11 @@ export class IsolationMonitor {
     this.timer.unref();
   }
 
-  stop(): void {
+  /** No more checks; resolves once a check under way is over (it may be restoring the table). */
+  async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
+    await this.current?.catch(() => {});
   }
 
   /**

@@ -59,7 +59,7 @@ export async function buildSandbox(p: Parts, b: Build): Promise<void> {
   // allSettled, not all: a failed step must not leave others running into the teardown.
   const steps = await Promise.allSettled([
     // The namespace's guard is in place before anything runs in it.
-    p.network.createSandbox(id, address).then(() => b.attachFirewall()),
+    p.network.createSandbox(id, address, () => b.attachFirewall()),
     createImage(`${dir}/disk.img`, b.spec.diskGiB, { rootUid, user: rootUid + SANDBOX_UID }),
     p.cgroups.create(id, b.spec, rootUid + SANDBOX_UID),
     writeSshFiles(`${dir}/ssh`, { address, hostPrivateKey: hostKey.privateKey, authorizedKey: p.clientPublicKey, joinFiles: p.cgroups.userProcsFiles(id).length, rootUid }),

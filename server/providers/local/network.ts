@@ -59,10 +59,10 @@ export class Network {
    * packet, to another sandbox too, goes to the host, whose firewall refuses
    * at once what it blocks. (With the subnet on-link a sandbox would ARP for
    * its neighbours, which port isolation silences: a connect would hang for
-   * the ARP timeout instead of failing.) The firewall then writes the
-   * namespace's own guard table (firewall.ts), before the jail starts.
+   * the ARP timeout instead of failing.) `guard` writes the namespace's own
+   * guard table (firewall.ts) once the namespace exists, before the jail starts.
    */
-  async createSandbox(id: string, address: string): Promise<void> {
+  async createSandbox(id: string, address: string, guard?: () => Promise<void>): Promise<void> {
     const ns = this.names.netns(id);
     const veth = this.names.veth(id);
     const mac = this.names.sandboxMac(address);
@@ -77,7 +77,7 @@ export class Network {
         "",
       ].join("\n"),
     });
-    await run("ip", ["-n", ns, "-batch", "-"], {
+    const inside = run("ip", ["-n", ns, "-batch", "-"], {
       input: [
         `addr add ${address}/32 dev eth0`,
         "link set lo up",
@@ -87,6 +87,10 @@ export class Network {
         "",
       ].join("\n"),
     });
+    // Nothing runs in the namespace yet: its guard goes in meanwhile (the build waits for both).
+    const results = await Promise.allSettled([inside, guard?.()]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
   }
 
   /** Deletes the veth pair (synchronously, unlike the namespace's own teardown) and the namespace. */

@@ -376,7 +376,7 @@ export class LocalRuntime implements SandboxProvider {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.isolation.stop();
+    await this.isolation.stop();
     await unlockInstance(this.stateDir);
   }
 
@@ -388,7 +388,7 @@ export class LocalRuntime implements SandboxProvider {
   async purge(): Promise<void> {
     await this.start();
     this.closed = true;
-    this.isolation.stop();
+    await this.isolation.stop();
     await Promise.all([...this.entries.keys()].map((id) => this.destroy(id)));
     await reconcile({
       store: this.store, cgroups: this.cgroups, network: this.network,
