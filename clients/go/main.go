@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -100,6 +101,19 @@ func run(addr string) error {
 		return fmt.Errorf("KeepAlive: lease expires at %s, want 20 to 30 minutes from now", exp)
 	}
 	fmt.Printf("lease renewed until %s\n", exp.Format(time.RFC3339))
+
+	// Let it reach one private service (a database on the LAN), then clear the list again.
+	eg, err := client.SetEgressAllowlist(ctx, &sandboxv1.SetEgressAllowlistRequest{SandboxId: id, Entries: []string{"10.1.2.3:5432"}})
+	if err != nil {
+		return fmt.Errorf("SetEgressAllowlist: %w", err)
+	}
+	if l := eg.GetSandbox().GetEgressAllowlist(); len(l) != 1 || !strings.Contains(l[0], "5432") {
+		return fmt.Errorf("SetEgressAllowlist: allowlist %v, want the one entry", l)
+	}
+	if eg, err = client.SetEgressAllowlist(ctx, &sandboxv1.SetEgressAllowlistRequest{SandboxId: id}); err != nil || len(eg.GetSandbox().GetEgressAllowlist()) != 0 {
+		return fmt.Errorf("SetEgressAllowlist (clear): %v %v", err, eg.GetSandbox().GetEgressAllowlist())
+	}
+	fmt.Println("egress allowlist set and cleared")
 
 	// 1. uname -a, stdout printed as it arrives.
 	res, err := execStream(ctx, client, &sandboxv1.ExecRequest{

@@ -130,6 +130,13 @@ async function scenario(client: SandboxClient): Promise<void> {
     check(exp >= before + 1_200_000 - 1 && exp <= Date.now() + 1_800_000, `KeepAlive: lease expires at ${new Date(exp).toISOString()}, want 20 to 30 minutes from now`);
     console.log(`lease renewed until ${new Date(exp).toISOString()}`);
 
+    // Let it reach one private service (a database on the LAN), then clear the list again.
+    const allow = (await client.setEgressAllowlist({ sandboxId: id, entries: ["10.1.2.3:5432"] }, { timeoutMs: TIMEOUT_MS })).sandbox!.egressAllowlist;
+    check(allow.length === 1 && allow[0]!.includes("5432"), `SetEgressAllowlist: allowlist ${JSON.stringify(allow)}, want the one entry`);
+    const cleared = (await client.setEgressAllowlist({ sandboxId: id, entries: [] }, { timeoutMs: TIMEOUT_MS })).sandbox!.egressAllowlist;
+    check(cleared.length === 0, "SetEgressAllowlist: clearing left entries");
+    console.log("egress allowlist set and cleared");
+
     let r = await runExec(client, { sandboxId: id, command: { case: "argv", value: { args: ["uname", "-a"] } } }, "raw");
     expectExit(r.exited, 0, "uname");
     check(r.stdout.length > 0, "uname: no stdout");

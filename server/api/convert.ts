@@ -14,6 +14,7 @@ export function sandboxToProto(s: SandboxView): Sandbox {
     labels: s.labels,
     resources: create(ResourcesSchema, { cores: s.resources.cores, memoryMib: s.resources.memoryMiB, diskGib: s.resources.diskGiB }),
     internetAccess: s.internet,
+    egressAllowlist: s.egressAllowlist,
     leaseExpiresAt: timestampFromDate(s.leaseExpiresAt),
     createdAt: timestampFromDate(s.createdAt),
     provider: s.provider,

@@ -35,6 +35,7 @@ const PROTO_FIELDS: Record<string, string> = {
   onOutputLimit: "output_limit_action",
   memoryMiB: "memory_mib",
   diskGiB: "disk_gib",
+  egress_allow: "entries",
 };
 
 export function toConnectError(err: unknown, log: Logger, context: object = {}): ConnectError {

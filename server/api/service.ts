@@ -10,6 +10,7 @@ import { getSandbox } from "./get-sandbox.js";
 import { keepAlive } from "./keep-alive.js";
 import { listSandboxes } from "./list-sandboxes.js";
 import { setInternetAccess } from "./set-internet-access.js";
+import { setEgressAllowlist } from "./set-egress-allowlist.js";
 import { uploadFile } from "./upload.js";
 
 export function sandboxRoutes(router: ConnectRouter, deps: ApiDeps): void {
@@ -20,6 +21,7 @@ export function sandboxRoutes(router: ConnectRouter, deps: ApiDeps): void {
     destroySandbox: (req, ctx) => destroySandbox(deps, req, ctx),
     keepAlive: (req, ctx) => keepAlive(deps, req, ctx),
     setInternetAccess: (req, ctx) => setInternetAccess(deps, req, ctx),
+    setEgressAllowlist: (req, ctx) => setEgressAllowlist(deps, req, ctx),
     exec: (req, ctx) => execCommand(deps, req, ctx),
     upload: (reqs, ctx) => uploadFile(deps, reqs, ctx),
     download: (req, ctx) => downloadFile(deps, req, ctx),

@@ -33,6 +33,7 @@ interface Entry {
   handle: SandboxHandle;
   state: SandboxState;
   internet: boolean;
+  egressAllow: string[];
   destroying?: Promise<void>;
   /** For sandboxes adopted from an earlier process: what its crash left (orphaned commands, upload temp files) goes before the first RPC. */
   tidy?: Promise<void>;
@@ -169,6 +170,16 @@ export class SandboxManager {
     return new Date(lease.expiresAt);
   }
 
+  async setEgressAllowlist(id: string, entries: string[]): Promise<SandboxView> {
+    if (entries.length > 64) throw invalidArgument("entries", `at most 64 entries, got ${entries.length}`);
+    const e = this.running(await this.find(id));
+    if (!this.o.provider.setEgressAllow) {
+      throw failedPrecondition(`the ${this.o.provider.name} provider has no per-sandbox egress allowlist (Proxmox: use the container firewall, docs/proxmox.md §4)`);
+    }
+    e.egressAllow = await this.o.provider.setEgressAllow(id, entries);
+    return this.view(e);
+  }
+
   async setInternet(id: string, enabled: boolean): Promise<SandboxView> {
     const e = this.running(await this.find(id));
     await this.o.provider.setInternet(id, enabled);
@@ -260,7 +271,7 @@ export class SandboxManager {
 
   private track(handle: SandboxHandle, lease: StoredLease, adopted: boolean): void {
     this.o.registry.register(handle.id, handle.ssh);
-    this.entries.set(handle.id, { handle, state: handle.state, internet: handle.spec.internet, adopted });
+    this.entries.set(handle.id, { handle, state: handle.state, internet: handle.spec.internet, egressAllow: [...(handle.egressAllow ?? [])], adopted });
     this.leases.track(handle.id, lease);
   }
 
@@ -299,6 +310,7 @@ export class SandboxManager {
       labels: handle.spec.labels,
       resources: { cores: handle.spec.cores, memoryMiB: handle.spec.memoryMiB, diskGiB: handle.spec.diskGiB },
       internet: e.internet,
+      egressAllowlist: [...e.egressAllow],
       createdAt: handle.createdAt,
       leaseExpiresAt: new Date(lease?.expiresAt ?? Date.now()),
       provider: this.o.provider.name,

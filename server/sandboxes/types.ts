@@ -13,6 +13,8 @@ export interface SandboxView {
   labels: Record<string, string>;
   resources: Resources;
   internet: boolean;
+  /** Private destinations it may reach besides the internet toggle (normalised entries). */
+  egressAllowlist: string[];
   createdAt: Date;
   leaseExpiresAt: Date;
   provider: string;

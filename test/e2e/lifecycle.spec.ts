@@ -33,6 +33,26 @@ describe.each(PROVIDERS)("sandbox lifecycle over every transport (%s)", (provide
     await e?.stop();
   });
 
+  it("sets a sandbox's egress allowlist (local), or says the provider has none (Proxmox)", async () => {
+    const { sandbox } = await e.grpc.createSandbox({ labels: { suite: "life", n: "egress" } });
+    const id = sandbox!.id;
+    made.push(id);
+    expect(sandbox!.egressAllowlist).toEqual([]);
+    if (provider === "proxmox") {
+      await expectCode(e.grpc.setEgressAllowlist({ sandboxId: id, entries: ["10.1.2.3:5432"] }), Code.FailedPrecondition, /no per-sandbox egress allowlist/);
+      return;
+    }
+    const set = (await e.connect1.setEgressAllowlist({ sandboxId: id, entries: ["10.1.2.3:5432", "192.168.7.0/24"] })).sandbox!;
+    expect(set.egressAllowlist).toHaveLength(2);
+    expect(set.egressAllowlist.join(" ")).toMatch(/10\.1\.2\.3.*5432/);
+    expect((await e.grpc.getSandbox({ sandboxId: id })).sandbox!.egressAllowlist).toEqual(set.egressAllowlist);
+    await expectCode(e.grpc.setEgressAllowlist({ sandboxId: id, entries: ["not-an-address"] }), Code.InvalidArgument, /^entries/);
+    await expectCode(e.grpc.setEgressAllowlist({ sandboxId: id, entries: ["127.0.0.1"] }), Code.InvalidArgument, /^entries/);
+    await expectCode(e.grpc.setEgressAllowlist({ sandboxId: id, entries: Array.from({ length: 65 }, (_, i) => `10.0.${i}.1`) }), Code.InvalidArgument, /64/);
+    await expectCode(e.grpc.setEgressAllowlist({ sandboxId: "sbx-nope", entries: [] }), Code.NotFound);
+    expect((await e.grpc.setEgressAllowlist({ sandboxId: id, entries: [] })).sandbox!.egressAllowlist).toEqual([]);
+  });
+
   it("health says SERVING", async () => {
     const health = createClient(Health, createGrpcTransport({ baseUrl: e.baseUrl }));
     expect((await health.check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
@@ -44,8 +64,7 @@ describe.each(PROVIDERS)("sandbox lifecycle over every transport (%s)", (provide
     const s = sandbox!;
     made.push(s.id);
     expect(s.state).toBe(Sandbox_State.RUNNING);
-    // The API reports the requested spec on both providers, although on Proxmox the disk
-    // really is the template's (cloned as is, no resize; 8 GiB on the emulator).
+    // Both providers report the disk the sandbox really has (Proxmox: the clone grown to it).
     expect(s.resources).toMatchObject({ cores: 1, memoryMib: 256, diskGib: 1 });
     expect(s.provider).toBe(provider);
     expect(s.internetAccess).toBe(false);

@@ -129,6 +129,14 @@ def scenario(stub: pb_grpc.SandboxServiceStub) -> None:
         check(before + 1200 <= exp <= time.time() + 1800, f"KeepAlive: lease expires at {exp}, want 20 to 30 minutes from now")
         print(f"lease renewed until {ka.lease_expires_at.ToJsonString()}", flush=True)
 
+        # Let it reach one private service (a database on the LAN), then clear the list again.
+        eg = stub.SetEgressAllowlist(pb.SetEgressAllowlistRequest(sandbox_id=sb.id, entries=["10.1.2.3:5432"]), timeout=TIMEOUT)
+        allow = list(eg.sandbox.egress_allowlist)
+        check(len(allow) == 1 and "5432" in allow[0], f"SetEgressAllowlist: allowlist {allow}, want the one entry")
+        eg = stub.SetEgressAllowlist(pb.SetEgressAllowlistRequest(sandbox_id=sb.id), timeout=TIMEOUT)
+        check(list(eg.sandbox.egress_allowlist) == [], "SetEgressAllowlist: clearing left entries")
+        print("egress allowlist set and cleared", flush=True)
+
         out, _, exited = run_exec(stub, pb.ExecRequest(sandbox_id=sb.id, argv=pb.Argv(args=["uname", "-a"])), False)
         expect_exit(exited, 0, "uname")
         check(len(out) > 0, "uname: no stdout")

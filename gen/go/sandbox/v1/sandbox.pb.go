@@ -231,7 +231,7 @@ func (x ExecExited_Reason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ExecExited_Reason.Descriptor instead.
 func (ExecExited_Reason) EnumDescriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{18, 0}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{20, 0}
 }
 
 // A sandbox: an isolated Linux machine with its own network address.
@@ -252,9 +252,12 @@ type Sandbox struct {
 	// When the sandbox was created.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// The provider that runs it ("local", "proxmox").
-	Provider      string `protobuf:"bytes,8,opt,name=provider,proto3" json:"provider,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Provider string `protobuf:"bytes,8,opt,name=provider,proto3" json:"provider,omitempty"`
+	// Private destinations it may reach besides the internet toggle, as set
+	// by SetEgressAllowlist (normalised: "10.0.0.0/8", "10.1.2.3/32:5432").
+	EgressAllowlist []string `protobuf:"bytes,9,rep,name=egress_allowlist,json=egressAllowlist,proto3" json:"egress_allowlist,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Sandbox) Reset() {
@@ -341,6 +344,13 @@ func (x *Sandbox) GetProvider() string {
 		return x.Provider
 	}
 	return ""
+}
+
+func (x *Sandbox) GetEgressAllowlist() []string {
+	if x != nil {
+		return x.EgressAllowlist
+	}
+	return nil
 }
 
 // Compute resources of a sandbox.
@@ -1021,6 +1031,105 @@ func (x *SetInternetAccessResponse) GetSandbox() *Sandbox {
 	return nil
 }
 
+type SetEgressAllowlistRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SandboxId string                 `protobuf:"bytes,1,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
+	// The whole list (it replaces the previous one; empty clears it), at most
+	// 64 entries: an IPv4 address or CIDR ("10.0.0.0/8", "10.1.2.3"),
+	// optionally with a port ("10.1.2.3:5432"; TCP and UDP).
+	Entries       []string `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetEgressAllowlistRequest) Reset() {
+	*x = SetEgressAllowlistRequest{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetEgressAllowlistRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetEgressAllowlistRequest) ProtoMessage() {}
+
+func (x *SetEgressAllowlistRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetEgressAllowlistRequest.ProtoReflect.Descriptor instead.
+func (*SetEgressAllowlistRequest) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SetEgressAllowlistRequest) GetSandboxId() string {
+	if x != nil {
+		return x.SandboxId
+	}
+	return ""
+}
+
+func (x *SetEgressAllowlistRequest) GetEntries() []string {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+type SetEgressAllowlistResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sandbox       *Sandbox               `protobuf:"bytes,1,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetEgressAllowlistResponse) Reset() {
+	*x = SetEgressAllowlistResponse{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetEgressAllowlistResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetEgressAllowlistResponse) ProtoMessage() {}
+
+func (x *SetEgressAllowlistResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetEgressAllowlistResponse.ProtoReflect.Descriptor instead.
+func (*SetEgressAllowlistResponse) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SetEgressAllowlistResponse) GetSandbox() *Sandbox {
+	if x != nil {
+		return x.Sandbox
+	}
+	return nil
+}
+
 // An argument vector: each element is passed to the program literally (no
 // shell, no quoting, no expansion).
 type Argv struct {
@@ -1033,7 +1142,7 @@ type Argv struct {
 
 func (x *Argv) Reset() {
 	*x = Argv{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[14]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1045,7 +1154,7 @@ func (x *Argv) String() string {
 func (*Argv) ProtoMessage() {}
 
 func (x *Argv) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[14]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1058,7 +1167,7 @@ func (x *Argv) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Argv.ProtoReflect.Descriptor instead.
 func (*Argv) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{14}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Argv) GetArgs() []string {
@@ -1105,7 +1214,7 @@ type ExecRequest struct {
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[15]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1226,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[15]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1239,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{15}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ExecRequest) GetSandboxId() string {
@@ -1240,7 +1349,7 @@ type ExecResponse struct {
 
 func (x *ExecResponse) Reset() {
 	*x = ExecResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[16]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1252,7 +1361,7 @@ func (x *ExecResponse) String() string {
 func (*ExecResponse) ProtoMessage() {}
 
 func (x *ExecResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[16]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1265,7 +1374,7 @@ func (x *ExecResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
 func (*ExecResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{16}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ExecResponse) GetEvent() isExecResponse_Event {
@@ -1355,7 +1464,7 @@ type ExecStarted struct {
 
 func (x *ExecStarted) Reset() {
 	*x = ExecStarted{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[17]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1367,7 +1476,7 @@ func (x *ExecStarted) String() string {
 func (*ExecStarted) ProtoMessage() {}
 
 func (x *ExecStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[17]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1380,7 +1489,7 @@ func (x *ExecStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStarted.ProtoReflect.Descriptor instead.
 func (*ExecStarted) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{17}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ExecStarted) GetExecId() string {
@@ -1415,7 +1524,7 @@ type ExecExited struct {
 
 func (x *ExecExited) Reset() {
 	*x = ExecExited{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[18]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1427,7 +1536,7 @@ func (x *ExecExited) String() string {
 func (*ExecExited) ProtoMessage() {}
 
 func (x *ExecExited) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[18]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1440,7 +1549,7 @@ func (x *ExecExited) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecExited.ProtoReflect.Descriptor instead.
 func (*ExecExited) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{18}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ExecExited) GetReason() ExecExited_Reason {
@@ -1498,7 +1607,7 @@ type UploadRequest struct {
 
 func (x *UploadRequest) Reset() {
 	*x = UploadRequest{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[19]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1510,7 +1619,7 @@ func (x *UploadRequest) String() string {
 func (*UploadRequest) ProtoMessage() {}
 
 func (x *UploadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[19]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1523,7 +1632,7 @@ func (x *UploadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadRequest.ProtoReflect.Descriptor instead.
 func (*UploadRequest) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{19}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UploadRequest) GetPart() isUploadRequest_Part {
@@ -1588,7 +1697,7 @@ type UploadHeader struct {
 
 func (x *UploadHeader) Reset() {
 	*x = UploadHeader{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[20]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1600,7 +1709,7 @@ func (x *UploadHeader) String() string {
 func (*UploadHeader) ProtoMessage() {}
 
 func (x *UploadHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[20]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1613,7 +1722,7 @@ func (x *UploadHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadHeader.ProtoReflect.Descriptor instead.
 func (*UploadHeader) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{20}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UploadHeader) GetSandboxId() string {
@@ -1669,7 +1778,7 @@ type UploadResponse struct {
 
 func (x *UploadResponse) Reset() {
 	*x = UploadResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[21]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1681,7 +1790,7 @@ func (x *UploadResponse) String() string {
 func (*UploadResponse) ProtoMessage() {}
 
 func (x *UploadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[21]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1694,7 +1803,7 @@ func (x *UploadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadResponse.ProtoReflect.Descriptor instead.
 func (*UploadResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{21}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *UploadResponse) GetBytesWritten() uint64 {
@@ -1724,7 +1833,7 @@ type DownloadRequest struct {
 
 func (x *DownloadRequest) Reset() {
 	*x = DownloadRequest{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[22]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1736,7 +1845,7 @@ func (x *DownloadRequest) String() string {
 func (*DownloadRequest) ProtoMessage() {}
 
 func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[22]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1749,7 +1858,7 @@ func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadRequest.ProtoReflect.Descriptor instead.
 func (*DownloadRequest) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{22}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DownloadRequest) GetSandboxId() string {
@@ -1787,7 +1896,7 @@ type DownloadResponse struct {
 
 func (x *DownloadResponse) Reset() {
 	*x = DownloadResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[23]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1799,7 +1908,7 @@ func (x *DownloadResponse) String() string {
 func (*DownloadResponse) ProtoMessage() {}
 
 func (x *DownloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[23]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1812,7 +1921,7 @@ func (x *DownloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadResponse.ProtoReflect.Descriptor instead.
 func (*DownloadResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{23}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DownloadResponse) GetPart() isDownloadResponse_Part {
@@ -1888,7 +1997,7 @@ type DownloadInfo struct {
 
 func (x *DownloadInfo) Reset() {
 	*x = DownloadInfo{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[24]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1900,7 +2009,7 @@ func (x *DownloadInfo) String() string {
 func (*DownloadInfo) ProtoMessage() {}
 
 func (x *DownloadInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[24]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1913,7 +2022,7 @@ func (x *DownloadInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadInfo.ProtoReflect.Descriptor instead.
 func (*DownloadInfo) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{24}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DownloadInfo) GetSize() uint64 {
@@ -1949,7 +2058,7 @@ type DownloadDone struct {
 
 func (x *DownloadDone) Reset() {
 	*x = DownloadDone{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[25]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1961,7 +2070,7 @@ func (x *DownloadDone) String() string {
 func (*DownloadDone) ProtoMessage() {}
 
 func (x *DownloadDone) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[25]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1974,7 +2083,7 @@ func (x *DownloadDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadDone.ProtoReflect.Descriptor instead.
 func (*DownloadDone) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{25}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DownloadDone) GetBytes() uint64 {
@@ -1996,7 +2105,7 @@ var File_sandbox_v1_sandbox_proto protoreflect.FileDescriptor
 const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\n" +
 	"\x18sandbox/v1/sandbox.proto\x12\n" +
-	"sandbox.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa9\x04\n" +
+	"sandbox.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x04\n" +
 	"\aSandbox\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12/\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x19.sandbox.v1.Sandbox.StateR\x05state\x127\n" +
@@ -2006,7 +2115,8 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x10lease_expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\x129\n" +
 	"\n" +
 	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1a\n" +
-	"\bprovider\x18\b \x01(\tR\bprovider\x1a9\n" +
+	"\bprovider\x18\b \x01(\tR\bprovider\x12)\n" +
+	"\x10egress_allowlist\x18\t \x03(\tR\x0fegressAllowlist\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"n\n" +
@@ -2064,6 +2174,12 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12\x18\n" +
 	"\aenabled\x18\x02 \x01(\bR\aenabled\"J\n" +
 	"\x19SetInternetAccessResponse\x12-\n" +
+	"\asandbox\x18\x01 \x01(\v2\x13.sandbox.v1.SandboxR\asandbox\"T\n" +
+	"\x19SetEgressAllowlistRequest\x12\x1d\n" +
+	"\n" +
+	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12\x18\n" +
+	"\aentries\x18\x02 \x03(\tR\aentries\"K\n" +
+	"\x1aSetEgressAllowlistResponse\x12-\n" +
 	"\asandbox\x18\x01 \x01(\v2\x13.sandbox.v1.SandboxR\asandbox\"\x1a\n" +
 	"\x04Argv\x12\x12\n" +
 	"\x04args\x18\x01 \x03(\tR\x04args\"\xbf\x03\n" +
@@ -2143,7 +2259,7 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x11OutputLimitAction\x12#\n" +
 	"\x1fOUTPUT_LIMIT_ACTION_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18OUTPUT_LIMIT_ACTION_KILL\x10\x01\x12\x1f\n" +
-	"\x1bOUTPUT_LIMIT_ACTION_DISCARD\x10\x022\xd7\x05\n" +
+	"\x1bOUTPUT_LIMIT_ACTION_DISCARD\x10\x022\xbc\x06\n" +
 	"\x0eSandboxService\x12T\n" +
 	"\rCreateSandbox\x12 .sandbox.v1.CreateSandboxRequest\x1a!.sandbox.v1.CreateSandboxResponse\x12K\n" +
 	"\n" +
@@ -2151,7 +2267,8 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\rListSandboxes\x12 .sandbox.v1.ListSandboxesRequest\x1a!.sandbox.v1.ListSandboxesResponse\x12W\n" +
 	"\x0eDestroySandbox\x12!.sandbox.v1.DestroySandboxRequest\x1a\".sandbox.v1.DestroySandboxResponse\x12H\n" +
 	"\tKeepAlive\x12\x1c.sandbox.v1.KeepAliveRequest\x1a\x1d.sandbox.v1.KeepAliveResponse\x12`\n" +
-	"\x11SetInternetAccess\x12$.sandbox.v1.SetInternetAccessRequest\x1a%.sandbox.v1.SetInternetAccessResponse\x12;\n" +
+	"\x11SetInternetAccess\x12$.sandbox.v1.SetInternetAccessRequest\x1a%.sandbox.v1.SetInternetAccessResponse\x12c\n" +
+	"\x12SetEgressAllowlist\x12%.sandbox.v1.SetEgressAllowlistRequest\x1a&.sandbox.v1.SetEgressAllowlistResponse\x12;\n" +
 	"\x04Exec\x12\x17.sandbox.v1.ExecRequest\x1a\x18.sandbox.v1.ExecResponse0\x01\x12A\n" +
 	"\x06Upload\x12\x19.sandbox.v1.UploadRequest\x1a\x1a.sandbox.v1.UploadResponse(\x01\x12G\n" +
 	"\bDownload\x12\x1b.sandbox.v1.DownloadRequest\x1a\x1c.sandbox.v1.DownloadResponse0\x01B*Z(sandboxd.dev/gen/go/sandbox/v1;sandboxv1b\x06proto3"
@@ -2169,94 +2286,99 @@ func file_sandbox_v1_sandbox_proto_rawDescGZIP() []byte {
 }
 
 var file_sandbox_v1_sandbox_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_sandbox_v1_sandbox_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_sandbox_v1_sandbox_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_sandbox_v1_sandbox_proto_goTypes = []any{
-	(OutputLimitAction)(0),            // 0: sandbox.v1.OutputLimitAction
-	(Sandbox_State)(0),                // 1: sandbox.v1.Sandbox.State
-	(ExecExited_Reason)(0),            // 2: sandbox.v1.ExecExited.Reason
-	(*Sandbox)(nil),                   // 3: sandbox.v1.Sandbox
-	(*Resources)(nil),                 // 4: sandbox.v1.Resources
-	(*CreateSandboxRequest)(nil),      // 5: sandbox.v1.CreateSandboxRequest
-	(*CreateSandboxResponse)(nil),     // 6: sandbox.v1.CreateSandboxResponse
-	(*GetSandboxRequest)(nil),         // 7: sandbox.v1.GetSandboxRequest
-	(*GetSandboxResponse)(nil),        // 8: sandbox.v1.GetSandboxResponse
-	(*ListSandboxesRequest)(nil),      // 9: sandbox.v1.ListSandboxesRequest
-	(*ListSandboxesResponse)(nil),     // 10: sandbox.v1.ListSandboxesResponse
-	(*DestroySandboxRequest)(nil),     // 11: sandbox.v1.DestroySandboxRequest
-	(*DestroySandboxResponse)(nil),    // 12: sandbox.v1.DestroySandboxResponse
-	(*KeepAliveRequest)(nil),          // 13: sandbox.v1.KeepAliveRequest
-	(*KeepAliveResponse)(nil),         // 14: sandbox.v1.KeepAliveResponse
-	(*SetInternetAccessRequest)(nil),  // 15: sandbox.v1.SetInternetAccessRequest
-	(*SetInternetAccessResponse)(nil), // 16: sandbox.v1.SetInternetAccessResponse
-	(*Argv)(nil),                      // 17: sandbox.v1.Argv
-	(*ExecRequest)(nil),               // 18: sandbox.v1.ExecRequest
-	(*ExecResponse)(nil),              // 19: sandbox.v1.ExecResponse
-	(*ExecStarted)(nil),               // 20: sandbox.v1.ExecStarted
-	(*ExecExited)(nil),                // 21: sandbox.v1.ExecExited
-	(*UploadRequest)(nil),             // 22: sandbox.v1.UploadRequest
-	(*UploadHeader)(nil),              // 23: sandbox.v1.UploadHeader
-	(*UploadResponse)(nil),            // 24: sandbox.v1.UploadResponse
-	(*DownloadRequest)(nil),           // 25: sandbox.v1.DownloadRequest
-	(*DownloadResponse)(nil),          // 26: sandbox.v1.DownloadResponse
-	(*DownloadInfo)(nil),              // 27: sandbox.v1.DownloadInfo
-	(*DownloadDone)(nil),              // 28: sandbox.v1.DownloadDone
-	nil,                               // 29: sandbox.v1.Sandbox.LabelsEntry
-	nil,                               // 30: sandbox.v1.CreateSandboxRequest.LabelsEntry
-	nil,                               // 31: sandbox.v1.ListSandboxesRequest.LabelSelectorEntry
-	nil,                               // 32: sandbox.v1.ExecRequest.EnvEntry
-	(*timestamppb.Timestamp)(nil),     // 33: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 34: google.protobuf.Duration
+	(OutputLimitAction)(0),             // 0: sandbox.v1.OutputLimitAction
+	(Sandbox_State)(0),                 // 1: sandbox.v1.Sandbox.State
+	(ExecExited_Reason)(0),             // 2: sandbox.v1.ExecExited.Reason
+	(*Sandbox)(nil),                    // 3: sandbox.v1.Sandbox
+	(*Resources)(nil),                  // 4: sandbox.v1.Resources
+	(*CreateSandboxRequest)(nil),       // 5: sandbox.v1.CreateSandboxRequest
+	(*CreateSandboxResponse)(nil),      // 6: sandbox.v1.CreateSandboxResponse
+	(*GetSandboxRequest)(nil),          // 7: sandbox.v1.GetSandboxRequest
+	(*GetSandboxResponse)(nil),         // 8: sandbox.v1.GetSandboxResponse
+	(*ListSandboxesRequest)(nil),       // 9: sandbox.v1.ListSandboxesRequest
+	(*ListSandboxesResponse)(nil),      // 10: sandbox.v1.ListSandboxesResponse
+	(*DestroySandboxRequest)(nil),      // 11: sandbox.v1.DestroySandboxRequest
+	(*DestroySandboxResponse)(nil),     // 12: sandbox.v1.DestroySandboxResponse
+	(*KeepAliveRequest)(nil),           // 13: sandbox.v1.KeepAliveRequest
+	(*KeepAliveResponse)(nil),          // 14: sandbox.v1.KeepAliveResponse
+	(*SetInternetAccessRequest)(nil),   // 15: sandbox.v1.SetInternetAccessRequest
+	(*SetInternetAccessResponse)(nil),  // 16: sandbox.v1.SetInternetAccessResponse
+	(*SetEgressAllowlistRequest)(nil),  // 17: sandbox.v1.SetEgressAllowlistRequest
+	(*SetEgressAllowlistResponse)(nil), // 18: sandbox.v1.SetEgressAllowlistResponse
+	(*Argv)(nil),                       // 19: sandbox.v1.Argv
+	(*ExecRequest)(nil),                // 20: sandbox.v1.ExecRequest
+	(*ExecResponse)(nil),               // 21: sandbox.v1.ExecResponse
+	(*ExecStarted)(nil),                // 22: sandbox.v1.ExecStarted
+	(*ExecExited)(nil),                 // 23: sandbox.v1.ExecExited
+	(*UploadRequest)(nil),              // 24: sandbox.v1.UploadRequest
+	(*UploadHeader)(nil),               // 25: sandbox.v1.UploadHeader
+	(*UploadResponse)(nil),             // 26: sandbox.v1.UploadResponse
+	(*DownloadRequest)(nil),            // 27: sandbox.v1.DownloadRequest
+	(*DownloadResponse)(nil),           // 28: sandbox.v1.DownloadResponse
+	(*DownloadInfo)(nil),               // 29: sandbox.v1.DownloadInfo
+	(*DownloadDone)(nil),               // 30: sandbox.v1.DownloadDone
+	nil,                                // 31: sandbox.v1.Sandbox.LabelsEntry
+	nil,                                // 32: sandbox.v1.CreateSandboxRequest.LabelsEntry
+	nil,                                // 33: sandbox.v1.ListSandboxesRequest.LabelSelectorEntry
+	nil,                                // 34: sandbox.v1.ExecRequest.EnvEntry
+	(*timestamppb.Timestamp)(nil),      // 35: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 36: google.protobuf.Duration
 }
 var file_sandbox_v1_sandbox_proto_depIdxs = []int32{
 	1,  // 0: sandbox.v1.Sandbox.state:type_name -> sandbox.v1.Sandbox.State
-	29, // 1: sandbox.v1.Sandbox.labels:type_name -> sandbox.v1.Sandbox.LabelsEntry
+	31, // 1: sandbox.v1.Sandbox.labels:type_name -> sandbox.v1.Sandbox.LabelsEntry
 	4,  // 2: sandbox.v1.Sandbox.resources:type_name -> sandbox.v1.Resources
-	33, // 3: sandbox.v1.Sandbox.lease_expires_at:type_name -> google.protobuf.Timestamp
-	33, // 4: sandbox.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
+	35, // 3: sandbox.v1.Sandbox.lease_expires_at:type_name -> google.protobuf.Timestamp
+	35, // 4: sandbox.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
 	4,  // 5: sandbox.v1.CreateSandboxRequest.resources:type_name -> sandbox.v1.Resources
-	30, // 6: sandbox.v1.CreateSandboxRequest.labels:type_name -> sandbox.v1.CreateSandboxRequest.LabelsEntry
-	34, // 7: sandbox.v1.CreateSandboxRequest.lease_ttl:type_name -> google.protobuf.Duration
+	32, // 6: sandbox.v1.CreateSandboxRequest.labels:type_name -> sandbox.v1.CreateSandboxRequest.LabelsEntry
+	36, // 7: sandbox.v1.CreateSandboxRequest.lease_ttl:type_name -> google.protobuf.Duration
 	3,  // 8: sandbox.v1.CreateSandboxResponse.sandbox:type_name -> sandbox.v1.Sandbox
 	3,  // 9: sandbox.v1.GetSandboxResponse.sandbox:type_name -> sandbox.v1.Sandbox
-	31, // 10: sandbox.v1.ListSandboxesRequest.label_selector:type_name -> sandbox.v1.ListSandboxesRequest.LabelSelectorEntry
+	33, // 10: sandbox.v1.ListSandboxesRequest.label_selector:type_name -> sandbox.v1.ListSandboxesRequest.LabelSelectorEntry
 	3,  // 11: sandbox.v1.ListSandboxesResponse.sandboxes:type_name -> sandbox.v1.Sandbox
-	34, // 12: sandbox.v1.KeepAliveRequest.lease_ttl:type_name -> google.protobuf.Duration
-	33, // 13: sandbox.v1.KeepAliveResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	36, // 12: sandbox.v1.KeepAliveRequest.lease_ttl:type_name -> google.protobuf.Duration
+	35, // 13: sandbox.v1.KeepAliveResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
 	3,  // 14: sandbox.v1.SetInternetAccessResponse.sandbox:type_name -> sandbox.v1.Sandbox
-	17, // 15: sandbox.v1.ExecRequest.argv:type_name -> sandbox.v1.Argv
-	32, // 16: sandbox.v1.ExecRequest.env:type_name -> sandbox.v1.ExecRequest.EnvEntry
-	34, // 17: sandbox.v1.ExecRequest.timeout:type_name -> google.protobuf.Duration
-	0,  // 18: sandbox.v1.ExecRequest.output_limit_action:type_name -> sandbox.v1.OutputLimitAction
-	20, // 19: sandbox.v1.ExecResponse.started:type_name -> sandbox.v1.ExecStarted
-	21, // 20: sandbox.v1.ExecResponse.exited:type_name -> sandbox.v1.ExecExited
-	2,  // 21: sandbox.v1.ExecExited.reason:type_name -> sandbox.v1.ExecExited.Reason
-	34, // 22: sandbox.v1.ExecExited.duration:type_name -> google.protobuf.Duration
-	23, // 23: sandbox.v1.UploadRequest.header:type_name -> sandbox.v1.UploadHeader
-	27, // 24: sandbox.v1.DownloadResponse.info:type_name -> sandbox.v1.DownloadInfo
-	28, // 25: sandbox.v1.DownloadResponse.done:type_name -> sandbox.v1.DownloadDone
-	5,  // 26: sandbox.v1.SandboxService.CreateSandbox:input_type -> sandbox.v1.CreateSandboxRequest
-	7,  // 27: sandbox.v1.SandboxService.GetSandbox:input_type -> sandbox.v1.GetSandboxRequest
-	9,  // 28: sandbox.v1.SandboxService.ListSandboxes:input_type -> sandbox.v1.ListSandboxesRequest
-	11, // 29: sandbox.v1.SandboxService.DestroySandbox:input_type -> sandbox.v1.DestroySandboxRequest
-	13, // 30: sandbox.v1.SandboxService.KeepAlive:input_type -> sandbox.v1.KeepAliveRequest
-	15, // 31: sandbox.v1.SandboxService.SetInternetAccess:input_type -> sandbox.v1.SetInternetAccessRequest
-	18, // 32: sandbox.v1.SandboxService.Exec:input_type -> sandbox.v1.ExecRequest
-	22, // 33: sandbox.v1.SandboxService.Upload:input_type -> sandbox.v1.UploadRequest
-	25, // 34: sandbox.v1.SandboxService.Download:input_type -> sandbox.v1.DownloadRequest
-	6,  // 35: sandbox.v1.SandboxService.CreateSandbox:output_type -> sandbox.v1.CreateSandboxResponse
-	8,  // 36: sandbox.v1.SandboxService.GetSandbox:output_type -> sandbox.v1.GetSandboxResponse
-	10, // 37: sandbox.v1.SandboxService.ListSandboxes:output_type -> sandbox.v1.ListSandboxesResponse
-	12, // 38: sandbox.v1.SandboxService.DestroySandbox:output_type -> sandbox.v1.DestroySandboxResponse
-	14, // 39: sandbox.v1.SandboxService.KeepAlive:output_type -> sandbox.v1.KeepAliveResponse
-	16, // 40: sandbox.v1.SandboxService.SetInternetAccess:output_type -> sandbox.v1.SetInternetAccessResponse
-	19, // 41: sandbox.v1.SandboxService.Exec:output_type -> sandbox.v1.ExecResponse
-	24, // 42: sandbox.v1.SandboxService.Upload:output_type -> sandbox.v1.UploadResponse
-	26, // 43: sandbox.v1.SandboxService.Download:output_type -> sandbox.v1.DownloadResponse
-	35, // [35:44] is the sub-list for method output_type
-	26, // [26:35] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	3,  // 15: sandbox.v1.SetEgressAllowlistResponse.sandbox:type_name -> sandbox.v1.Sandbox
+	19, // 16: sandbox.v1.ExecRequest.argv:type_name -> sandbox.v1.Argv
+	34, // 17: sandbox.v1.ExecRequest.env:type_name -> sandbox.v1.ExecRequest.EnvEntry
+	36, // 18: sandbox.v1.ExecRequest.timeout:type_name -> google.protobuf.Duration
+	0,  // 19: sandbox.v1.ExecRequest.output_limit_action:type_name -> sandbox.v1.OutputLimitAction
+	22, // 20: sandbox.v1.ExecResponse.started:type_name -> sandbox.v1.ExecStarted
+	23, // 21: sandbox.v1.ExecResponse.exited:type_name -> sandbox.v1.ExecExited
+	2,  // 22: sandbox.v1.ExecExited.reason:type_name -> sandbox.v1.ExecExited.Reason
+	36, // 23: sandbox.v1.ExecExited.duration:type_name -> google.protobuf.Duration
+	25, // 24: sandbox.v1.UploadRequest.header:type_name -> sandbox.v1.UploadHeader
+	29, // 25: sandbox.v1.DownloadResponse.info:type_name -> sandbox.v1.DownloadInfo
+	30, // 26: sandbox.v1.DownloadResponse.done:type_name -> sandbox.v1.DownloadDone
+	5,  // 27: sandbox.v1.SandboxService.CreateSandbox:input_type -> sandbox.v1.CreateSandboxRequest
+	7,  // 28: sandbox.v1.SandboxService.GetSandbox:input_type -> sandbox.v1.GetSandboxRequest
+	9,  // 29: sandbox.v1.SandboxService.ListSandboxes:input_type -> sandbox.v1.ListSandboxesRequest
+	11, // 30: sandbox.v1.SandboxService.DestroySandbox:input_type -> sandbox.v1.DestroySandboxRequest
+	13, // 31: sandbox.v1.SandboxService.KeepAlive:input_type -> sandbox.v1.KeepAliveRequest
+	15, // 32: sandbox.v1.SandboxService.SetInternetAccess:input_type -> sandbox.v1.SetInternetAccessRequest
+	17, // 33: sandbox.v1.SandboxService.SetEgressAllowlist:input_type -> sandbox.v1.SetEgressAllowlistRequest
+	20, // 34: sandbox.v1.SandboxService.Exec:input_type -> sandbox.v1.ExecRequest
+	24, // 35: sandbox.v1.SandboxService.Upload:input_type -> sandbox.v1.UploadRequest
+	27, // 36: sandbox.v1.SandboxService.Download:input_type -> sandbox.v1.DownloadRequest
+	6,  // 37: sandbox.v1.SandboxService.CreateSandbox:output_type -> sandbox.v1.CreateSandboxResponse
+	8,  // 38: sandbox.v1.SandboxService.GetSandbox:output_type -> sandbox.v1.GetSandboxResponse
+	10, // 39: sandbox.v1.SandboxService.ListSandboxes:output_type -> sandbox.v1.ListSandboxesResponse
+	12, // 40: sandbox.v1.SandboxService.DestroySandbox:output_type -> sandbox.v1.DestroySandboxResponse
+	14, // 41: sandbox.v1.SandboxService.KeepAlive:output_type -> sandbox.v1.KeepAliveResponse
+	16, // 42: sandbox.v1.SandboxService.SetInternetAccess:output_type -> sandbox.v1.SetInternetAccessResponse
+	18, // 43: sandbox.v1.SandboxService.SetEgressAllowlist:output_type -> sandbox.v1.SetEgressAllowlistResponse
+	21, // 44: sandbox.v1.SandboxService.Exec:output_type -> sandbox.v1.ExecResponse
+	26, // 45: sandbox.v1.SandboxService.Upload:output_type -> sandbox.v1.UploadResponse
+	28, // 46: sandbox.v1.SandboxService.Download:output_type -> sandbox.v1.DownloadResponse
+	37, // [37:47] is the sub-list for method output_type
+	27, // [27:37] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_sandbox_v1_sandbox_proto_init() }
@@ -2264,23 +2386,23 @@ func file_sandbox_v1_sandbox_proto_init() {
 	if File_sandbox_v1_sandbox_proto != nil {
 		return
 	}
-	file_sandbox_v1_sandbox_proto_msgTypes[15].OneofWrappers = []any{
+	file_sandbox_v1_sandbox_proto_msgTypes[17].OneofWrappers = []any{
 		(*ExecRequest_Argv)(nil),
 		(*ExecRequest_Shell)(nil),
 	}
-	file_sandbox_v1_sandbox_proto_msgTypes[16].OneofWrappers = []any{
+	file_sandbox_v1_sandbox_proto_msgTypes[18].OneofWrappers = []any{
 		(*ExecResponse_Started)(nil),
 		(*ExecResponse_Stdout)(nil),
 		(*ExecResponse_Stderr)(nil),
 		(*ExecResponse_Exited)(nil),
 	}
-	file_sandbox_v1_sandbox_proto_msgTypes[18].OneofWrappers = []any{}
-	file_sandbox_v1_sandbox_proto_msgTypes[19].OneofWrappers = []any{
+	file_sandbox_v1_sandbox_proto_msgTypes[20].OneofWrappers = []any{}
+	file_sandbox_v1_sandbox_proto_msgTypes[21].OneofWrappers = []any{
 		(*UploadRequest_Header)(nil),
 		(*UploadRequest_Data)(nil),
 	}
-	file_sandbox_v1_sandbox_proto_msgTypes[20].OneofWrappers = []any{}
-	file_sandbox_v1_sandbox_proto_msgTypes[23].OneofWrappers = []any{
+	file_sandbox_v1_sandbox_proto_msgTypes[22].OneofWrappers = []any{}
+	file_sandbox_v1_sandbox_proto_msgTypes[25].OneofWrappers = []any{
 		(*DownloadResponse_Info)(nil),
 		(*DownloadResponse_Data)(nil),
 		(*DownloadResponse_Done)(nil),
@@ -2291,7 +2413,7 @@ func file_sandbox_v1_sandbox_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sandbox_v1_sandbox_proto_rawDesc), len(file_sandbox_v1_sandbox_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   30,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -48,15 +48,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SandboxService_CreateSandbox_FullMethodName     = "/sandbox.v1.SandboxService/CreateSandbox"
-	SandboxService_GetSandbox_FullMethodName        = "/sandbox.v1.SandboxService/GetSandbox"
-	SandboxService_ListSandboxes_FullMethodName     = "/sandbox.v1.SandboxService/ListSandboxes"
-	SandboxService_DestroySandbox_FullMethodName    = "/sandbox.v1.SandboxService/DestroySandbox"
-	SandboxService_KeepAlive_FullMethodName         = "/sandbox.v1.SandboxService/KeepAlive"
-	SandboxService_SetInternetAccess_FullMethodName = "/sandbox.v1.SandboxService/SetInternetAccess"
-	SandboxService_Exec_FullMethodName              = "/sandbox.v1.SandboxService/Exec"
-	SandboxService_Upload_FullMethodName            = "/sandbox.v1.SandboxService/Upload"
-	SandboxService_Download_FullMethodName          = "/sandbox.v1.SandboxService/Download"
+	SandboxService_CreateSandbox_FullMethodName      = "/sandbox.v1.SandboxService/CreateSandbox"
+	SandboxService_GetSandbox_FullMethodName         = "/sandbox.v1.SandboxService/GetSandbox"
+	SandboxService_ListSandboxes_FullMethodName      = "/sandbox.v1.SandboxService/ListSandboxes"
+	SandboxService_DestroySandbox_FullMethodName     = "/sandbox.v1.SandboxService/DestroySandbox"
+	SandboxService_KeepAlive_FullMethodName          = "/sandbox.v1.SandboxService/KeepAlive"
+	SandboxService_SetInternetAccess_FullMethodName  = "/sandbox.v1.SandboxService/SetInternetAccess"
+	SandboxService_SetEgressAllowlist_FullMethodName = "/sandbox.v1.SandboxService/SetEgressAllowlist"
+	SandboxService_Exec_FullMethodName               = "/sandbox.v1.SandboxService/Exec"
+	SandboxService_Upload_FullMethodName             = "/sandbox.v1.SandboxService/Upload"
+	SandboxService_Download_FullMethodName           = "/sandbox.v1.SandboxService/Download"
 )
 
 // SandboxServiceClient is the client API for SandboxService service.
@@ -86,6 +87,14 @@ type SandboxServiceClient interface {
 	// Grants or cuts the sandbox's access to the network beyond its host. Takes
 	// effect at once for new connections; turning it off also cuts open ones.
 	SetInternetAccess(ctx context.Context, in *SetInternetAccessRequest, opts ...grpc.CallOption) (*SetInternetAccessResponse, error)
+	// Replaces the sandbox's egress allowlist: private destinations it may
+	// reach whatever its internet access (a database on the LAN, a package
+	// mirror), since by default a sandbox reaches the public internet only,
+	// never private ranges, link-local (cloud metadata) or the host's networks.
+	// Takes effect at once, on open connections too. INVALID_ARGUMENT for a
+	// malformed entry; FAILED_PRECONDITION on a provider without allowlists
+	// (Proxmox: use its firewall, see docs/proxmox.md).
+	SetEgressAllowlist(ctx context.Context, in *SetEgressAllowlistRequest, opts ...grpc.CallOption) (*SetEgressAllowlistResponse, error)
 	// Runs a command in the sandbox and streams its output as it is produced.
 	// Cancelling the RPC kills the command's whole process group. A command
 	// still running when the service dies (its SSH session is cut) is killed
@@ -170,6 +179,16 @@ func (c *sandboxServiceClient) SetInternetAccess(ctx context.Context, in *SetInt
 	return out, nil
 }
 
+func (c *sandboxServiceClient) SetEgressAllowlist(ctx context.Context, in *SetEgressAllowlistRequest, opts ...grpc.CallOption) (*SetEgressAllowlistResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetEgressAllowlistResponse)
+	err := c.cc.Invoke(ctx, SandboxService_SetEgressAllowlist_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *sandboxServiceClient) Exec(ctx context.Context, in *ExecRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExecResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &SandboxService_ServiceDesc.Streams[0], SandboxService_Exec_FullMethodName, cOpts...)
@@ -248,6 +267,14 @@ type SandboxServiceServer interface {
 	// Grants or cuts the sandbox's access to the network beyond its host. Takes
 	// effect at once for new connections; turning it off also cuts open ones.
 	SetInternetAccess(context.Context, *SetInternetAccessRequest) (*SetInternetAccessResponse, error)
+	// Replaces the sandbox's egress allowlist: private destinations it may
+	// reach whatever its internet access (a database on the LAN, a package
+	// mirror), since by default a sandbox reaches the public internet only,
+	// never private ranges, link-local (cloud metadata) or the host's networks.
+	// Takes effect at once, on open connections too. INVALID_ARGUMENT for a
+	// malformed entry; FAILED_PRECONDITION on a provider without allowlists
+	// (Proxmox: use its firewall, see docs/proxmox.md).
+	SetEgressAllowlist(context.Context, *SetEgressAllowlistRequest) (*SetEgressAllowlistResponse, error)
 	// Runs a command in the sandbox and streams its output as it is produced.
 	// Cancelling the RPC kills the command's whole process group. A command
 	// still running when the service dies (its SSH session is cut) is killed
@@ -289,6 +316,9 @@ func (UnimplementedSandboxServiceServer) KeepAlive(context.Context, *KeepAliveRe
 }
 func (UnimplementedSandboxServiceServer) SetInternetAccess(context.Context, *SetInternetAccessRequest) (*SetInternetAccessResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetInternetAccess not implemented")
+}
+func (UnimplementedSandboxServiceServer) SetEgressAllowlist(context.Context, *SetEgressAllowlistRequest) (*SetEgressAllowlistResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetEgressAllowlist not implemented")
 }
 func (UnimplementedSandboxServiceServer) Exec(*ExecRequest, grpc.ServerStreamingServer[ExecResponse]) error {
 	return status.Error(codes.Unimplemented, "method Exec not implemented")
@@ -428,6 +458,24 @@ func _SandboxService_SetInternetAccess_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SandboxService_SetEgressAllowlist_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetEgressAllowlistRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SandboxServiceServer).SetEgressAllowlist(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SandboxService_SetEgressAllowlist_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SandboxServiceServer).SetEgressAllowlist(ctx, req.(*SetEgressAllowlistRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SandboxService_Exec_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(ExecRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -487,6 +535,10 @@ var SandboxService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetInternetAccess",
 			Handler:    _SandboxService_SetInternetAccess_Handler,
+		},
+		{
+			MethodName: "SetEgressAllowlist",
+			Handler:    _SandboxService_SetEgressAllowlist_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

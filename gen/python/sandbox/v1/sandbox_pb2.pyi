@@ -21,7 +21,7 @@ OUTPUT_LIMIT_ACTION_KILL: OutputLimitAction
 OUTPUT_LIMIT_ACTION_DISCARD: OutputLimitAction
 
 class Sandbox(_message.Message):
-    __slots__ = ("id", "state", "labels", "resources", "internet_access", "lease_expires_at", "created_at", "provider")
+    __slots__ = ("id", "state", "labels", "resources", "internet_access", "lease_expires_at", "created_at", "provider", "egress_allowlist")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[Sandbox.State]
@@ -49,6 +49,7 @@ class Sandbox(_message.Message):
     LEASE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    EGRESS_ALLOWLIST_FIELD_NUMBER: _ClassVar[int]
     id: str
     state: Sandbox.State
     labels: _containers.ScalarMap[str, str]
@@ -57,7 +58,8 @@ class Sandbox(_message.Message):
     lease_expires_at: _timestamp_pb2.Timestamp
     created_at: _timestamp_pb2.Timestamp
     provider: str
-    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[Sandbox.State, str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., internet_access: bool = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., provider: _Optional[str] = ...) -> None: ...
+    egress_allowlist: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[Sandbox.State, str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., internet_access: bool = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., provider: _Optional[str] = ..., egress_allowlist: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Resources(_message.Message):
     __slots__ = ("cores", "memory_mib", "disk_gib")
@@ -166,6 +168,20 @@ class SetInternetAccessRequest(_message.Message):
     def __init__(self, sandbox_id: _Optional[str] = ..., enabled: bool = ...) -> None: ...
 
 class SetInternetAccessResponse(_message.Message):
+    __slots__ = ("sandbox",)
+    SANDBOX_FIELD_NUMBER: _ClassVar[int]
+    sandbox: Sandbox
+    def __init__(self, sandbox: _Optional[_Union[Sandbox, _Mapping]] = ...) -> None: ...
+
+class SetEgressAllowlistRequest(_message.Message):
+    __slots__ = ("sandbox_id", "entries")
+    SANDBOX_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    sandbox_id: str
+    entries: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, sandbox_id: _Optional[str] = ..., entries: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SetEgressAllowlistResponse(_message.Message):
     __slots__ = ("sandbox",)
     SANDBOX_FIELD_NUMBER: _ClassVar[int]
     sandbox: Sandbox

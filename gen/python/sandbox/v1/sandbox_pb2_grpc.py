@@ -65,6 +65,11 @@ class SandboxServiceStub(object):
                 request_serializer=sandbox_dot_v1_dot_sandbox__pb2.SetInternetAccessRequest.SerializeToString,
                 response_deserializer=sandbox_dot_v1_dot_sandbox__pb2.SetInternetAccessResponse.FromString,
                 _registered_method=True)
+        self.SetEgressAllowlist = channel.unary_unary(
+                '/sandbox.v1.SandboxService/SetEgressAllowlist',
+                request_serializer=sandbox_dot_v1_dot_sandbox__pb2.SetEgressAllowlistRequest.SerializeToString,
+                response_deserializer=sandbox_dot_v1_dot_sandbox__pb2.SetEgressAllowlistResponse.FromString,
+                _registered_method=True)
         self.Exec = channel.unary_stream(
                 '/sandbox.v1.SandboxService/Exec',
                 request_serializer=sandbox_dot_v1_dot_sandbox__pb2.ExecRequest.SerializeToString,
@@ -137,6 +142,19 @@ class SandboxServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetEgressAllowlist(self, request, context):
+        """Replaces the sandbox's egress allowlist: private destinations it may
+        reach whatever its internet access (a database on the LAN, a package
+        mirror), since by default a sandbox reaches the public internet only,
+        never private ranges, link-local (cloud metadata) or the host's networks.
+        Takes effect at once, on open connections too. INVALID_ARGUMENT for a
+        malformed entry; FAILED_PRECONDITION on a provider without allowlists
+        (Proxmox: use its firewall, see docs/proxmox.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Exec(self, request, context):
         """Runs a command in the sandbox and streams its output as it is produced.
         Cancelling the RPC kills the command's whole process group. A command
@@ -198,6 +216,11 @@ def add_SandboxServiceServicer_to_server(servicer, server):
                     servicer.SetInternetAccess,
                     request_deserializer=sandbox_dot_v1_dot_sandbox__pb2.SetInternetAccessRequest.FromString,
                     response_serializer=sandbox_dot_v1_dot_sandbox__pb2.SetInternetAccessResponse.SerializeToString,
+            ),
+            'SetEgressAllowlist': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetEgressAllowlist,
+                    request_deserializer=sandbox_dot_v1_dot_sandbox__pb2.SetEgressAllowlistRequest.FromString,
+                    response_serializer=sandbox_dot_v1_dot_sandbox__pb2.SetEgressAllowlistResponse.SerializeToString,
             ),
             'Exec': grpc.unary_stream_rpc_method_handler(
                     servicer.Exec,
@@ -378,6 +401,33 @@ class SandboxService(object):
             '/sandbox.v1.SandboxService/SetInternetAccess',
             sandbox_dot_v1_dot_sandbox__pb2.SetInternetAccessRequest.SerializeToString,
             sandbox_dot_v1_dot_sandbox__pb2.SetInternetAccessResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetEgressAllowlist(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.v1.SandboxService/SetEgressAllowlist',
+            sandbox_dot_v1_dot_sandbox__pb2.SetEgressAllowlistRequest.SerializeToString,
+            sandbox_dot_v1_dot_sandbox__pb2.SetEgressAllowlistResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,7 +41,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sandbox/v1/sandbox.proto.
  */
 export const file_sandbox_v1_sandbox: GenFile = /*@__PURE__*/
-  fileDesc("ChhzYW5kYm94L3YxL3NhbmRib3gucHJvdG8SCnNhbmRib3gudjEiygMKB1NhbmRib3gSCgoCaWQYASABKAkSKAoFc3RhdGUYAiABKA4yGS5zYW5kYm94LnYxLlNhbmRib3guU3RhdGUSLwoGbGFiZWxzGAMgAygLMh8uc2FuZGJveC52MS5TYW5kYm94LkxhYmVsc0VudHJ5EigKCXJlc291cmNlcxgEIAEoCzIVLnNhbmRib3gudjEuUmVzb3VyY2VzEhcKD2ludGVybmV0X2FjY2VzcxgFIAEoCBI0ChBsZWFzZV9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghwcm92aWRlchgIIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIm4KBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEgoOU1RBVEVfQ1JFQVRJTkcQARIRCg1TVEFURV9SVU5OSU5HEAISFAoQU1RBVEVfREVTVFJPWUlORxADEhEKDVNUQVRFX1NUT1BQRUQQBCJACglSZXNvdXJjZXMSDQoFY29yZXMYASABKA0SEgoKbWVtb3J5X21pYhgCIAEoDRIQCghkaXNrX2dpYhgDIAEoDSKIAgoUQ3JlYXRlU2FuZGJveFJlcXVlc3QSKAoJcmVzb3VyY2VzGAEgASgLMhUuc2FuZGJveC52MS5SZXNvdXJjZXMSFwoPaW50ZXJuZXRfYWNjZXNzGAIgASgIEjwKBmxhYmVscxgDIAMoCzIsLnNhbmRib3gudjEuQ3JlYXRlU2FuZGJveFJlcXVlc3QuTGFiZWxzRW50cnkSLAoJbGVhc2VfdHRsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhIKCnJlcXVlc3RfaWQYBSABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI9ChVDcmVhdGVTYW5kYm94UmVzcG9uc2USJAoHc2FuZGJveBgBIAEoCzITLnNhbmRib3gudjEuU2FuZGJveCInChFHZXRTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIjoKEkdldFNhbmRib3hSZXNwb25zZRIkCgdzYW5kYm94GAEgASgLMhMuc2FuZGJveC52MS5TYW5kYm94IsABChRMaXN0U2FuZGJveGVzUmVxdWVzdBJLCg5sYWJlbF9zZWxlY3RvchgBIAMoCzIzLnNhbmRib3gudjEuTGlzdFNhbmRib3hlc1JlcXVlc3QuTGFiZWxTZWxlY3RvckVudHJ5EhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJGjQKEkxhYmVsU2VsZWN0b3JFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlgKFUxpc3RTYW5kYm94ZXNSZXNwb25zZRImCglzYW5kYm94ZXMYASADKAsyEy5zYW5kYm94LnYxLlNhbmRib3gSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIisKFURlc3Ryb3lTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIhgKFkRlc3Ryb3lTYW5kYm94UmVzcG9uc2UiVAoQS2VlcEFsaXZlUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEiwKCWxlYXNlX3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJJChFLZWVwQWxpdmVSZXNwb25zZRI0ChBsZWFzZV9leHBpcmVzX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI/ChhTZXRJbnRlcm5ldEFjY2Vzc1JlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCRIPCgdlbmFibGVkGAIgASgIIkEKGVNldEludGVybmV0QWNjZXNzUmVzcG9uc2USJAoHc2FuZGJveBgBIAEoCzITLnNhbmRib3gudjEuU2FuZGJveCIUCgRBcmd2EgwKBGFyZ3MYASADKAki3gIKC0V4ZWNSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSIAoEYXJndhgCIAEoCzIQLnNhbmRib3gudjEuQXJndkgAEg8KBXNoZWxsGAMgASgJSAASLQoDZW52GAQgAygLMiAuc2FuZGJveC52MS5FeGVjUmVxdWVzdC5FbnZFbnRyeRILCgNjd2QYBSABKAkSDQoFc3RkaW4YBiABKAwSKgoHdGltZW91dBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIYChBtYXhfb3V0cHV0X2J5dGVzGAggASgEEjoKE291dHB1dF9saW1pdF9hY3Rpb24YECABKA4yHS5zYW5kYm94LnYxLk91dHB1dExpbWl0QWN0aW9uGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCQoHY29tbWFuZEoECAkQECKRAQoMRXhlY1Jlc3BvbnNlEioKB3N0YXJ0ZWQYASABKAsyFy5zYW5kYm94LnYxLkV4ZWNTdGFydGVkSAASEAoGc3Rkb3V0GAIgASgMSAASEAoGc3RkZXJyGAMgASgMSAASKAoGZXhpdGVkGAQgASgLMhYuc2FuZGJveC52MS5FeGVjRXhpdGVkSABCBwoFZXZlbnQiKwoLRXhlY1N0YXJ0ZWQSDwoHZXhlY19pZBgBIAEoCRILCgNwaWQYAiABKA0iygIKCkV4ZWNFeGl0ZWQSLQoGcmVhc29uGAEgASgOMh0uc2FuZGJveC52MS5FeGVjRXhpdGVkLlJlYXNvbhIWCglleGl0X2NvZGUYAiABKAVIAIgBARIOCgZzaWduYWwYAyABKAkSGAoQc3Rkb3V0X3RydW5jYXRlZBgEIAEoCBIYChBzdGRlcnJfdHJ1bmNhdGVkGAUgASgIEisKCGR1cmF0aW9uGAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uInYKBlJlYXNvbhIWChJSRUFTT05fVU5TUEVDSUZJRUQQABIRCg1SRUFTT05fRVhJVEVEEAESEgoOUkVBU09OX1RJTUVPVVQQAhIUChBSRUFTT05fQ0FOQ0VMTEVEEAMSFwoTUkVBU09OX09VVFBVVF9MSU1JVBAEQgwKCl9leGl0X2NvZGUiUwoNVXBsb2FkUmVxdWVzdBIqCgZoZWFkZXIYASABKAsyGC5zYW5kYm94LnYxLlVwbG9hZEhlYWRlckgAEg4KBGRhdGEYAiABKAxIAEIGCgRwYXJ0IpsBCgxVcGxvYWRIZWFkZXISEgoKc2FuZGJveF9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEgwKBG1vZGUYAyABKA0SFAoMbWFrZV9wYXJlbnRzGAQgASgIEhoKDWV4cGVjdGVkX3NpemUYBSABKARIAIgBARIXCg9leHBlY3RlZF9zaGEyNTYYBiABKAlCEAoOX2V4cGVjdGVkX3NpemUiNwoOVXBsb2FkUmVzcG9uc2USFQoNYnl0ZXNfd3JpdHRlbhgBIAEoBBIOCgZzaGEyNTYYAiABKAkiQwoPRG93bmxvYWRSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIOCgZvZmZzZXQYAyABKAQifgoQRG93bmxvYWRSZXNwb25zZRIoCgRpbmZvGAEgASgLMhguc2FuZGJveC52MS5Eb3dubG9hZEluZm9IABIOCgRkYXRhGAIgASgMSAASKAoEZG9uZRgDIAEoCzIYLnNhbmRib3gudjEuRG93bmxvYWREb25lSABCBgoEcGFydCI6CgxEb3dubG9hZEluZm8SDAoEc2l6ZRgBIAEoBBIMCgRtb2RlGAIgASgNEg4KBm9mZnNldBgDIAEoBCItCgxEb3dubG9hZERvbmUSDQoFYnl0ZXMYASABKAQSDgoGc2hhMjU2GAIgASgJKncKEU91dHB1dExpbWl0QWN0aW9uEiMKH09VVFBVVF9MSU1JVF9BQ1RJT05fVU5TUEVDSUZJRUQQABIcChhPVVRQVVRfTElNSVRfQUNUSU9OX0tJTEwQARIfChtPVVRQVVRfTElNSVRfQUNUSU9OX0RJU0NBUkQQAjLXBQoOU2FuZGJveFNlcnZpY2USVAoNQ3JlYXRlU2FuZGJveBIgLnNhbmRib3gudjEuQ3JlYXRlU2FuZGJveFJlcXVlc3QaIS5zYW5kYm94LnYxLkNyZWF0ZVNhbmRib3hSZXNwb25zZRJLCgpHZXRTYW5kYm94Eh0uc2FuZGJveC52MS5HZXRTYW5kYm94UmVxdWVzdBoeLnNhbmRib3gudjEuR2V0U2FuZGJveFJlc3BvbnNlElQKDUxpc3RTYW5kYm94ZXMSIC5zYW5kYm94LnYxLkxpc3RTYW5kYm94ZXNSZXF1ZXN0GiEuc2FuZGJveC52MS5MaXN0U2FuZGJveGVzUmVzcG9uc2USVwoORGVzdHJveVNhbmRib3gSIS5zYW5kYm94LnYxLkRlc3Ryb3lTYW5kYm94UmVxdWVzdBoiLnNhbmRib3gudjEuRGVzdHJveVNhbmRib3hSZXNwb25zZRJICglLZWVwQWxpdmUSHC5zYW5kYm94LnYxLktlZXBBbGl2ZVJlcXVlc3QaHS5zYW5kYm94LnYxLktlZXBBbGl2ZVJlc3BvbnNlEmAKEVNldEludGVybmV0QWNjZXNzEiQuc2FuZGJveC52MS5TZXRJbnRlcm5ldEFjY2Vzc1JlcXVlc3QaJS5zYW5kYm94LnYxLlNldEludGVybmV0QWNjZXNzUmVzcG9uc2USOwoERXhlYxIXLnNhbmRib3gudjEuRXhlY1JlcXVlc3QaGC5zYW5kYm94LnYxLkV4ZWNSZXNwb25zZTABEkEKBlVwbG9hZBIZLnNhbmRib3gudjEuVXBsb2FkUmVxdWVzdBoaLnNhbmRib3gudjEuVXBsb2FkUmVzcG9uc2UoARJHCghEb3dubG9hZBIbLnNhbmRib3gudjEuRG93bmxvYWRSZXF1ZXN0Ghwuc2FuZGJveC52MS5Eb3dubG9hZFJlc3BvbnNlMAFCKlooc2FuZGJveGQuZGV2L2dlbi9nby9zYW5kYm94L3YxO3NhbmRib3h2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChhzYW5kYm94L3YxL3NhbmRib3gucHJvdG8SCnNhbmRib3gudjEi5AMKB1NhbmRib3gSCgoCaWQYASABKAkSKAoFc3RhdGUYAiABKA4yGS5zYW5kYm94LnYxLlNhbmRib3guU3RhdGUSLwoGbGFiZWxzGAMgAygLMh8uc2FuZGJveC52MS5TYW5kYm94LkxhYmVsc0VudHJ5EigKCXJlc291cmNlcxgEIAEoCzIVLnNhbmRib3gudjEuUmVzb3VyY2VzEhcKD2ludGVybmV0X2FjY2VzcxgFIAEoCBI0ChBsZWFzZV9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghwcm92aWRlchgIIAEoCRIYChBlZ3Jlc3NfYWxsb3dsaXN0GAkgAygJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEibgoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABISCg5TVEFURV9DUkVBVElORxABEhEKDVNUQVRFX1JVTk5JTkcQAhIUChBTVEFURV9ERVNUUk9ZSU5HEAMSEQoNU1RBVEVfU1RPUFBFRBAEIkAKCVJlc291cmNlcxINCgVjb3JlcxgBIAEoDRISCgptZW1vcnlfbWliGAIgASgNEhAKCGRpc2tfZ2liGAMgASgNIogCChRDcmVhdGVTYW5kYm94UmVxdWVzdBIoCglyZXNvdXJjZXMYASABKAsyFS5zYW5kYm94LnYxLlJlc291cmNlcxIXCg9pbnRlcm5ldF9hY2Nlc3MYAiABKAgSPAoGbGFiZWxzGAMgAygLMiwuc2FuZGJveC52MS5DcmVhdGVTYW5kYm94UmVxdWVzdC5MYWJlbHNFbnRyeRIsCglsZWFzZV90dGwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEgoKcmVxdWVzdF9pZBgFIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj0KFUNyZWF0ZVNhbmRib3hSZXNwb25zZRIkCgdzYW5kYm94GAEgASgLMhMuc2FuZGJveC52MS5TYW5kYm94IicKEUdldFNhbmRib3hSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkiOgoSR2V0U2FuZGJveFJlc3BvbnNlEiQKB3NhbmRib3gYASABKAsyEy5zYW5kYm94LnYxLlNhbmRib3giwAEKFExpc3RTYW5kYm94ZXNSZXF1ZXN0EksKDmxhYmVsX3NlbGVjdG9yGAEgAygLMjMuc2FuZGJveC52MS5MaXN0U2FuZGJveGVzUmVxdWVzdC5MYWJlbFNlbGVjdG9yRW50cnkSEQoJcGFnZV9zaXplGAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkaNAoSTGFiZWxTZWxlY3RvckVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiWAoVTGlzdFNhbmRib3hlc1Jlc3BvbnNlEiYKCXNhbmRib3hlcxgBIAMoCzITLnNhbmRib3gudjEuU2FuZGJveBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKwoVRGVzdHJveVNhbmRib3hSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkiGAoWRGVzdHJveVNhbmRib3hSZXNwb25zZSJUChBLZWVwQWxpdmVSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSLAoJbGVhc2VfdHRsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIkkKEUtlZXBBbGl2ZVJlc3BvbnNlEjQKEGxlYXNlX2V4cGlyZXNfYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIj8KGFNldEludGVybmV0QWNjZXNzUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEg8KB2VuYWJsZWQYAiABKAgiQQoZU2V0SW50ZXJuZXRBY2Nlc3NSZXNwb25zZRIkCgdzYW5kYm94GAEgASgLMhMuc2FuZGJveC52MS5TYW5kYm94IkAKGVNldEVncmVzc0FsbG93bGlzdFJlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCRIPCgdlbnRyaWVzGAIgAygJIkIKGlNldEVncmVzc0FsbG93bGlzdFJlc3BvbnNlEiQKB3NhbmRib3gYASABKAsyEy5zYW5kYm94LnYxLlNhbmRib3giFAoEQXJndhIMCgRhcmdzGAEgAygJIt4CCgtFeGVjUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEiAKBGFyZ3YYAiABKAsyEC5zYW5kYm94LnYxLkFyZ3ZIABIPCgVzaGVsbBgDIAEoCUgAEi0KA2VudhgEIAMoCzIgLnNhbmRib3gudjEuRXhlY1JlcXVlc3QuRW52RW50cnkSCwoDY3dkGAUgASgJEg0KBXN0ZGluGAYgASgMEioKB3RpbWVvdXQYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGAoQbWF4X291dHB1dF9ieXRlcxgIIAEoBBI6ChNvdXRwdXRfbGltaXRfYWN0aW9uGBAgASgOMh0uc2FuZGJveC52MS5PdXRwdXRMaW1pdEFjdGlvbhoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgkKB2NvbW1hbmRKBAgJEBAikQEKDEV4ZWNSZXNwb25zZRIqCgdzdGFydGVkGAEgASgLMhcuc2FuZGJveC52MS5FeGVjU3RhcnRlZEgAEhAKBnN0ZG91dBgCIAEoDEgAEhAKBnN0ZGVychgDIAEoDEgAEigKBmV4aXRlZBgEIAEoCzIWLnNhbmRib3gudjEuRXhlY0V4aXRlZEgAQgcKBWV2ZW50IisKC0V4ZWNTdGFydGVkEg8KB2V4ZWNfaWQYASABKAkSCwoDcGlkGAIgASgNIsoCCgpFeGVjRXhpdGVkEi0KBnJlYXNvbhgBIAEoDjIdLnNhbmRib3gudjEuRXhlY0V4aXRlZC5SZWFzb24SFgoJZXhpdF9jb2RlGAIgASgFSACIAQESDgoGc2lnbmFsGAMgASgJEhgKEHN0ZG91dF90cnVuY2F0ZWQYBCABKAgSGAoQc3RkZXJyX3RydW5jYXRlZBgFIAEoCBIrCghkdXJhdGlvbhgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ2CgZSZWFzb24SFgoSUkVBU09OX1VOU1BFQ0lGSUVEEAASEQoNUkVBU09OX0VYSVRFRBABEhIKDlJFQVNPTl9USU1FT1VUEAISFAoQUkVBU09OX0NBTkNFTExFRBADEhcKE1JFQVNPTl9PVVRQVVRfTElNSVQQBEIMCgpfZXhpdF9jb2RlIlMKDVVwbG9hZFJlcXVlc3QSKgoGaGVhZGVyGAEgASgLMhguc2FuZGJveC52MS5VcGxvYWRIZWFkZXJIABIOCgRkYXRhGAIgASgMSABCBgoEcGFydCKbAQoMVXBsb2FkSGVhZGVyEhIKCnNhbmRib3hfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIMCgRtb2RlGAMgASgNEhQKDG1ha2VfcGFyZW50cxgEIAEoCBIaCg1leHBlY3RlZF9zaXplGAUgASgESACIAQESFwoPZXhwZWN0ZWRfc2hhMjU2GAYgASgJQhAKDl9leHBlY3RlZF9zaXplIjcKDlVwbG9hZFJlc3BvbnNlEhUKDWJ5dGVzX3dyaXR0ZW4YASABKAQSDgoGc2hhMjU2GAIgASgJIkMKD0Rvd25sb2FkUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDgoGb2Zmc2V0GAMgASgEIn4KEERvd25sb2FkUmVzcG9uc2USKAoEaW5mbxgBIAEoCzIYLnNhbmRib3gudjEuRG93bmxvYWRJbmZvSAASDgoEZGF0YRgCIAEoDEgAEigKBGRvbmUYAyABKAsyGC5zYW5kYm94LnYxLkRvd25sb2FkRG9uZUgAQgYKBHBhcnQiOgoMRG93bmxvYWRJbmZvEgwKBHNpemUYASABKAQSDAoEbW9kZRgCIAEoDRIOCgZvZmZzZXQYAyABKAQiLQoMRG93bmxvYWREb25lEg0KBWJ5dGVzGAEgASgEEg4KBnNoYTI1NhgCIAEoCSp3ChFPdXRwdXRMaW1pdEFjdGlvbhIjCh9PVVRQVVRfTElNSVRfQUNUSU9OX1VOU1BFQ0lGSUVEEAASHAoYT1VUUFVUX0xJTUlUX0FDVElPTl9LSUxMEAESHwobT1VUUFVUX0xJTUlUX0FDVElPTl9ESVNDQVJEEAIyvAYKDlNhbmRib3hTZXJ2aWNlElQKDUNyZWF0ZVNhbmRib3gSIC5zYW5kYm94LnYxLkNyZWF0ZVNhbmRib3hSZXF1ZXN0GiEuc2FuZGJveC52MS5DcmVhdGVTYW5kYm94UmVzcG9uc2USSwoKR2V0U2FuZGJveBIdLnNhbmRib3gudjEuR2V0U2FuZGJveFJlcXVlc3QaHi5zYW5kYm94LnYxLkdldFNhbmRib3hSZXNwb25zZRJUCg1MaXN0U2FuZGJveGVzEiAuc2FuZGJveC52MS5MaXN0U2FuZGJveGVzUmVxdWVzdBohLnNhbmRib3gudjEuTGlzdFNhbmRib3hlc1Jlc3BvbnNlElcKDkRlc3Ryb3lTYW5kYm94EiEuc2FuZGJveC52MS5EZXN0cm95U2FuZGJveFJlcXVlc3QaIi5zYW5kYm94LnYxLkRlc3Ryb3lTYW5kYm94UmVzcG9uc2USSAoJS2VlcEFsaXZlEhwuc2FuZGJveC52MS5LZWVwQWxpdmVSZXF1ZXN0Gh0uc2FuZGJveC52MS5LZWVwQWxpdmVSZXNwb25zZRJgChFTZXRJbnRlcm5ldEFjY2VzcxIkLnNhbmRib3gudjEuU2V0SW50ZXJuZXRBY2Nlc3NSZXF1ZXN0GiUuc2FuZGJveC52MS5TZXRJbnRlcm5ldEFjY2Vzc1Jlc3BvbnNlEmMKElNldEVncmVzc0FsbG93bGlzdBIlLnNhbmRib3gudjEuU2V0RWdyZXNzQWxsb3dsaXN0UmVxdWVzdBomLnNhbmRib3gudjEuU2V0RWdyZXNzQWxsb3dsaXN0UmVzcG9uc2USOwoERXhlYxIXLnNhbmRib3gudjEuRXhlY1JlcXVlc3QaGC5zYW5kYm94LnYxLkV4ZWNSZXNwb25zZTABEkEKBlVwbG9hZBIZLnNhbmRib3gudjEuVXBsb2FkUmVxdWVzdBoaLnNhbmRib3gudjEuVXBsb2FkUmVzcG9uc2UoARJHCghEb3dubG9hZBIbLnNhbmRib3gudjEuRG93bmxvYWRSZXF1ZXN0Ghwuc2FuZGJveC52MS5Eb3dubG9hZFJlc3BvbnNlMAFCKlooc2FuZGJveGQuZGV2L2dlbi9nby9zYW5kYm94L3YxO3NhbmRib3h2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A sandbox: an isolated Linux machine with its own network address.
@@ -103,6 +103,14 @@ export type Sandbox = Message<"sandbox.v1.Sandbox"> & {
    * @generated from field: string provider = 8;
    */
   provider: string;
+
+  /**
+   * Private destinations it may reach besides the internet toggle, as set
+   * by SetEgressAllowlist (normalised: "10.0.0.0/8", "10.1.2.3/32:5432").
+   *
+   * @generated from field: repeated string egress_allowlist = 9;
+   */
+  egressAllowlist: string[];
 };
 
 /**
@@ -477,6 +485,49 @@ export const SetInternetAccessResponseSchema: GenMessage<SetInternetAccessRespon
   messageDesc(file_sandbox_v1_sandbox, 13);
 
 /**
+ * @generated from message sandbox.v1.SetEgressAllowlistRequest
+ */
+export type SetEgressAllowlistRequest = Message<"sandbox.v1.SetEgressAllowlistRequest"> & {
+  /**
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+
+  /**
+   * The whole list (it replaces the previous one; empty clears it), at most
+   * 64 entries: an IPv4 address or CIDR ("10.0.0.0/8", "10.1.2.3"),
+   * optionally with a port ("10.1.2.3:5432"; TCP and UDP).
+   *
+   * @generated from field: repeated string entries = 2;
+   */
+  entries: string[];
+};
+
+/**
+ * Describes the message sandbox.v1.SetEgressAllowlistRequest.
+ * Use `create(SetEgressAllowlistRequestSchema)` to create a new message.
+ */
+export const SetEgressAllowlistRequestSchema: GenMessage<SetEgressAllowlistRequest> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 14);
+
+/**
+ * @generated from message sandbox.v1.SetEgressAllowlistResponse
+ */
+export type SetEgressAllowlistResponse = Message<"sandbox.v1.SetEgressAllowlistResponse"> & {
+  /**
+   * @generated from field: sandbox.v1.Sandbox sandbox = 1;
+   */
+  sandbox?: Sandbox | undefined;
+};
+
+/**
+ * Describes the message sandbox.v1.SetEgressAllowlistResponse.
+ * Use `create(SetEgressAllowlistResponseSchema)` to create a new message.
+ */
+export const SetEgressAllowlistResponseSchema: GenMessage<SetEgressAllowlistResponse> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 15);
+
+/**
  * An argument vector: each element is passed to the program literally (no
  * shell, no quoting, no expansion).
  *
@@ -496,7 +547,7 @@ export type Argv = Message<"sandbox.v1.Argv"> & {
  * Use `create(ArgvSchema)` to create a new message.
  */
 export const ArgvSchema: GenMessage<Argv> = /*@__PURE__*/
-  messageDesc(file_sandbox_v1_sandbox, 14);
+  messageDesc(file_sandbox_v1_sandbox, 16);
 
 /**
  * @generated from message sandbox.v1.ExecRequest
@@ -587,7 +638,7 @@ export type ExecRequest = Message<"sandbox.v1.ExecRequest"> & {
  * Use `create(ExecRequestSchema)` to create a new message.
  */
 export const ExecRequestSchema: GenMessage<ExecRequest> = /*@__PURE__*/
-  messageDesc(file_sandbox_v1_sandbox, 15);
+  messageDesc(file_sandbox_v1_sandbox, 17);
 
 /**
  * @generated from message sandbox.v1.ExecResponse
@@ -636,7 +687,7 @@ export type ExecResponse = Message<"sandbox.v1.ExecResponse"> & {
  * Use `create(ExecResponseSchema)` to create a new message.
  */
 export const ExecResponseSchema: GenMessage<ExecResponse> = /*@__PURE__*/
-  messageDesc(file_sandbox_v1_sandbox, 16);
+  messageDesc(file_sandbox_v1_sandbox, 18);
 
 /**
  * @generated from message sandbox.v1.ExecStarted
@@ -662,7 +713,7 @@ export type ExecStarted = Message<"sandbox.v1.ExecStarted"> & {
  * Use `create(ExecStartedSchema)` to create a new message.
  */
 export const ExecStartedSchema: GenMessage<ExecStarted> = /*@__PURE__*/
-  messageDesc(file_sandbox_v1_sandbox, 17);
+  messageDesc(file_sandbox_v1_sandbox, 19);
 
 /**
  * @generated from message sandbox.v1.ExecExited
@@ -712,7 +763,7 @@ export type ExecExited = Message<"sandbox.v1.ExecExited"> & {
  * Use `create(ExecExitedSchema)` to create a new message.
  */
 export const ExecExitedSchema: GenMessage<ExecExited> = /*@__PURE__*/
-  messageDesc(file_sandbox_v1_sandbox, 18);
+  messageDesc(file_sandbox_v1_sandbox, 20);
 
 /**
  * What ended the command.
@@ -759,7 +810,7 @@ export enum ExecExited_Reason {
  * Describes the enum sandbox.v1.ExecExited.Reason.
  */
 export const ExecExited_ReasonSchema: GenEnum<ExecExited_Reason> = /*@__PURE__*/
-  enumDesc(file_sandbox_v1_sandbox, 18, 0);
+  enumDesc(file_sandbox_v1_sandbox, 20, 0);
 
 /**
  * @generated from message sandbox.v1.UploadRequest
@@ -792,7 +843,7 @@ export type UploadRequest = Message<"sandbox.v1.UploadRequest"> & {
  * Use `create(UploadRequestSchema)` to create a new message.
  */
 export const UploadRequestSchema: GenMessage<UploadRequest> = /*@__PURE__*/
-  messageDesc(file_sandbox_v1_sandbox, 19);
+  messageDesc(file_sandbox_v1_sandbox, 21);
 
 /**
  * @generated from message sandbox.v1.UploadHeader
@@ -844,7 +895,7 @@ export type UploadHeader = Message<"sandbox.v1.UploadHeader"> & {
  * Use `create(UploadHeaderSchema)` to create a new message.
  */
 export const UploadHeaderSchema: GenMessage<UploadHeader> = /*@__PURE__*/
-  messageDesc(file_sandbox_v1_sandbox, 20);
+  messageDesc(file_sandbox_v1_sandbox, 22);
 
 /**
  * @generated from message sandbox.v1.UploadResponse
@@ -868,7 +919,7 @@ export type UploadResponse = Message<"sandbox.v1.UploadResponse"> & {
  * Use `create(UploadResponseSchema)` to create a new message.
  */
 export const UploadResponseSchema: GenMessage<UploadResponse> = /*@__PURE__*/
-  messageDesc(file_sandbox_v1_sandbox, 21);
+  messageDesc(file_sandbox_v1_sandbox, 23);
 
 /**
  * @generated from message sandbox.v1.DownloadRequest
@@ -899,7 +950,7 @@ export type DownloadRequest = Message<"sandbox.v1.DownloadRequest"> & {
  * Use `create(DownloadRequestSchema)` to create a new message.
  */
 export const DownloadRequestSchema: GenMessage<DownloadRequest> = /*@__PURE__*/
-  messageDesc(file_sandbox_v1_sandbox, 22);
+  messageDesc(file_sandbox_v1_sandbox, 24);
 
 /**
  * @generated from message sandbox.v1.DownloadResponse
@@ -940,7 +991,7 @@ export type DownloadResponse = Message<"sandbox.v1.DownloadResponse"> & {
  * Use `create(DownloadResponseSchema)` to create a new message.
  */
 export const DownloadResponseSchema: GenMessage<DownloadResponse> = /*@__PURE__*/
-  messageDesc(file_sandbox_v1_sandbox, 23);
+  messageDesc(file_sandbox_v1_sandbox, 25);
 
 /**
  * @generated from message sandbox.v1.DownloadInfo
@@ -973,7 +1024,7 @@ export type DownloadInfo = Message<"sandbox.v1.DownloadInfo"> & {
  * Use `create(DownloadInfoSchema)` to create a new message.
  */
 export const DownloadInfoSchema: GenMessage<DownloadInfo> = /*@__PURE__*/
-  messageDesc(file_sandbox_v1_sandbox, 24);
+  messageDesc(file_sandbox_v1_sandbox, 26);
 
 /**
  * @generated from message sandbox.v1.DownloadDone
@@ -999,7 +1050,7 @@ export type DownloadDone = Message<"sandbox.v1.DownloadDone"> & {
  * Use `create(DownloadDoneSchema)` to create a new message.
  */
 export const DownloadDoneSchema: GenMessage<DownloadDone> = /*@__PURE__*/
-  messageDesc(file_sandbox_v1_sandbox, 25);
+  messageDesc(file_sandbox_v1_sandbox, 27);
 
 /**
  * What happens to a command whose output goes past `max_output_bytes`.
@@ -1114,6 +1165,22 @@ export const SandboxService: GenService<{
     methodKind: "unary";
     input: typeof SetInternetAccessRequestSchema;
     output: typeof SetInternetAccessResponseSchema;
+  },
+  /**
+   * Replaces the sandbox's egress allowlist: private destinations it may
+   * reach whatever its internet access (a database on the LAN, a package
+   * mirror), since by default a sandbox reaches the public internet only,
+   * never private ranges, link-local (cloud metadata) or the host's networks.
+   * Takes effect at once, on open connections too. INVALID_ARGUMENT for a
+   * malformed entry; FAILED_PRECONDITION on a provider without allowlists
+   * (Proxmox: use its firewall, see docs/proxmox.md).
+   *
+   * @generated from rpc sandbox.v1.SandboxService.SetEgressAllowlist
+   */
+  setEgressAllowlist: {
+    methodKind: "unary";
+    input: typeof SetEgressAllowlistRequestSchema;
+    output: typeof SetEgressAllowlistResponseSchema;
   },
   /**
    * Runs a command in the sandbox and streams its output as it is produced.

@@ -79,6 +79,9 @@ const (
 	// SandboxServiceSetInternetAccessProcedure is the fully-qualified name of the SandboxService's
 	// SetInternetAccess RPC.
 	SandboxServiceSetInternetAccessProcedure = "/sandbox.v1.SandboxService/SetInternetAccess"
+	// SandboxServiceSetEgressAllowlistProcedure is the fully-qualified name of the SandboxService's
+	// SetEgressAllowlist RPC.
+	SandboxServiceSetEgressAllowlistProcedure = "/sandbox.v1.SandboxService/SetEgressAllowlist"
 	// SandboxServiceExecProcedure is the fully-qualified name of the SandboxService's Exec RPC.
 	SandboxServiceExecProcedure = "/sandbox.v1.SandboxService/Exec"
 	// SandboxServiceUploadProcedure is the fully-qualified name of the SandboxService's Upload RPC.
@@ -110,6 +113,14 @@ type SandboxServiceClient interface {
 	// Grants or cuts the sandbox's access to the network beyond its host. Takes
 	// effect at once for new connections; turning it off also cuts open ones.
 	SetInternetAccess(context.Context, *connect.Request[v1.SetInternetAccessRequest]) (*connect.Response[v1.SetInternetAccessResponse], error)
+	// Replaces the sandbox's egress allowlist: private destinations it may
+	// reach whatever its internet access (a database on the LAN, a package
+	// mirror), since by default a sandbox reaches the public internet only,
+	// never private ranges, link-local (cloud metadata) or the host's networks.
+	// Takes effect at once, on open connections too. INVALID_ARGUMENT for a
+	// malformed entry; FAILED_PRECONDITION on a provider without allowlists
+	// (Proxmox: use its firewall, see docs/proxmox.md).
+	SetEgressAllowlist(context.Context, *connect.Request[v1.SetEgressAllowlistRequest]) (*connect.Response[v1.SetEgressAllowlistResponse], error)
 	// Runs a command in the sandbox and streams its output as it is produced.
 	// Cancelling the RPC kills the command's whole process group. A command
 	// still running when the service dies (its SSH session is cut) is killed
@@ -173,6 +184,12 @@ func NewSandboxServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(sandboxServiceMethods.ByName("SetInternetAccess")),
 			connect.WithClientOptions(opts...),
 		),
+		setEgressAllowlist: connect.NewClient[v1.SetEgressAllowlistRequest, v1.SetEgressAllowlistResponse](
+			httpClient,
+			baseURL+SandboxServiceSetEgressAllowlistProcedure,
+			connect.WithSchema(sandboxServiceMethods.ByName("SetEgressAllowlist")),
+			connect.WithClientOptions(opts...),
+		),
 		exec: connect.NewClient[v1.ExecRequest, v1.ExecResponse](
 			httpClient,
 			baseURL+SandboxServiceExecProcedure,
@@ -196,15 +213,16 @@ func NewSandboxServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 
 // sandboxServiceClient implements SandboxServiceClient.
 type sandboxServiceClient struct {
-	createSandbox     *connect.Client[v1.CreateSandboxRequest, v1.CreateSandboxResponse]
-	getSandbox        *connect.Client[v1.GetSandboxRequest, v1.GetSandboxResponse]
-	listSandboxes     *connect.Client[v1.ListSandboxesRequest, v1.ListSandboxesResponse]
-	destroySandbox    *connect.Client[v1.DestroySandboxRequest, v1.DestroySandboxResponse]
-	keepAlive         *connect.Client[v1.KeepAliveRequest, v1.KeepAliveResponse]
-	setInternetAccess *connect.Client[v1.SetInternetAccessRequest, v1.SetInternetAccessResponse]
-	exec              *connect.Client[v1.ExecRequest, v1.ExecResponse]
-	upload            *connect.Client[v1.UploadRequest, v1.UploadResponse]
-	download          *connect.Client[v1.DownloadRequest, v1.DownloadResponse]
+	createSandbox      *connect.Client[v1.CreateSandboxRequest, v1.CreateSandboxResponse]
+	getSandbox         *connect.Client[v1.GetSandboxRequest, v1.GetSandboxResponse]
+	listSandboxes      *connect.Client[v1.ListSandboxesRequest, v1.ListSandboxesResponse]
+	destroySandbox     *connect.Client[v1.DestroySandboxRequest, v1.DestroySandboxResponse]
+	keepAlive          *connect.Client[v1.KeepAliveRequest, v1.KeepAliveResponse]
+	setInternetAccess  *connect.Client[v1.SetInternetAccessRequest, v1.SetInternetAccessResponse]
+	setEgressAllowlist *connect.Client[v1.SetEgressAllowlistRequest, v1.SetEgressAllowlistResponse]
+	exec               *connect.Client[v1.ExecRequest, v1.ExecResponse]
+	upload             *connect.Client[v1.UploadRequest, v1.UploadResponse]
+	download           *connect.Client[v1.DownloadRequest, v1.DownloadResponse]
 }
 
 // CreateSandbox calls sandbox.v1.SandboxService.CreateSandbox.
@@ -235,6 +253,11 @@ func (c *sandboxServiceClient) KeepAlive(ctx context.Context, req *connect.Reque
 // SetInternetAccess calls sandbox.v1.SandboxService.SetInternetAccess.
 func (c *sandboxServiceClient) SetInternetAccess(ctx context.Context, req *connect.Request[v1.SetInternetAccessRequest]) (*connect.Response[v1.SetInternetAccessResponse], error) {
 	return c.setInternetAccess.CallUnary(ctx, req)
+}
+
+// SetEgressAllowlist calls sandbox.v1.SandboxService.SetEgressAllowlist.
+func (c *sandboxServiceClient) SetEgressAllowlist(ctx context.Context, req *connect.Request[v1.SetEgressAllowlistRequest]) (*connect.Response[v1.SetEgressAllowlistResponse], error) {
+	return c.setEgressAllowlist.CallUnary(ctx, req)
 }
 
 // Exec calls sandbox.v1.SandboxService.Exec.
@@ -275,6 +298,14 @@ type SandboxServiceHandler interface {
 	// Grants or cuts the sandbox's access to the network beyond its host. Takes
 	// effect at once for new connections; turning it off also cuts open ones.
 	SetInternetAccess(context.Context, *connect.Request[v1.SetInternetAccessRequest]) (*connect.Response[v1.SetInternetAccessResponse], error)
+	// Replaces the sandbox's egress allowlist: private destinations it may
+	// reach whatever its internet access (a database on the LAN, a package
+	// mirror), since by default a sandbox reaches the public internet only,
+	// never private ranges, link-local (cloud metadata) or the host's networks.
+	// Takes effect at once, on open connections too. INVALID_ARGUMENT for a
+	// malformed entry; FAILED_PRECONDITION on a provider without allowlists
+	// (Proxmox: use its firewall, see docs/proxmox.md).
+	SetEgressAllowlist(context.Context, *connect.Request[v1.SetEgressAllowlistRequest]) (*connect.Response[v1.SetEgressAllowlistResponse], error)
 	// Runs a command in the sandbox and streams its output as it is produced.
 	// Cancelling the RPC kills the command's whole process group. A command
 	// still running when the service dies (its SSH session is cut) is killed
@@ -334,6 +365,12 @@ func NewSandboxServiceHandler(svc SandboxServiceHandler, opts ...connect.Handler
 		connect.WithSchema(sandboxServiceMethods.ByName("SetInternetAccess")),
 		connect.WithHandlerOptions(opts...),
 	)
+	sandboxServiceSetEgressAllowlistHandler := connect.NewUnaryHandler(
+		SandboxServiceSetEgressAllowlistProcedure,
+		svc.SetEgressAllowlist,
+		connect.WithSchema(sandboxServiceMethods.ByName("SetEgressAllowlist")),
+		connect.WithHandlerOptions(opts...),
+	)
 	sandboxServiceExecHandler := connect.NewServerStreamHandler(
 		SandboxServiceExecProcedure,
 		svc.Exec,
@@ -366,6 +403,8 @@ func NewSandboxServiceHandler(svc SandboxServiceHandler, opts ...connect.Handler
 			sandboxServiceKeepAliveHandler.ServeHTTP(w, r)
 		case SandboxServiceSetInternetAccessProcedure:
 			sandboxServiceSetInternetAccessHandler.ServeHTTP(w, r)
+		case SandboxServiceSetEgressAllowlistProcedure:
+			sandboxServiceSetEgressAllowlistHandler.ServeHTTP(w, r)
 		case SandboxServiceExecProcedure:
 			sandboxServiceExecHandler.ServeHTTP(w, r)
 		case SandboxServiceUploadProcedure:
@@ -403,6 +442,10 @@ func (UnimplementedSandboxServiceHandler) KeepAlive(context.Context, *connect.Re
 
 func (UnimplementedSandboxServiceHandler) SetInternetAccess(context.Context, *connect.Request[v1.SetInternetAccessRequest]) (*connect.Response[v1.SetInternetAccessResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sandbox.v1.SandboxService.SetInternetAccess is not implemented"))
+}
+
+func (UnimplementedSandboxServiceHandler) SetEgressAllowlist(context.Context, *connect.Request[v1.SetEgressAllowlistRequest]) (*connect.Response[v1.SetEgressAllowlistResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sandbox.v1.SandboxService.SetEgressAllowlist is not implemented"))
 }
 
 func (UnimplementedSandboxServiceHandler) Exec(context.Context, *connect.Request[v1.ExecRequest], *connect.ServerStream[v1.ExecResponse]) error {
