@@ -1,6 +1,6 @@
 /**
  * Host plumbing shared by the local runtime: one helper to run host commands,
- * small /proc and file helpers, and the `sandbox` user every jail logs in as.
+ * small /proc and file helpers, and the login shell of the jails' `sandbox` user.
  */
 import { spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
@@ -105,60 +105,16 @@ export async function allPids(): Promise<number[]> {
   return names.filter((n) => /^\d+$/.test(n)).map(Number);
 }
 
-export interface HostUser {
-  name: string;
-  uid: number;
-  gid: number;
-}
-
-export const SANDBOX_USER = "sandbox";
-
-async function lookupUser(name: string): Promise<(HostUser & { home: string; shell: string }) | undefined> {
-  const passwd = (await readText("/etc/passwd")) ?? "";
-  for (const line of passwd.split("\n")) {
-    const f = line.split(":");
-    if (f[0] === name && f.length >= 7) return { name, uid: Number(f[2]), gid: Number(f[3]), home: f[5]!, shell: f[6]! };
-  }
-  return undefined;
-}
-
 /**
- * Ensures the host user `sandbox` exists (its passwd entry is what sshd in every
- * jail sees through the read-only host root). Its password field must be `*`:
- * sshd with UsePAM no refuses `!`-locked accounts even for key logins.
- *
- * Its login shell is /bin/sh, not bash: sshd runs every session's command
- * (the ForceCommand too) as `<login shell> -c`, and Debian's bash then sources
+ * The sandbox user's login shell inside the jails' generated passwd
+ * (jail-root.ts): /bin/sh, not bash. sshd runs every session's command (the
+ * ForceCommand too) as `<login shell> -c`, and Debian's bash then sources
  * ~/.bashrc (it sees SSH_CLIENT), a file the sandbox writes, before anything
  * of sandboxd's runs. dash reads no file for -c. Interactive logins still get
- * `bash -l` from the jail's enter script.
+ * `bash -l` from the jail's enter script. No host account is created or
+ * changed: the jails never read the host's passwd.
  */
 export const SANDBOX_SHELL = "/bin/sh";
-
-export async function ensureSandboxUser(): Promise<HostUser> {
-  let user = await lookupUser(SANDBOX_USER);
-  if (!user) {
-    try {
-      await run("useradd", ["-M", "-d", "/home/sandbox", "-s", SANDBOX_SHELL, "-U", "-p", "*", SANDBOX_USER]);
-    } catch (e) {
-      // Another instance may have added it at the same moment.
-      if (!(await lookupUser(SANDBOX_USER))) throw e;
-    }
-    user = await lookupUser(SANDBOX_USER);
-    if (!user) throw new Error("useradd sandbox: user still missing");
-  }
-  // Jails bind their disk over /home, so the home must be /home/sandbox. (-d only when it
-  // differs: usermod refuses -d while the user has processes, as in running sandboxes.)
-  const fix = [
-    ...(user.home !== "/home/sandbox" ? ["-d", "/home/sandbox"] : []),
-    ...(user.shell !== SANDBOX_SHELL ? ["-s", SANDBOX_SHELL] : []),
-  ];
-  if (fix.length > 0) await run("usermod", [...fix, SANDBOX_USER]);
-  const shadow = (await readText("/etc/shadow")) ?? "";
-  const entry = shadow.split("\n").find((l) => l.startsWith(`${SANDBOX_USER}:`));
-  if (entry && entry.split(":")[1] !== "*") await run("usermod", ["-p", "*", SANDBOX_USER]);
-  return { name: user.name, uid: user.uid, gid: user.gid };
-}
 
 /** Start time of a process (clock ticks since boot, /proc/<pid>/stat field 22): with the pid, it names one process for good. */
 export async function processStartTime(pid: number): Promise<string | undefined> {
