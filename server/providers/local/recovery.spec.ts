@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { pidAlive, run } from "./host.js";
 import { LocalRuntime } from "./runtime.js";
 import { sshExec } from "./testing.js";
-import { leftovers, NOTHING } from "./testing-host.js";
+import { instanceLeftovers, leftovers, NOTHING } from "./testing-host.js";
 
 const INSTANCE = "sandboxd-t-rec";
 const SUBNET = "198.18.204.0/24";
@@ -56,6 +56,8 @@ describe("LocalRuntime recovery", () => {
     strays.forEach((p) => pidAlive(p) && process.kill(p, "SIGKILL"));
     const cleaner = rt ?? new LocalRuntime({ instance: INSTANCE, subnet: SUBNET });
     await cleaner.purge();
+    // Including the host-wide uid range claims of sandboxes the killed runtime left midway.
+    expect(await instanceLeftovers(cleaner)).toEqual([]);
   });
 
   it("adopts complete live sandboxes after kill -9 and removes every leftover", async () => {

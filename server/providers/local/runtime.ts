@@ -11,7 +11,7 @@ import type { CreateOptions, SandboxHandle, SandboxProvider, SandboxSpec, Sandbo
 import { AddressPool, parseSubnet, type Subnet } from "./addresses.js";
 import { Cgroups, detectCgroups } from "./cgroups.js";
 import { Firewall, readHostFacts } from "./firewall.js";
-import { keepUidRange } from "./uids.js";
+import { keepUidRange, releaseUidRangesOf } from "./uids.js";
 import { prepareJailRoot, systemDirArgs, type JailRoot } from "./jail-root.js";
 import { IsolationMonitor } from "./isolation.js";
 import { loadOrCreateClientKey, type KeyPair } from "./keys.js";
@@ -397,6 +397,7 @@ export class LocalRuntime implements SandboxProvider {
     await this.firewall.remove();
     await this.network.removeBridge();
     await this.cgroups.removeInstance();
+    await releaseUidRangesOf(this.stateDir);
     await fs.rm(this.stateDir, { recursive: true, force: true });
   }
 

@@ -53,5 +53,10 @@ export async function instanceLeftovers(rt: LocalRuntime): Promise<string[]> {
   const layout = rt.cgroups.layout;
   const roots = layout.version === 2 ? [layout.root] : [...new Set(layout.mounts.values())];
   for (const r of roots) if (await exists(`${r}/${rt.instance}`)) found.push(`cgroup ${r}/${rt.instance}`);
+  // Host-wide uid range claims (uids.ts) of this instance's sandboxes.
+  for (const name of await fs.readdir("/run/sandboxd/uid-ranges").catch(() => [] as string[])) {
+    const claim = (await readText(`/run/sandboxd/uid-ranges/${name}`)) ?? "";
+    if (claim.includes(JSON.stringify(rt.stateDir))) found.push(`uid range claim ${name}`);
+  }
   return found;
 }

@@ -140,3 +140,16 @@ export async function keepUidRange(base: number, owner: UidOwner): Promise<void>
     if (e.code !== "EEXIST") throw e;
   });
 }
+
+/** Releases every range claimed for sandboxes under `stateDir` (purge: the instance and all its records go). */
+export async function releaseUidRangesOf(stateDir: string): Promise<void> {
+  const names = await fs.readdir(CLAIMS_DIR).catch(() => [] as string[]);
+  await Promise.all(names.map(async (name) => {
+    const path = `${CLAIMS_DIR}/${name}`;
+    try {
+      if ((JSON.parse((await readText(path)) ?? "") as Claim).stateDir === stateDir) await fs.rm(path, { force: true });
+    } catch {
+      // unreadable or gone: not provably ours, left to the stale-claim takeover
+    }
+  }));
+}
