@@ -207,6 +207,29 @@ export class Firewall {
     return `meta l4proto { tcp, udp } th dport { ${list} } ${target}\n    return`;
   }
 
+  /** The egress policy's sets, the same in the host table and in every guard. */
+  private policySets(): string {
+    return `  set non_public {
+    type ipv4_addr
+    flags interval
+    ${els(this.nonPublic())}
+  }
+  set operator_deny {
+    type ipv4_addr
+    flags interval
+    ${els(mergeCidrs(this.policy.deny))}
+  }
+  set operator_allow {
+    type ipv4_addr
+    flags interval
+    ${els(mergeCidrs(this.policy.allow))}
+  }
+  set resolvers {
+    type ipv4_addr
+    ${els(this.facts.resolvers)}
+  }`;
+  }
+
   private nonPublic(): string[] {
     return mergeCidrs([...NON_PUBLIC, ...this.facts.networks, ...this.facts.addresses.map((a) => `${a}/32`)]);
   }
@@ -232,25 +255,7 @@ table inet ${this.table} {
     type ipv4_addr
     ${els(all.filter((x) => x.w.allowers).map((x) => x.a))}
   }
-  set non_public {
-    type ipv4_addr
-    flags interval
-    ${els(this.nonPublic())}
-  }
-  set operator_deny {
-    type ipv4_addr
-    flags interval
-    ${els(mergeCidrs(this.policy.deny))}
-  }
-  set operator_allow {
-    type ipv4_addr
-    flags interval
-    ${els(mergeCidrs(this.policy.allow))}
-  }
-  set resolvers {
-    type ipv4_addr
-    ${els(this.facts.resolvers)}
-  }
+${this.policySets()}
   set sandbox_nets {
     type ipv4_addr . ipv4_addr
     flags interval
@@ -327,25 +332,7 @@ table inet ${GUARD_TABLE} {
     flags interval
     ${els(never)}
   }
-  set non_public {
-    type ipv4_addr
-    flags interval
-    ${els(this.nonPublic())}
-  }
-  set operator_deny {
-    type ipv4_addr
-    flags interval
-    ${els(mergeCidrs(this.policy.deny))}
-  }
-  set operator_allow {
-    type ipv4_addr
-    flags interval
-    ${els(mergeCidrs(this.policy.allow))}
-  }
-  set resolvers {
-    type ipv4_addr
-    ${els(this.facts.resolvers)}
-  }
+${this.policySets()}
   set nets {
     type ipv4_addr
     flags interval
