@@ -20,6 +20,7 @@ import net from "node:net";
 import os from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeInternet, startFakeLan, type FakeInternet, type FakeLan } from "../fixtures/internet.js";
+import { fetchCmd, tcpProbe, udpProbe } from "../fixtures/probes.js";
 import { cidrRange, inCidrs, intToIp, ipToInt } from "../../server/providers/egress.js";
 import { LocalRuntime } from "../../server/providers/local/index.js";
 import { run } from "../../server/providers/local/host.js";
@@ -32,19 +33,6 @@ const N = 205;
 
 const spec = (internet: boolean): SandboxSpec => ({ cores: 1, memoryMiB: 256, diskGiB: 1, internet, labels: {} });
 
-/** TCP connect from inside: open, refused (at once), timeout, or the error. */
-const probe = (host: string, port: number) =>
-  `if out=$(timeout 5 bash -c 'exec 3<>/dev/tcp/${host}/${port}' 2>&1); then echo open; elif [ $? = 124 ]; then echo timeout; ` +
-  `else case "$out" in *refused*) echo refused;; *) echo "other: $out";; esac; fi`;
-/** One UDP datagram and a wait for the echo: answered, timeout, or the errno (EPERM: refused in the sandbox's own stack). */
-const udpProbe = (host: string, port: number) =>
-  `python3 -c 'import errno, socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3); s.connect((sys.argv[1], int(sys.argv[2])))
-try:
-    s.send(b"x"); s.recv(1); print("answered")
-except socket.timeout: print("timeout")
-except OSError as e: print(errno.errorcode[e.errno])' ${host} ${port}`;
-const fetchCmd = (url: string) => `curl -sS -m 5 ${url} 2>&1; echo rc=$?`;
 const lines = (s: string) => s.trim().split("\n");
 
 /** The host's own IPv4 addresses outside loopback and the sandbox networks. */
@@ -103,7 +91,7 @@ describe("internet on means the public internet only", () => {
       expect(ok).toContain(`${a}:8080`);
     }
     const targets = [PRIVATE.metadata, PRIVATE.rfc1918a, PRIVATE.rfc1918b, PRIVATE.rfc1918c, PRIVATE.cgnat];
-    const r = await sshExec(on.ssh, targets.flatMap((a) => [probe(a, 80), probe(a, 8080), udpProbe(a, 53)]).join("; "), { timeoutMs: 60_000 });
+    const r = await sshExec(on.ssh, targets.flatMap((a) => [tcpProbe(a, 80), tcpProbe(a, 8080), udpProbe(a, 53)]).join("; "), { timeoutMs: 60_000 });
     expect(lines(r.stdout)).toEqual(targets.flatMap(() => ["refused", "refused", "EPERM"]));
     // curl fails with "could not connect" (7), not a timeout (28), and never gets a metadata answer.
     const c = await sshExec(on.ssh, fetchCmd(`http://${PRIVATE.metadata}/latest/meta-data/`));
@@ -126,15 +114,15 @@ describe("internet on means the public internet only", () => {
           }),
       ),
     );
-    const r = await sshExec(on.ssh, addresses.flatMap((a, i) => [probe(a, ports[i]!), probe(a, 22)]).join("; "));
+    const r = await sshExec(on.ssh, addresses.flatMap((a, i) => [tcpProbe(a, ports[i]!), tcpProbe(a, 22)]).join("; "));
     expect(lines(r.stdout)).toEqual(addresses.flatMap(() => ["refused", "refused"]));
     expect(hostConnections).toBe(0);
   });
 
   it("reaches the host's resolver for DNS only, and only with internet on", async () => {
-    const r = await sshExec(on.ssh, [udpProbe(PRIVATE.resolver, 53), probe(PRIVATE.resolver, 8080), probe(PRIVATE.resolver, 80)].join("; "));
+    const r = await sshExec(on.ssh, [udpProbe(PRIVATE.resolver, 53), tcpProbe(PRIVATE.resolver, 8080), tcpProbe(PRIVATE.resolver, 80)].join("; "));
     expect(lines(r.stdout)).toEqual(["answered", "refused", "refused"]);
-    const o = await sshExec(off.ssh, [udpProbe(PRIVATE.resolver, 53), probe(inet.address, 8080)].join("; "));
+    const o = await sshExec(off.ssh, [udpProbe(PRIVATE.resolver, 53), tcpProbe(inet.address, 8080)].join("; "));
     expect(lines(o.stdout)).toEqual(["EPERM", "refused"]);
   });
 
@@ -156,16 +144,16 @@ describe("internet on means the public internet only", () => {
     expect(await rt.setEgressAllow(off.id, [`${PRIVATE.rfc1918a}:8080`, `${PRIVATE.rfc1918a}:53`])).toEqual([`${PRIVATE.rfc1918a}:8080`, `${PRIVATE.rfc1918a}:53`]);
     expect((await rt.get(off.id))?.egressAllow).toEqual([`${PRIVATE.rfc1918a}:8080`, `${PRIVATE.rfc1918a}:53`]);
     const r = await sshExec(off.ssh, [
-      fetchCmd(`http://${PRIVATE.rfc1918a}:8080/`), udpProbe(PRIVATE.rfc1918a, 53), probe(PRIVATE.rfc1918a, 80),
-      probe(PRIVATE.rfc1918b, 8080), probe(PRIVATE.metadata, 80), probe(inet.address, 8080),
+      fetchCmd(`http://${PRIVATE.rfc1918a}:8080/`), udpProbe(PRIVATE.rfc1918a, 53), tcpProbe(PRIVATE.rfc1918a, 80),
+      tcpProbe(PRIVATE.rfc1918b, 8080), tcpProbe(PRIVATE.metadata, 80), tcpProbe(inet.address, 8080),
     ].join("; "));
     expect(lines(r.stdout)).toEqual([`internet-ok ${lan.hostAddress} ${PRIVATE.rfc1918a}:8080`, "rc=0", "answered", "refused", "refused", "refused", "refused"]);
     // The other sandbox gets nothing of it.
-    expect((await sshExec(on.ssh, probe(PRIVATE.rfc1918a, 8080))).stdout.trim()).toBe("refused");
+    expect((await sshExec(on.ssh, tcpProbe(PRIVATE.rfc1918a, 8080))).stdout.trim()).toBe("refused");
 
     // A CIDR: every port and protocol in it.
     await rt.setEgressAllow(off.id, [`192.168.${N}.0/24`]);
-    const r2 = await sshExec(off.ssh, [probe(PRIVATE.rfc1918b, 80), probe(PRIVATE.rfc1918b, 8080), udpProbe(PRIVATE.rfc1918b, 53), probe(PRIVATE.rfc1918a, 8080)].join("; "));
+    const r2 = await sshExec(off.ssh, [tcpProbe(PRIVATE.rfc1918b, 80), tcpProbe(PRIVATE.rfc1918b, 8080), udpProbe(PRIVATE.rfc1918b, 53), tcpProbe(PRIVATE.rfc1918a, 8080)].join("; "));
     expect(lines(r2.stdout)).toEqual(["open", "open", "answered", "refused"]);
 
     // Removed while a connection is open: the connection is cut at once.
@@ -177,7 +165,7 @@ describe("internet on means the public internet only", () => {
       const got = Number((await drip.done).stdout.trim());
       expect(got).toBeGreaterThan(3);
       expect(got).toBeLessThan(30);
-      expect((await exec(client, probe(PRIVATE.rfc1918b, 8080))).stdout.trim()).toBe("refused");
+      expect((await exec(client, tcpProbe(PRIVATE.rfc1918b, 8080))).stdout.trim()).toBe("refused");
     } finally {
       client.end();
     }
@@ -215,7 +203,7 @@ describe("the seed design's limits, configured: ports 80/443 plus DNS, 20 new co
 
   it("lets out only TCP/UDP 80 and 443, and DNS", async () => {
     const r = await sshExec(a.ssh, [
-      probe(inet.address, 80), probe(inet.address, 443), probe(inet.address, 8080), probe(inet.address, 5353),
+      tcpProbe(inet.address, 80), tcpProbe(inet.address, 443), tcpProbe(inet.address, 8080), tcpProbe(inet.address, 5353),
       udpProbe(inet.address, 53), udpProbe(inet.address, 5353),
     ].join("; "));
     expect(lines(r.stdout)).toEqual(["open", "open", "refused", "refused", "answered", "EPERM"]);
@@ -246,7 +234,7 @@ print(done)' ${inet.address} ${3 * RATE}`;
     expect(r.open).toBeLessThanOrEqual(RATE + Math.ceil(0.6 * RATE) + 2);
     expect(r.waiting).toBe(3 * RATE - r.open);
     // The limit is per sandbox: the other one connects at once meanwhile.
-    expect((await sshExec(b.ssh, probe(inet.address, 80))).stdout.trim()).toBe("open");
+    expect((await sshExec(b.ssh, tcpProbe(inet.address, 80))).stdout.trim()).toBe("open");
     // A held-back connect is not lost: TCP retries its SYN and gets through.
     const late = await sshExec(a.ssh, `sleep 1.5; ${fetchCmd(`http://${inet.address}:80/`)}`);
     expect(late.stdout).toContain("internet-ok");

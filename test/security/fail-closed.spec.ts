@@ -24,6 +24,7 @@ import { GUARD_TABLE } from "../../server/providers/local/firewall.js";
 import { run } from "../../server/providers/local/host.js";
 import { Names } from "../../server/providers/local/names.js";
 import { collectExec, e2eInstance, startE2E, type E2E, type LogLines } from "../e2e/harness.js";
+import { tcpProbe, udpProbe } from "../fixtures/probes.js";
 
 const N = 13;
 const { instance, subnet } = e2eInstance(N);
@@ -31,16 +32,6 @@ const names = new Names(instance);
 const TABLE = names.table;
 const GATEWAY = subnet.replace(/0\/24$/, "1");
 
-const probe = (host: string, port: number) =>
-  `if out=$(timeout 5 bash -c 'exec 3<>/dev/tcp/${host}/${port}' 2>&1); then echo open; elif [ $? = 124 ]; then echo timeout; ` +
-  `else case "$out" in *refused*) echo refused;; *) echo "other: $out";; esac; fi`;
-const udpProbe = (host: string, port: number) =>
-  `python3 -c 'import errno, socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3); s.connect((sys.argv[1], int(sys.argv[2])))
-try:
-    s.send(b"x"); s.recv(1); print("answered")
-except socket.timeout: print("timeout")
-except OSError as e: print(errno.errorcode[e.errno])' ${host} ${port}`;
 
 const tableExists = () => run("nft", ["list", "table", "inet", TABLE]).then(() => true, () => false);
 
@@ -94,7 +85,7 @@ async function sh(e: E2E, id: string, value: string): Promise<string> {
 async function attempts(s: Setup, from: { id: string }, other: { address: string }): Promise<string[]> {
   const [onBridge, onAny] = s.listeners;
   const out = await sh(s.e, from.id, [
-    probe(GATEWAY, onBridge!), probe(GATEWAY, onAny!), probe(GATEWAY, 22), probe(other.address, 22), udpProbe(GATEWAY, 53), udpProbe(other.address, 53),
+    tcpProbe(GATEWAY, onBridge!), tcpProbe(GATEWAY, onAny!), tcpProbe(GATEWAY, 22), tcpProbe(other.address, 22), udpProbe(GATEWAY, 53), udpProbe(other.address, 53),
   ].join("; "));
   return out.trim().split("\n");
 }

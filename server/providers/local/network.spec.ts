@@ -14,22 +14,12 @@ import { startFakeInternet, type FakeInternet } from "../../../test/fixtures/int
 import type { SandboxHandle, SandboxSpec } from "../provider.js";
 import { LocalRuntime } from "./runtime.js";
 import { connect, exec, sshExec, startExec } from "./testing.js";
+import { fetchCmd, tcpProbe, udpProbe as udpProbeWithin } from "../../../test/fixtures/probes.js";
+
+/** network.spec waits 5 s for a UDP answer. */
+const udpProbe = (host: string, port: number) => udpProbeWithin(host, port, 5);
 
 const spec = (over: Partial<SandboxSpec> = {}): SandboxSpec => ({ cores: 1, memoryMiB: 256, diskGiB: 1, internet: false, labels: {}, ...over });
-/** Prints open, refused (failed at once: a reset) or timeout (a dropped SYN) for a TCP connect from inside a sandbox. */
-const probe = (host: string, port: number) =>
-  `if out=$(timeout 5 bash -c 'exec 3<>/dev/tcp/${host}/${port}' 2>&1); then echo open; elif [ $? = 124 ]; then echo timeout; ` +
-  `else case "$out" in *refused*) echo refused;; *) echo "other: $out";; esac; fi`;
-/** curl's exit code says why: 7 could not connect (refused), 28 timed out. */
-const fetchCmd = (url: string) => `curl -sS -m 5 ${url} 2>&1; echo rc=$?`;
-/** A UDP datagram to host:port from inside, then a wait for an answer: prints the errno of the refusal, or timeout. */
-const udpProbe = (host: string, port: number) =>
-  `python3 -c 'import errno, socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5); s.connect((sys.argv[1], int(sys.argv[2])))
-try:
-    s.send(b"x"); s.recv(1); print("answered")
-except socket.timeout: print("timeout")
-except OSError as e: print(errno.errorcode[e.errno])' ${host} ${port}`;
 
 describe("LocalRuntime network", () => {
   const rt = new LocalRuntime({ instance: "sandboxd-t-net", subnet: "198.18.202.0/24", egress: { allow: ["198.19.202.0/30"] } });
@@ -68,12 +58,12 @@ describe("LocalRuntime network", () => {
     // Control: the host reaches its own listeners, and a sandbox reaches its own sshd.
     await new Promise<void>((resolve, reject) => net.connect(onAny, gw, resolve).on("error", reject));
     const before = hostConnections;
-    const r = await sshExec(a.ssh, [probe(a.address, 22), probe(gw, onBridge), probe(gw, onAny), probe(gw, 22), udpProbe(gw, 53)].join("; "));
+    const r = await sshExec(a.ssh, [tcpProbe(a.address, 22), tcpProbe(gw, onBridge), tcpProbe(gw, onAny), tcpProbe(gw, 22), udpProbe(gw, 53)].join("; "));
     expect(r.stdout.trim().split("\n")).toEqual(["open", "refused", "refused", "refused", "EPERM"]);
     expect(hostConnections).toBe(before);
     // Still true with internet access on: that opens the way beyond the host, not into it.
     await rt.setInternet(a.id, true);
-    const r2 = await sshExec(a.ssh, [probe(gw, onBridge), probe(gw, onAny)].join("; "));
+    const r2 = await sshExec(a.ssh, [tcpProbe(gw, onBridge), tcpProbe(gw, onAny)].join("; "));
     expect(r2.stdout.trim().split("\n")).toEqual(["refused", "refused"]);
     await rt.setInternet(a.id, false);
     expect(hostConnections).toBe(before);
@@ -81,16 +71,16 @@ describe("LocalRuntime network", () => {
 
   it("keeps sandboxes from reaching each other", async () => {
     await rt.setInternet(a.id, true); // not even with internet access
-    const r = await sshExec(a.ssh, [probe(b.address, 22), udpProbe(b.address, 53)].join("; "));
+    const r = await sshExec(a.ssh, [tcpProbe(b.address, 22), udpProbe(b.address, 53)].join("; "));
     expect(r.stdout.trim().split("\n")).toEqual(["refused", "EPERM"]);
     await rt.setInternet(a.id, false);
-    expect((await sshExec(b.ssh, probe(a.address, 22))).stdout.trim()).toBe("refused");
+    expect((await sshExec(b.ssh, tcpProbe(a.address, 22))).stdout.trim()).toBe("refused");
   });
 
   it("reaches the internet only while enabled, switching at once", async () => {
     const client = await connect(a.ssh);
     try {
-      const off1 = await exec(client, [fetchCmd(inet.url), probe(inet.address, inet.port), udpProbe(inet.address, 53)].join("; "));
+      const off1 = await exec(client, [fetchCmd(inet.url), tcpProbe(inet.address, inet.port), udpProbe(inet.address, 53)].join("; "));
       expect(off1.stdout).not.toContain("internet-ok");
       // Refused at once, as pip or git would need to fail fast: curl's "could not connect", not its timeout.
       expect(off1.stdout).toMatch(/rc=7\nrefused\nEPERM\n$/);
