@@ -151,6 +151,9 @@ describe("sandboxd's host table deleted: sandboxes stay isolated, creates wait f
     expect(fromB).toEqual(REFUSED_BY_GUARD);
     expect(await tableExists()).toBe(false); // the probes above all ran in the gap
 
+    // A create trusts a look at the host table up to a second old (isolation.ts); past that, it looks and refuses.
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await tableExists()).toBe(false);
     const err = await s.e.grpc.createSandbox({}).then(() => undefined, (x: unknown) => x);
     expect(err).toBeInstanceOf(ConnectError);
     expect((err as ConnectError).code).toBe(Code.Unavailable);

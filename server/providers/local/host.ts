@@ -3,7 +3,7 @@
  * small /proc and file helpers, and the login shell of the jails' `sandbox` user.
  */
 import { spawn } from "node:child_process";
-import { promises as fs } from "node:fs";
+import { promises as fs, writeFileSync } from "node:fs";
 
 /** Commands are looked up here whatever PATH the service was started with (sbin tools). */
 export const HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -77,6 +77,15 @@ export async function readText(path: string): Promise<string | undefined> {
 export async function writeControl(path: string, value: string): Promise<void> {
   try {
     await fs.writeFile(path, value);
+  } catch (e) {
+    throw new Error(`write ${JSON.stringify(value)} to ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** writeControl for the few places that must not yield (cgroups.ts). */
+export function writeControlSync(path: string, value: string): void {
+  try {
+    writeFileSync(path, value);
   } catch (e) {
     throw new Error(`write ${JSON.stringify(value)} to ${path}: ${(e as Error).message}`, { cause: e });
   }

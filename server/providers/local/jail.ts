@@ -2,14 +2,19 @@
  * The jail: sshd inside bubblewrap inside the sandbox's network namespace.
  *
  * One detached process chain (setsid, no --die-with-parent: sandboxes outlive
- * a runtime restart), no fork until the cgroups are joined:
+ * a runtime restart), no fork until the cgroups are joined. It starts as soon
+ * as the sandbox's cgroups exist, alongside the rest of the build, and waits
+ * on its stdin for the build's steps (JailLauncher.release):
  *   unshare --mount --propagation slave   private mount namespace for the disk mount
- *   nsenter --net=/run/netns/<ns>         the sandbox's network
- *   sh -c LAUNCHER                        joins the cgroups, disables IPv6, mounts the disk,
- *                                         then waits for the two below
+ *   sh -c LAUNCHER                        joins the cgroups (a first join can wait ~10 ms
+ *                                         for the kernel: done while the build runs);
+ *                                         "disk": mounts the disk; "net": enters
+ *   nsenter --net=/run/netns/<ns>         the sandbox's network (namespace and guard ready)
+ *   sh -c JAIL                            disables IPv6 and redirects, then waits for the two below
  *   setpriv --reuid=<base>                the sandbox's host root uid, no capabilities
  *   bwrap ... sshd -D -e                  user/pid/ipc/uts/mount namespaces, seccomp filter
  *   head -c SSHD_LOG_CAP; cat             sshd.log's writer (host root, in the sandbox's cgroups)
+ * An end of stdin before "net" (sandboxd gone, build failed) makes it exit.
  *
  * The user namespace maps uids and gids 0-65535 inside to the sandbox's own
  * host range (uids.ts): root inside is an unprivileged uid outside. bwrap
@@ -30,20 +35,26 @@
  * rest of sshd's messages are dropped.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { promises as fs, openSync, closeSync } from "node:fs";
-import net from "node:net";
+import { openSync, closeSync, writeFileSync } from "node:fs";
 import type { Readable, Writable } from "node:stream";
-import { HOST_PATH, readText, sleep } from "./host.js";
+import { HOST_PATH, readText } from "./host.js";
+import { JAIL_JOIN_DIR, JAIL_SSH_DIR } from "./sshd-files.js";
 import { UID_RANGE } from "./uids.js";
 
-/** Where the sandbox's ssh directory is bound inside the jail (/run is a fresh tmpfs there). */
-const JAIL_SSH_DIR = "/run/sandboxd/ssh";
-/** Where the user cgroup's procs files are bound (one per hierarchy: 0, 1, ...). */
-const JAIL_JOIN_DIR = "/run/sandboxd/join";
-
+/** Stage one, in the host's network namespace: cgroups, then the disk, then into the sandbox's namespace ($1 = JAIL). */
 const LAUNCHER = `set -e
 for f in $SANDBOXD_CGROUPS; do echo $$ > "$f"; done
 echo 0 > /proc/self/oom_score_adj
+# each step waits for sandboxd's word on stdin; its end instead (build failed, sandboxd gone) stops here
+read -r step; [ "$step" = disk ]
+mount -o loop,nosuid,nodev,noatime,noinit_itable "$SANDBOXD_DISK" "$SANDBOXD_MNT"
+read -r step; [ "$step" = net ]
+jail=$1; shift
+exec nsenter --net="$SANDBOXD_NETNS" -- /bin/sh -c "$jail" sandboxd-jail "$@" </dev/null
+`;
+
+/** Stage two, in the sandbox's network namespace: its sysctls, then the jail itself. */
+const JAIL = `set -e
 for f in /proc/sys/net/ipv6/conf/all/disable_ipv6 /proc/sys/net/ipv6/conf/default/disable_ipv6; do
   if [ -e "$f" ]; then echo 1 > "$f"; fi
 done
@@ -52,7 +63,6 @@ for f in /proc/sys/net/ipv4/conf/*/accept_redirects; do echo 0 > "$f"; done
 # (this namespace only) sshd is root in the jail's user namespace, nobody in this network namespace's:
 # let it bind port 22 without CAP_NET_BIND_SERVICE
 echo 22 > /proc/sys/net/ipv4/ip_unprivileged_port_start
-mount -o loop,nosuid,nodev,noatime,noinit_itable "$SANDBOXD_DISK" "$SANDBOXD_MNT"
 # sshd.log (our stdout) gets the first SANDBOXD_LOG_CAP bytes of the jail's output, the rest is read and dropped.
 # bwrap alone keeps fds 3 and 4 (sandboxd reads fd 3 to its end).
 setpriv --reuid="$SANDBOXD_UID" --regid="$SANDBOXD_UID" --clear-groups -- bwrap "$@" 5< "$SANDBOXD_SECCOMP" 2>&1 </dev/null |
@@ -63,101 +73,6 @@ wait
 
 /** Bytes of sshd's (and bwrap's) output kept in a sandbox's sshd.log on the host; the rest is dropped. */
 export const SSHD_LOG_CAP = 128 * 1024;
-
-/**
- * ForceCommand of every session: join the user cgroup (see cgroups.ts), then
- * run the client's command (or a login shell, or the sftp subsystem's
- * command). `exec` keeps this pid, which sshd made a session and
- * process-group leader, so the data plane's `kill -KILL -<pid>` reaches
- * the whole command. Sessions raise their OOM score (allowed unprivileged)
- * so a memory hog, not sshd, is the OOM killer's pick even where sshd cannot
- * lower its own (no CAP_SYS_RESOURCE).
- *
- * sandboxd's own commands (first line "# sandboxd", see server/ssh/command-line.ts)
- * place themselves: an Exec's wrapper joins once it has printed its header,
- * so under a fork bomb the Exec still starts at once (sshd's CPU share, the
- * pids reserve); a control command (the kill of a cancelled Exec) never
- * joins, so it runs at once too. Everything else joins before it runs.
- *
- * Nothing the sandbox can write runs before sandboxd's wrapper: sshd starts
- * this script with the login shell, `/bin/sh -c` (SANDBOX_SHELL in host.ts:
- * bash would source ~/.bashrc under sshd even for -c; dash reads nothing),
- * sandboxd's commands go to /bin/sh, the sftp subsystem execs sftp-server
- * itself (no shell, so the sandbox cannot put its own server in), and
- * anything else gets bash without rc files. Only an interactive login (no
- * command, never sandboxd's) runs `bash -l`. The ForceCommand is `exec
- * enter`: dash (unlike bash) forks for a lone -c command, and the session
- * leader must be the command's own pid.
- */
-export function enterScript(joinFiles: number): string {
-  const join = Array.from({ length: joinFiles }, (_, i) => `${JAIL_JOIN_DIR}/${i}`).join(" ");
-  return `#!/bin/sh
-JOIN="${join}"
-join() { for f in $JOIN; do echo $$ > "$f"; done 2>/dev/null; }
-echo 500 > /proc/self/oom_score_adj 2>/dev/null
-if [ -n "\${SSH_ORIGINAL_COMMAND+set}" ]; then
-  cmd=$SSH_ORIGINAL_COMMAND; unset SSH_ORIGINAL_COMMAND
-  case $cmd in
-    "# sandboxd"*) export SANDBOXD_JOIN="$JOIN"; exec /bin/sh -c "$cmd" ;;
-    /usr/lib/openssh/sftp-server) join; exec /usr/lib/openssh/sftp-server ;;
-    *) join; exec /bin/bash --norc --noprofile -c "$cmd" ;;
-  esac
-fi
-join
-exec /bin/bash -l
-`;
-}
-
-export function sshdConfig(address: string): string {
-  return `# Written by sandboxd for one sandbox.
-ListenAddress ${address}:22
-HostKey ${JAIL_SSH_DIR}/host_ed25519
-AuthorizedKeysFile ${JAIL_SSH_DIR}/authorized_keys
-AllowUsers sandbox
-PermitRootLogin no
-AuthenticationMethods publickey
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-HostbasedAuthentication no
-UsePAM no
-PidFile /run/sshd.pid
-MaxStartups 100:30:200
-PrintMotd no
-PrintLastLog no
-# Nothing the sandbox writes may run or set the environment before sandboxd's
-# wrapper (~/.ssh/rc, ~/.ssh/environment), and sessions carry no tunnels.
-PermitUserRC no
-PermitUserEnvironment no
-DisableForwarding yes
-AllowTcpForwarding no
-AllowStreamLocalForwarding no
-AllowAgentForwarding no
-X11Forwarding no
-PermitTunnel no
-Subsystem sftp /usr/lib/openssh/sftp-server
-# sshd runs this with \`<login shell> -c\`: dash forks for a lone command, exec keeps sshd's session leader.
-ForceCommand exec ${JAIL_SSH_DIR}/enter
-`;
-}
-
-/** The ssh directory, owned by `rootUid` (the sandbox's root: sshd must read the host key, and owns what it reads). */
-export async function writeSshFiles(
-  sshDir: string,
-  files: { address: string; hostPrivateKey: string; authorizedKey: string; joinFiles: number; rootUid: number },
-): Promise<void> {
-  await fs.mkdir(sshDir, { mode: 0o755 });
-  const write = async (name: string, text: string, mode: number) => {
-    await fs.writeFile(`${sshDir}/${name}`, text, { mode });
-    await fs.chown(`${sshDir}/${name}`, files.rootUid, files.rootUid);
-  };
-  await Promise.all([
-    fs.chown(sshDir, files.rootUid, files.rootUid),
-    write("host_ed25519", files.hostPrivateKey, 0o600),
-    write("authorized_keys", `${files.authorizedKey}\n`, 0o644),
-    write("sshd_config", sshdConfig(files.address), 0o644),
-    write("enter", enterScript(files.joinFiles), 0o755),
-  ]);
-}
 
 /**
  * What sshd needs (switch user, privsep chroot, own its ptys, signal its
@@ -174,7 +89,7 @@ const SSHD_CAPS: Record<string, number> = {
  * capabilities when asked to add one the bounding set lacks (seen with
  * CAP_SYS_RESOURCE on a host that withholds it).
  */
-async function jailCaps(): Promise<string[]> {
+export async function jailCaps(): Promise<string[]> {
   const status = (await readText("/proc/self/status")) ?? "";
   const bnd = BigInt(`0x${/^CapBnd:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? "0"}`);
   return Object.entries(SSHD_CAPS).filter(([, bit]) => (bnd >> BigInt(bit)) & 1n).map(([name]) => name);
@@ -196,10 +111,22 @@ export interface JailSpec {
   etc: string;
   seccomp: string;
   systemDirs: string[];
+  /** Capabilities sshd keeps (jailCaps(), read once at start). */
+  caps: string[];
 }
 
-export async function spawnJail(spec: JailSpec): Promise<ChildProcess> {
-  const caps = await jailCaps();
+/** The jail's launcher, started early: it goes on with each step of the build it is released for. */
+export interface JailLauncher {
+  readonly child: ChildProcess;
+  /** "disk": the image is made, mount it; "net": namespace, guard and ssh files are ready, start sshd. */
+  release(step: "disk" | "net"): Promise<void>;
+  /** Stops waiting: the launcher exits at its next step (a failed build). */
+  abandon(): void;
+}
+
+/** Starts the launcher (synchronously: it should get going before the build's other steps spawn theirs). */
+export function spawnJail(spec: JailSpec): JailLauncher {
+  const caps = spec.caps;
   const bwrap = [
     // fd 3: bwrap tells its child's pid; fd 4: it waits there for the maps (mapUserns); fd 5: the filter.
     "--unshare-user", "--uid", "0", "--gid", "0", "--info-fd", "3", "--userns-block-fd", "4", "--seccomp", "5",
@@ -220,17 +147,18 @@ export async function spawnJail(spec: JailSpec): Promise<ChildProcess> {
     "/usr/sbin/sshd", "-D", "-e", "-f", `${JAIL_SSH_DIR}/sshd_config`,
   ];
   const log = openSync(spec.logPath, "a", 0o600);
+  let child: ChildProcess;
   try {
-    const child = spawn(
+    child = spawn(
       "unshare",
-      ["--mount", "--propagation", "slave", "--", "nsenter", `--net=${spec.netnsPath}`, "--",
-        "/bin/sh", "-c", LAUNCHER, "sandboxd-jail", ...bwrap],
+      ["--mount", "--propagation", "slave", "--", "/bin/sh", "-c", LAUNCHER, "sandboxd-launcher", JAIL, ...bwrap],
       {
         detached: true,
-        stdio: ["ignore", log, log, "pipe", "pipe"],
+        stdio: ["pipe", log, log, "pipe", "pipe"],
         env: {
           PATH: HOST_PATH,
           SANDBOXD_CGROUPS: spec.cgroupProcs.join(" "),
+          SANDBOXD_NETNS: spec.netnsPath,
           SANDBOXD_DISK: spec.image,
           SANDBOXD_MNT: spec.mnt,
           SANDBOXD_UID: String(spec.uidBase),
@@ -240,10 +168,23 @@ export async function spawnJail(spec: JailSpec): Promise<ChildProcess> {
       },
     );
     child.unref();
-    return child;
   } finally {
     closeSync(log);
   }
+  const steps = child.stdin!;
+  // A launcher that exited (its log says why) closes the pipe: that is reported by mapUserns, not here.
+  steps.on("error", () => {});
+  const gone = async (step: string, cause: Error) =>
+    new Error(`jail launcher exited before "${step}": ${((await readText(spec.logPath)) ?? "").trim().slice(-2000)}`, { cause });
+  return {
+    child,
+    release: (step) =>
+      new Promise<void>((resolve, reject) => {
+        steps.write(`${step}\n`, (e) => (e ? void gone(step, e).then(reject) : resolve()));
+        if (step === "net") steps.end();
+      }),
+    abandon: () => void steps.destroy(),
+  };
 }
 
 /**
@@ -251,9 +192,10 @@ export async function spawnJail(spec: JailSpec): Promise<ChildProcess> {
  * range, uids and gids (setgroups stays allowed: sshd sets its sessions'
  * groups). bwrap (fd 3 of the launcher) reports the pid of its child, already
  * in the new namespace, then waits on fd 4 until the maps are there. Fails if
- * the launcher exits first (its log says why) or `signal` aborts.
+ * the launcher exits first (its log says why) or `signal` aborts. Returns
+ * that pid: the jail's init (pid 1 of its pid namespace).
  */
-export async function mapUserns(child: ChildProcess, uidBase: number, logPath: string, signal: AbortSignal): Promise<void> {
+export async function mapUserns(child: ChildProcess, uidBase: number, logPath: string, signal: AbortSignal): Promise<number> {
   const info = child.stdio[3] as Readable;
   const block = child.stdio[4] as Writable;
   try {
@@ -281,71 +223,17 @@ export async function mapUserns(child: ChildProcess, uidBase: number, logPath: s
       child.once("exit", onExit);
       signal.addEventListener("abort", onAbort, { once: true });
       if (signal.aborted) onAbort();
+      // It may have exited during the build, before anyone listened.
+      else if (child.exitCode !== null || child.signalCode !== null) onExit(child.exitCode, child.signalCode);
     });
+    // Synchronously: bwrap waits, and these are two tiny kernel writes.
     const map = `0 ${uidBase} ${UID_RANGE}\n`;
-    await fs.writeFile(`/proc/${pid}/uid_map`, map);
-    await fs.writeFile(`/proc/${pid}/gid_map`, map);
+    writeFileSync(`/proc/${pid}/uid_map`, map);
+    writeFileSync(`/proc/${pid}/gid_map`, map);
     await new Promise<void>((resolve, reject) => block.write("1", (e) => (e ? reject(e) : resolve())));
+    return pid;
   } finally {
     info.destroy();
     block.destroy();
   }
-}
-
-/** One attempt: connects to address:22 and waits for an SSH banner. */
-export function sshdAnswers(address: string, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = net.connect({ host: address, port: 22 });
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      sock.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    let got = "";
-    sock.on("data", (b: Buffer) => {
-      got += b.toString("latin1");
-      if (got.includes("\n")) done(got.startsWith("SSH-2.0-"));
-    });
-    sock.on("error", () => done(false));
-    sock.on("close", () => done(false));
-  });
-}
-
-/**
- * Polls until sshd answers. Fails early if the launcher exits (its log says
- * why), when `signal` aborts, or after timeoutMs.
- */
-export async function waitForSshd(
-  address: string,
-  child: ChildProcess,
-  logPath: string,
-  signal: AbortSignal,
-  timeoutMs = 15_000,
-): Promise<void> {
-  let exited: string | undefined;
-  const onExit = (code: number | null, sig: string | null) => (exited = sig ?? `exit ${code}`);
-  child.once("exit", onExit);
-  try {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      signal.throwIfAborted();
-      if (exited) throw new Error(`jail exited (${exited}): ${((await readText(logPath)) ?? "").trim().slice(-2000)}`);
-      if (await sshdAnswers(address, 500)) return;
-      if (Date.now() > deadline) throw new Error(`sshd did not answer within ${timeoutMs} ms`);
-      await sleep(3);
-    }
-  } finally {
-    child.off("exit", onExit);
-  }
-}
-
-/** Among the given pids, the jail's init: the process that is pid 1 of its pid namespace (NSpid ends in 1). */
-export async function findJailInit(pids: number[]): Promise<number | undefined> {
-  for (const pid of pids) {
-    const status = (await readText(`/proc/${pid}/status`)) ?? "";
-    const ns = /^NSpid:\s+(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/);
-    if (ns && ns.length === 2 && ns[1] === "1") return pid;
-  }
-  return undefined;
 }

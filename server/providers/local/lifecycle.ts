@@ -1,6 +1,7 @@
 /**
- * The two halves of a sandbox's life on the host: building one (network,
- * disk, cgroups, ssh files in parallel, then the jail until sshd answers) and
+ * The two halves of a sandbox's life on the host: building one (cgroups,
+ * then the jail's launcher alongside network, disk and ssh files, then the
+ * jail itself until sshd listens) and
  * tearing one down from its id alone (used by destroy, failed creates and
  * start-up recovery).
  */
@@ -10,7 +11,9 @@ import type { SandboxSpec } from "../provider.js";
 import type { Cgroups } from "./cgroups.js";
 import { createImage, loopDevices, releaseLoops } from "./disk.js";
 import type { Firewall } from "./firewall.js";
-import { findJailInit, mapUserns, spawnJail, waitForSshd, writeSshFiles } from "./jail.js";
+import { mapUserns, spawnJail } from "./jail.js";
+import { writeSshFiles } from "./sshd-files.js";
+import { findJailInit, waitForSshd } from "./sshd-ready.js";
 import type { JailRoot } from "./jail-root.js";
 import { generateEd25519, type KeyPair } from "./keys.js";
 import type { Network } from "./network.js";
@@ -25,7 +28,7 @@ export interface Parts {
   cgroups: Cgroups;
   firewall: Firewall;
   /** What every jail shares: /etc, seccomp filter, system directory arguments (jail-root.ts). */
-  jail: JailRoot & { systemDirs: string[] };
+  jail: JailRoot & { systemDirs: string[]; caps: string[] };
   clientPublicKey: string;
   /** Shared host key of every sandbox; a fresh one per sandbox when absent. */
   hostKey?: KeyPair;
@@ -56,18 +59,7 @@ export async function buildSandbox(p: Parts, b: Build): Promise<void> {
   const rootUid = record.uidBase;
   await p.store.write(record);
   signal.throwIfAborted();
-  // allSettled, not all: a failed step must not leave others running into the teardown.
-  const steps = await Promise.allSettled([
-    // The namespace's guard is in place before anything runs in it.
-    p.network.createSandbox(id, address, () => b.attachFirewall()),
-    createImage(`${dir}/disk.img`, b.spec.diskGiB, { rootUid, user: rootUid + SANDBOX_UID }),
-    p.cgroups.create(id, b.spec, rootUid + SANDBOX_UID),
-    writeSshFiles(`${dir}/ssh`, { address, hostPrivateKey: hostKey.privateKey, authorizedKey: p.clientPublicKey, joinFiles: p.cgroups.userProcsFiles(id).length, rootUid }),
-  ]);
-  const failed = steps.find((s): s is PromiseRejectedResult => s.status === "rejected");
-  if (failed) throw failed.reason;
-  signal.throwIfAborted();
-  b.child = await spawnJail({
+  const jailSpec = {
     id,
     netnsPath: p.network.netnsPath(id),
     image: `${dir}/disk.img`,
@@ -80,12 +72,31 @@ export async function buildSandbox(p: Parts, b: Build): Promise<void> {
     etc: p.jail.etc,
     seccomp: p.jail.seccomp,
     systemDirs: p.jail.systemDirs,
-  });
-  await mapUserns(b.child, rootUid, `${dir}/sshd.log`, signal);
-  await waitForSshd(address, b.child, `${dir}/sshd.log`, signal);
-  record.jailPid = await findJailInit(await p.cgroups.pids(id));
-  if (!record.jailPid) throw new Error("sshd answers but the jail's init is not in its cgroup");
-  record.loopDevice = (await loopDevices()).find((l) => l.backingFile === `${dir}/disk.img`)?.device;
+    caps: p.jail.caps,
+  };
+  // The launcher starts first, once its cgroups exist, and joins them while the rest is made (see jail.ts).
+  await p.cgroups.create(id, b.spec, rootUid + SANDBOX_UID);
+  const launcher = spawnJail(jailSpec);
+  b.child = launcher.child;
+  // allSettled, not all: a failed step must not leave others running into the teardown.
+  const steps = await Promise.allSettled([
+    // The namespace's guard is in place before anything runs in it.
+    p.network.createSandbox(id, address, () => b.attachFirewall()),
+    createImage(jailSpec.image, b.spec.diskGiB, { rootUid, user: rootUid + SANDBOX_UID }).then(() => launcher.release("disk")),
+    writeSshFiles(jailSpec.sshDir, { address, hostPrivateKey: hostKey.privateKey, authorizedKey: p.clientPublicKey, joinFiles: jailSpec.userProcs.length, rootUid }),
+  ]);
+  const failed = steps.find((s): s is PromiseRejectedResult => s.status === "rejected");
+  if (failed || signal.aborted) {
+    launcher.abandon();
+    throw failed ? failed.reason : signal.reason;
+  }
+  await launcher.release("net");
+  const init = await mapUserns(launcher.child, rootUid, jailSpec.logPath, signal);
+  await waitForSshd(address, jailSpec.netnsPath, launcher.child, jailSpec.logPath, signal);
+  const [initFound, loops] = await Promise.all([findJailInit([init]), loopDevices()]);
+  if (initFound !== init) throw new Error(`sshd listens but bwrap's child ${init} is not the jail's init`);
+  record.jailPid = init;
+  record.loopDevice = loops.find((l) => l.backingFile === `${dir}/disk.img`)?.device;
   signal.throwIfAborted();
 }
 

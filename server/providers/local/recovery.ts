@@ -17,7 +17,7 @@ import { promises as fs } from "node:fs";
 import type { Cgroups } from "./cgroups.js";
 import { loopDevices } from "./disk.js";
 import { allPids, killPid, pidAlive, sleep } from "./host.js";
-import { findJailInit, sshdAnswers } from "./jail.js";
+import { findJailInit, sshdAnswers } from "./sshd-ready.js";
 import { ID_PATTERN } from "./names.js";
 import type { Network } from "./network.js";
 import type { SandboxRecord, StateStore } from "./state.js";

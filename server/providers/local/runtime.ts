@@ -14,6 +14,7 @@ import { Firewall, readHostFacts } from "./firewall.js";
 import { keepUidRange, releaseUidRangesOf } from "./uids.js";
 import { prepareJailRoot, systemDirArgs, type JailRoot } from "./jail-root.js";
 import { IsolationMonitor } from "./isolation.js";
+import { jailCaps } from "./jail.js";
 import { loadOrCreateClientKey, type KeyPair } from "./keys.js";
 import { buildSandbox, teardownSandbox, type Build, type Parts } from "./lifecycle.js";
 import { Names, newSandboxId } from "./names.js";
@@ -63,7 +64,7 @@ export class LocalRuntime implements SandboxProvider {
   private readonly isolation: IsolationMonitor;
   private readonly egressDeny: string[];
   private cgroupsOrUndefined?: Cgroups;
-  private jailRoot?: JailRoot & { systemDirs: string[] };
+  private jailRoot?: JailRoot & { systemDirs: string[]; caps: string[] };
   private clientKey?: KeyPair;
   private starting?: Promise<void>;
   private closed = false;
@@ -124,7 +125,7 @@ export class LocalRuntime implements SandboxProvider {
     await fs.chmod(this.store.root, 0o711);
     await lockInstance(this.stateDir);
     this.clientKey = this.fixedClientKey ?? (await loadOrCreateClientKey(this.stateDir));
-    this.jailRoot = { ...(await prepareJailRoot(this.stateDir)), systemDirs: await systemDirArgs() };
+    this.jailRoot = { ...(await prepareJailRoot(this.stateDir)), systemDirs: await systemDirArgs(), caps: await jailCaps() };
     await this.cgroups.prepareInstance();
     this.totals = await defaultTotals(this.stateDir, this.totalsOption);
     await this.cgroups.limitInstance(this.totals.totalMemoryMiB, this.totals.totalPids);
@@ -191,8 +192,8 @@ export class LocalRuntime implements SandboxProvider {
     const t0 = performance.now();
     entry.creating = this.build(entry);
     entry.creating.catch(() => {}); // awaited below, after the isolation check
-    // Alongside the build (its namespace gets its own guard first): no create succeeds while the
-    // host firewall is incomplete; the check restores it meanwhile and the create is undone.
+    // Alongside the build (its namespace gets its own guard first): no create succeeds while the host
+    // firewall is found incomplete (by a look at most a second old); the check restores it and the create is undone.
     const isolation = this.isolation.checkHost();
     try {
       const iso = await isolation;
