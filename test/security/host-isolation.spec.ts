@@ -134,6 +134,21 @@ describe("finding 4: the host's files and sockets", () => {
     expect(out).toBe("");
   });
 
+  it("sees only its own processes, and not the host-wide kernel tables Docker masks (timers, keys, kernel memory)", async () => {
+    const tables = ["/proc/timer_list", "/proc/keys", "/proc/key-users", "/proc/kcore", "/proc/sched_debug", "/proc/latency_stats", "/proc/timer_stats"];
+    const out = await run(a, [
+      // Unreadable, or (keys) listing only the caller's own, of which it has none.
+      ...tables.map((p) => `if [ "$(head -c 4096 "${p}" 2>/dev/null | wc -c)" -gt 0 ]; then echo "${p} shows something"; fi`),
+      // pid 1 is the jail's init; the host's processes (sandboxd, the host's sshd) are not there.
+      "for p in /proc/[0-9]*; do cat $p/comm 2>/dev/null; done | sort -u | tr '\\n' ' '",
+    ].join("; "));
+    const lines = out.trim().split("\n");
+    expect(lines.slice(0, -1)).toEqual([]);
+    const comms = lines.at(-1)!.trim().split(" ");
+    expect(comms).toContain("sshd");
+    for (const host of ["node", "vitest", "systemd", "init"]) expect(comms).not.toContain(host);
+  });
+
   it("has a curated root: system directories, its own /etc, nothing else of the host", async () => {
     const out = await run(a, "ls -A /; echo ---; cut -d: -f1 /etc/passwd");
     const [top, users] = out.split("---\n");
