@@ -42,7 +42,7 @@ export interface SandboxServer {
 }
 
 export function makeProvider(config: Config, logger: Logger): SandboxProvider {
-  if (config.provider === "proxmox") return new ProxmoxProvider(config.proxmox!, { logger });
+  if (config.provider === "proxmox") return new ProxmoxProvider(config.proxmox!, { logger, egressDeny: config.egress.deny });
   const { pidsMax, ...limits } = config.local.limits;
   const defined = <T extends object>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
   return new LocalRuntime({

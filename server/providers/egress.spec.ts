@@ -3,7 +3,8 @@
  * container-firewall configuration derived from them.
  */
 import { describe, expect, it } from "vitest";
-import { EgressSyntaxError, mergeCidrs, parseCidr, parseCidrList, parseEgressEntry, parsePorts } from "./egress.js";
+import { EgressSyntaxError, checkEgressAllow, mergeCidrs, parseCidr, parseCidrList, parseEgressEntry, parsePorts } from "./egress.js";
+import { allowFromRules, allowRules, holds } from "./proxmox/allowlist.js";
 import { clusterFirewallConfig, egressGroupProblem, portComplement } from "./proxmox/firewall.js";
 
 describe("egress settings", () => {
@@ -56,5 +57,33 @@ describe("Proxmox: the egress group and IPSets for cluster.fw", () => {
     expect(egressGroupProblem([])).toMatch(/no rules/);
     expect(egressGroupProblem([{ pos: 0, type: "out", action: "ACCEPT" }, { pos: 1, type: "group", action: "sandboxd-egress" }])).toMatch(/first/);
     expect(egressGroupProblem([{ pos: 0, type: "group", action: "sandboxd-egress", enable: 0 }])).toMatch(/disabled/);
+  });
+});
+
+describe("per-sandbox allowlists", () => {
+  it("are checked alike on every provider: well-formed, never the sandbox networks or loopback, nor SANDBOXD_EGRESS_DENY", () => {
+    expect(checkEgressAllow(["10.1.2.3:5432", "10.0.0.0/8", "10.1.2.3:5432"], [])).toEqual([{ cidr: "10.1.2.3/32", port: 5432 }, { cidr: "10.0.0.0/8" }]);
+    for (const bad of ["db:5432", "198.18.0.0/16", "198.19.7.1", "127.0.0.1:80", "0.0.0.0/0"]) expect(() => checkEgressAllow([bad], []), bad).toThrow(EgressSyntaxError);
+    expect(() => checkEgressAllow(["10.9.0.0/16"], ["10.9.1.0/24"])).toThrow(/SANDBOXD_EGRESS_DENY/);
+    expect(() => checkEgressAllow(Array.from({ length: 65 }, (_, i) => `10.0.0.${i}`), [])).toThrow(/at most 64/);
+  });
+
+  it("are OUT ACCEPT rules marked sandboxd-allow on Proxmox: tcp and udp for a port, read back in order", () => {
+    const rules = [...allowRules({ cidr: "10.1.2.3/32", port: 5432 }), ...allowRules({ cidr: "10.0.0.0/8" })];
+    expect(rules).toEqual([
+      { type: "out", action: "ACCEPT", dest: "10.1.2.3", proto: "tcp", dport: "5432" },
+      { type: "out", action: "ACCEPT", dest: "10.1.2.3", proto: "udp", dport: "5432" },
+      { type: "out", action: "ACCEPT", dest: "10.0.0.0/8" },
+    ]);
+    const listed = [
+      ...rules.map((r, pos) => ({ ...r, pos, enable: 1, comment: "sandboxd-allow" })),
+      { pos: 3, type: "out", action: "ACCEPT", dest: "10.7.0.1", enable: 1, comment: "operator" },
+      { pos: 4, type: "group", action: "sandboxd-egress", enable: 1 },
+    ];
+    expect(allowFromRules(listed)).toEqual(["10.1.2.3:5432", "10.0.0.0/8"]);
+    expect(holds(listed, rules)).toBe(true);
+    expect(holds(listed, rules.slice(1))).toBe(false);
+    expect(holds([listed[3]!, ...listed.slice(0, 3).map((r) => ({ ...r, pos: r.pos + 1 }))], rules)).toBe(false); // not on top
+    expect(allowFromRules([{ ...listed[0]!, enable: 0 }])).toEqual([]);
   });
 });

@@ -151,3 +151,34 @@ export function inCidrs(address: string, cidrs: Iterable<string>): boolean {
   }
   return false;
 }
+
+/** What a per-sandbox allowlist entry may never open: the sandbox networks (198.18.0.0/15, docs/proxmox.md §2 too) and loopback. */
+export const NEVER_ALLOWED: readonly string[] = ["198.18.0.0/15", "127.0.0.0/8"];
+
+/** Whether two CIDRs share an address. */
+export function cidrsOverlap(a: string, b: string): boolean {
+  const [x0, x1] = cidrRange(a);
+  const [y0, y1] = cidrRange(b);
+  return x0 <= y1 && y0 <= x1;
+}
+
+/**
+ * A per-sandbox allowlist, checked as every provider takes it: at most 64
+ * entries, each well-formed (parseEgressEntry), none overlapping
+ * NEVER_ALLOWED or the server's `deny` (SANDBOXD_EGRESS_DENY); duplicates
+ * dropped, order kept. The reason is an EgressSyntaxError's message: the
+ * caller turns it into invalid_argument.
+ */
+export function checkEgressAllow(entries: readonly string[], deny: readonly string[]): EgressEntry[] {
+  if (entries.length > 64) throw new EgressSyntaxError(`at most 64 entries, got ${entries.length}`);
+  const out: EgressEntry[] = [];
+  for (const s of entries) {
+    const e = parseEgressEntry(s);
+    const never = NEVER_ALLOWED.find((n) => cidrsOverlap(e.cidr, n));
+    if (never) throw new EgressSyntaxError(`${s}: overlaps ${never}, which a sandbox never reaches`);
+    const denied = deny.find((n) => cidrsOverlap(e.cidr, n));
+    if (denied) throw new EgressSyntaxError(`${s}: overlaps ${denied}, which this server denies to every sandbox (SANDBOXD_EGRESS_DENY)`);
+    if (!out.some((p) => p.cidr === e.cidr && p.port === e.port)) out.push(e);
+  }
+  return out;
+}

@@ -174,7 +174,7 @@ export class SandboxManager {
     if (entries.length > 64) throw invalidArgument("entries", `at most 64 entries, got ${entries.length}`);
     const e = this.running(await this.find(id));
     if (!this.o.provider.setEgressAllow) {
-      throw failedPrecondition(`the ${this.o.provider.name} provider has no per-sandbox egress allowlist (Proxmox: use the container firewall, docs/proxmox.md §4)`);
+      throw failedPrecondition(`the ${this.o.provider.name} provider has no per-sandbox egress allowlist`);
     }
     e.egressAllow = await this.o.provider.setEgressAllow(id, entries);
     return this.view(e);

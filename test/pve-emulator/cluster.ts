@@ -1,6 +1,7 @@
 /** Cluster state: nodes, containers (config + firewall options + power state), the pool. */
 import { createHash, randomBytes } from "node:crypto";
 import { die, paramError } from "./http.js";
+import type { FwRule } from "./fw-rules.js";
 
 export type Conf = Record<string, string | number>;
 
@@ -9,6 +10,8 @@ export interface Ct {
   node: string;
   conf: Conf;
   firewall: Conf;
+  /** Firewall rules (…/firewall/rules), in order; clones copy them. */
+  rules: FwRule[];
   status: "running" | "stopped";
   startedAt?: number;
   /** The LocalRuntime sandbox backing a running CT. */

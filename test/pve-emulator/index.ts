@@ -12,6 +12,7 @@ import { Acl } from "./auth.js";
 import { Cluster, normaliseNet, normaliseTags, type Ct } from "./cluster.js";
 import type { Emu } from "./context.js";
 import { Faults } from "./faults.js";
+import { templateRules } from "./fw-rules.js";
 import { addPaperContainers, type PaperConf } from "./paper.js";
 import { RequestCounter, type RequestCounts } from "./request-counter.js";
 import { DEFAULT_PRIVILEGES, DEFAULT_TEMPLATE, DEFAULT_TIMING, nodeNames, type EmulatorOptions, type FaultOptions, type Timing } from "./options.js";
@@ -120,7 +121,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         rootfs: `${t.storage.id}:base-${vmid}-disk-0,size=${t.diskGiB}G`, swap: t.swap, template: 1, unprivileged: t.unprivileged ? 1 : 0,
         ...(t.features ? { features: t.features } : {}), ...(t.tags ? { tags: normaliseTags(t.tags) } : {}),
       },
-      firewall: { enable: 1, policy_in: t.policyIn, policy_out: t.policyOut },
+      firewall: { enable: 1, policy_in: t.policyIn, policy_out: t.policyOut }, rules: templateRules(t.egressGroup),
     });
     if (t.inPool) cluster.poolMembers.add(vmid);
   }

@@ -3,7 +3,7 @@
  *   [--template-id 9000] [--instance pve-emu] [--subnet 198.18.180.0/24] [--clone-ms 5000] [--start-ms 1000]
  *   [--ip-delay-ms 1500] [--auth-fail-delay-ms 3000] [--latency-ms 0] [--error-rate 0] [--error-status 596]
  *   [--drop-rate 0] [--task-fail-rate 0] [--lock-timeout-rate 0] [--pve-version 9.1.3] [--template-disk-gib 1]
- *   [--per-node-templates] [--shared-storage ceph] [--datacenter-firewall-off]
+ *   [--per-node-templates] [--shared-storage ceph] [--datacenter-firewall-off] [--template-no-egress-group]
  * Writes DIR/connection.json; Ctrl-C destroys every sandbox and purges the runtime.
  */
 import { parseArgs } from "node:util";
@@ -13,7 +13,7 @@ import { startEmulator } from "./index.js";
 const STRINGS = ["host", "port", "state-dir", "nodes", "pool", "template-id", "instance", "subnet", "clone-ms", "start-ms", "ip-delay-ms",
   "auth-fail-delay-ms", "latency-ms", "error-rate", "error-status", "drop-rate", "task-fail-rate", "lock-timeout-rate", "pve-version",
   "template-disk-gib", "shared-storage"];
-const FLAGS = ["per-node-templates", "datacenter-firewall-off"];
+const FLAGS = ["per-node-templates", "datacenter-firewall-off", "template-no-egress-group"];
 const { values: a } = parseArgs({
   options: {
     ...Object.fromEntries(STRINGS.map((k) => [k, { type: "string" as const }])),
@@ -34,6 +34,7 @@ const emulator = await startEmulator({
   subnet: a.subnet as string | undefined,
   template: defined({
     vmid: num("template-id"), diskGiB: num("template-disk-gib"), perNode: a["per-node-templates"] as boolean | undefined,
+    egressGroup: a["template-no-egress-group"] ? false : undefined,
     storage: a["shared-storage"] === undefined ? undefined : { id: String(a["shared-storage"]), shared: true },
   }),
   version: a["pve-version"] as string | undefined,

@@ -49,6 +49,12 @@ export interface TemplateOptions {
   policyOut: "ACCEPT" | "DROP" | "REJECT";
   /** The template's firewall policy_in; clones copy it. Default "DROP" (only the rules let in; the runtime lets the host reach sshd). */
   policyIn: "ACCEPT" | "DROP" | "REJECT";
+  /**
+   * Whether the template's firewall rules start with `GROUP sandboxd-egress`
+   * (enabled), followed by `IN ACCEPT -p tcp -dport 22`; clones copy them.
+   * Default true; false leaves the group out (sandboxd refuses such a template).
+   */
+  egressGroup: boolean;
   /** Default true; false makes a privileged template (sandboxd refuses it). */
   unprivileged: boolean;
   /** The `features` config value ("" for none, e.g. "nesting=1"). */
@@ -125,7 +131,7 @@ export const NO_FAULTS: FaultOptions = {
 
 export const DEFAULT_TEMPLATE: TemplateOptions = {
   vmid: 9000, hostname: "sandbox-template", cores: 1, memory: 1024, swap: 0, diskGiB: 1, tags: "",
-  description: "sandbox template", inPool: true, policyOut: "REJECT", policyIn: "DROP", unprivileged: true, features: "",
+  description: "sandbox template", inPool: true, policyOut: "REJECT", policyIn: "DROP", egressGroup: true, unprivileged: true, features: "",
   storage: { id: "local-lvm", shared: false }, perNode: false,
 };
 

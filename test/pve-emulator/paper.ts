@@ -52,7 +52,7 @@ export function addPaperContainers(o: PaperOptions, n: number, make: (vmid: numb
     if (conf.tags !== undefined) conf.tags = normaliseTags(String(conf.tags));
     if (conf.description !== undefined) conf.description = String(conf.description).replace(/\n+$/, ""); // as a PUT stores it
     const ct: Ct = {
-      vmid, node, conf, firewall: { ...template.firewall }, status: "running", startedAt: Date.now(),
+      vmid, node, conf, firewall: { ...template.firewall }, rules: template.rules.map((r) => ({ ...r })), status: "running", startedAt: Date.now(),
       sandboxId: undefined, address: paperAddress(vmid), ipAt: 0,
     };
     cluster.cts.set(vmid, ct);

@@ -6,9 +6,11 @@
  *   pve-container 6.1.5      src/PVE/LXC/Config.pm
  *   pve-storage 9.1.2        src/PVE/Storage/Plugin.pm, src/PVE/Storage/DirPlugin.pm
  *   pve-access-control 9.0.7 src/PVE/AccessControl.pm
+ *   pve-firewall 6.0.4       src/PVE/Firewall.pm (fw-formats.ts)
  * Perl's `$` also matches before one final "\n", so every anchored regex here ends in `\n?$`.
  */
 import { readFileSync } from "node:fs";
+import { firewallFormats } from "./fw-formats.js";
 
 /** A Perl `die "...\n"` from a verifier; JSONSchema.pm reports it as "invalid format - <msg>". */
 export class Die {
@@ -108,6 +110,7 @@ export const NAMED_FORMATS: Record<string, (v: string) => void> = {
   "pve-configid": (v) => void (/^[a-z][a-z0-9_-]+\n?$/i.test(v) || die(`invalid configuration ID '${v}'`)),
   "pve-storage-id": (v) => parseId(v, "storage"),
   "pve-tag": (v) => void (/^[a-z0-9_][a-z0-9_\-+.]*\n?$/i.test(v) || die("invalid characters in tag")),
+  "pve-iface": (v) => void (isIface(v) || die(`invalid network interface name '${v}'`)),
   ipv4: (v) => void (IPV4_ONLY.test(v) || die("value does not look like a valid IPv4 address")),
   ipv6: (v) => void (IPV6_ONLY.test(v) || die("value does not look like a valid IPv6 address")),
   "mac-addr": (v) =>
@@ -139,4 +142,6 @@ export const NAMED_FORMATS: Record<string, (v: string) => void> = {
     if (m && IP.test(m[1]!) && isIface(m[2]!)) return;
     verifyIp(v);
   },
+  // pve-firewall
+  ...firewallFormats(die),
 };

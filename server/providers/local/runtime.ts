@@ -6,7 +6,7 @@
 import type { ChildProcess } from "node:child_process";
 import { promises as fs } from "node:fs";
 import { cancelled, failedPrecondition, internal, invalidArgument, isSandboxError, notFound, resourceExhausted, unavailable } from "../../errors.js";
-import { DEFAULT_EGRESS_POLICY, EgressSyntaxError, cidrRange, formatEgressEntry, parseEgressEntry, type EgressEntry } from "../egress.js";
+import { DEFAULT_EGRESS_POLICY, EgressSyntaxError, checkEgressAllow, formatEgressEntry, parseEgressEntry, type EgressEntry } from "../egress.js";
 import type { CreateOptions, SandboxHandle, SandboxProvider, SandboxSpec, SandboxState, StoredLease } from "../provider.js";
 import { AddressPool, parseSubnet, type Subnet } from "./addresses.js";
 import { Cgroups, detectCgroups } from "./cgroups.js";
@@ -335,30 +335,14 @@ export class LocalRuntime implements SandboxProvider {
     return [...entry.record.egressAllow];
   }
 
-  /** At most 64 entries; never a sandbox network or loopback, nor what SANDBOXD_EGRESS_DENY forbids. */
+  /** At most 64 entries; never a sandbox network or loopback, nor what SANDBOXD_EGRESS_DENY forbids (checkEgressAllow). */
   private validateAllow(entries: readonly string[]): EgressEntry[] {
-    if (entries.length > 64) throw invalidArgument("egress_allow", `at most 64 entries, got ${entries.length}`);
-    const overlaps = (a: string, b: string) => {
-      const [x0, x1] = cidrRange(a);
-      const [y0, y1] = cidrRange(b);
-      return x0 <= y1 && y0 <= x1;
-    };
-    const parsed: EgressEntry[] = [];
-    for (const s of entries) {
-      let e: EgressEntry;
-      try {
-        e = parseEgressEntry(s);
-      } catch (err) {
-        if (err instanceof EgressSyntaxError) throw invalidArgument("egress_allow", err.message);
-        throw err;
-      }
-      const never = ["198.18.0.0/15", "127.0.0.0/8"].find((n) => overlaps(e.cidr, n));
-      if (never) throw invalidArgument("egress_allow", `${s}: overlaps ${never}, which a sandbox never reaches`);
-      const denied = this.egressDeny.find((n) => overlaps(e.cidr, n));
-      if (denied) throw invalidArgument("egress_allow", `${s}: overlaps ${denied}, which this server denies to every sandbox (SANDBOXD_EGRESS_DENY)`);
-      if (!parsed.some((p) => p.cidr === e.cidr && p.port === e.port)) parsed.push(e);
+    try {
+      return checkEgressAllow(entries, this.egressDeny);
+    } catch (err) {
+      if (err instanceof EgressSyntaxError) throw invalidArgument("egress_allow", err.message);
+      throw err;
     }
-    return parsed;
   }
 
   /** Whether sandbox isolation is complete (false while the host firewall is being restored). */

@@ -29,9 +29,9 @@ describe("proxmox config", () => {
     expect(one).toMatchObject({ templateId: 9000, templates: {}, datacenterFirewall: "require", allowUnsafeTemplate: [] });
     const c = loadConfig({
       ...base, SANDBOXD_PROXMOX_TEMPLATE_ID: "pve1=9000, pve2=9001", SANDBOXD_PROXMOX_DATACENTER_FIREWALL: "warn",
-      SANDBOXD_PROXMOX_ALLOW_UNSAFE_TEMPLATE: "swap,features",
+      SANDBOXD_PROXMOX_ALLOW_UNSAFE_TEMPLATE: "swap,features,egress",
     }, read).proxmox!;
-    expect(c).toMatchObject({ templateId: 9000, templates: { pve1: 9000, pve2: 9001 }, datacenterFirewall: "warn", allowUnsafeTemplate: ["swap", "features"] });
+    expect(c).toMatchObject({ templateId: 9000, templates: { pve1: 9000, pve2: 9001 }, datacenterFirewall: "warn", allowUnsafeTemplate: ["swap", "features", "egress"] });
   });
 
   it("honours the seed's SANDBOX_PROXMOX_SECRET and SANDBOX_SSH_KEY_PATH", () => {

@@ -36,11 +36,15 @@ export interface ProxmoxConfig {
   createTimeoutMs: number;
   /** At start, a datacenter firewall that is off (egress rules then mean nothing): refuse to start, or only warn. */
   datacenterFirewall: "require" | "warn";
-  /** Template hardening checks waived (labs only): privileged, features, swap, inbound. */
+  /**
+   * Template checks waived (labs only): privileged, features, swap, inbound,
+   * egress (the firewall's first rule is not the enabled GROUP sandboxd-egress:
+   * sandboxes with internet on reach private networks; started with a warning).
+   */
   allowUnsafeTemplate: UnsafeTemplateSetting[];
 }
 
-export const UNSAFE_TEMPLATE_SETTINGS = ["privileged", "features", "swap", "inbound"] as const;
+export const UNSAFE_TEMPLATE_SETTINGS = ["privileged", "features", "swap", "inbound", "egress"] as const;
 export type UnsafeTemplateSetting = (typeof UNSAFE_TEMPLATE_SETTINGS)[number];
 
 /** Setting name in the file → its environment variable(s), first wins. */

@@ -12,7 +12,9 @@
  * datacenter IPSet, before the container's `policy_out` applies.
  * clusterFirewallConfig() writes that group and its IPSets for
  * /etc/pve/firewall/cluster.fw from the server's egress settings;
- * egressGroupProblem() tells whether a container's rules carry it.
+ * egressGroupProblem() tells whether a container's rules carry it (checked on
+ * every template at start). A sandbox's own allowlist is `OUT ACCEPT` rules
+ * above the group (allowlist.ts).
  * (The new-connection rate limit has no pve-firewall rule: it is a host
  * nftables table on each node, docs/proxmox.md §4.)
  */
@@ -101,6 +103,12 @@ export interface ContainerRule {
   type: string;
   action: string;
   enable?: number;
+  dest?: string;
+  proto?: string;
+  dport?: string;
+  comment?: string;
+  /** The whole list's digest (every rule carries it); DELETE …/rules/{pos} refuses a stale one. */
+  digest?: string;
 }
 
 /**
@@ -110,8 +118,9 @@ export interface ContainerRule {
  */
 export function egressGroupProblem(rules: readonly ContainerRule[]): string | undefined {
   const first = [...rules].sort((a, b) => a.pos - b.pos)[0];
-  if (!first) return `its firewall has no rules: add "GROUP ${EGRESS_GROUP}" first (docs/proxmox.md §4)`;
-  if (first.type !== "group" || first.action !== EGRESS_GROUP) return `its first firewall rule is not "GROUP ${EGRESS_GROUP}" (docs/proxmox.md §4)`;
-  if (first.enable === 0) return `its "GROUP ${EGRESS_GROUP}" firewall rule is disabled`;
+  const open = "so sandboxes with internet on would reach private networks and the node's own";
+  if (!first) return `its firewall has no rules, ${open}: add "GROUP ${EGRESS_GROUP}" as the first rule (docs/proxmox.md §4)`;
+  if (first.type !== "group" || first.action !== EGRESS_GROUP) return `its first firewall rule is not "GROUP ${EGRESS_GROUP}", ${open} (docs/proxmox.md §4)`;
+  if (Number(first.enable ?? 1) === 0) return `its "GROUP ${EGRESS_GROUP}" firewall rule is disabled, ${open}`;
   return undefined;
 }

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { failedPrecondition, invalidArgument, notFound, unavailable } from "../../errors.js";
-import type { CreateOptions, SandboxHandle, SandboxProvider, SandboxSpec, SandboxState, StoredLease } from "../provider.js";
+import type { CreateOptions, SandboxHandle, SandboxProvider, SandboxSpec, StoredLease } from "../provider.js";
 import type { Logger } from "../local/options.js";
 import { silentLogger } from "../local/options.js";
 import { PveClient } from "./client.js";
@@ -15,13 +15,15 @@ import { MAX_DESCRIPTION, formatDescription, hasTag, parseDescription } from "./
 import { configDigest } from "./config-digest.js";
 import { toSandboxError } from "./errors.js";
 import { egressPolicy } from "./firewall.js";
-import { ctPath, destroyVm, ipv4Of } from "./lifecycle.js";
+import { ctPath, destroyVm } from "./lifecycle.js";
 import { Placement, freeMemory, type NodeFigures } from "./placement.js";
 import { checkDatacenterFirewall, checkVersion } from "./preflight.js";
-import { cloneSources, loadTemplates, sizeGiB, type CloneSource } from "./templates.js";
+import { cloneSources, loadTemplates, type CloneSource } from "./templates.js";
 import { PoolSweep, kindOf, type Member } from "./pool-sweep.js";
 import { classify, pollMs, sleep } from "./retry.js";
 import { validateLabels } from "../labels.js";
+import { Allowlists } from "./allowlist.js";
+import { readHandle } from "./handle.js";
 
 export class ProxmoxProvider implements SandboxProvider {
   readonly name = "proxmox";
@@ -38,10 +40,12 @@ export class ProxmoxProvider implements SandboxProvider {
   private readonly nodes = new Map<string, string>();
   private readonly creating = new Set<string>();
   private readonly sweep: PoolSweep;
+  private readonly allowlists: Allowlists;
 
-  constructor(private readonly cfg: ProxmoxConfig, options: { logger?: Logger; client?: PveClient } = {}) {
+  constructor(private readonly cfg: ProxmoxConfig, options: { logger?: Logger; client?: PveClient; egressDeny?: readonly string[] } = {}) {
     this.log = options.logger ?? silentLogger;
     this.client = options.client ?? new PveClient({ ...cfg, logger: this.log });
+    this.allowlists = new Allowlists(this.client, this.log, options.egressDeny ?? []);
     this.placement = new Placement(cfg.nodes);
     this.templateIds = new Set([cfg.templateId, ...Object.values(cfg.templates)]);
     this.sweep = new PoolSweep({
@@ -241,6 +245,11 @@ export class ProxmoxProvider implements SandboxProvider {
     }
   }
 
+  /** The allowlist as `OUT ACCEPT` rules above the egress group (allowlist.ts). */
+  setEgressAllow(id: string, entries: readonly string[]): Promise<string[]> {
+    return this.allowlists.set(id, entries, () => this.lookup(id));
+  }
+
   async close(): Promise<void> {
     await this.client.close();
   }
@@ -294,25 +303,7 @@ export class ProxmoxProvider implements SandboxProvider {
     return ours || mid ? { node, vmid, conf } : undefined;
   }
 
-  private async handle(id: string, node: string, vmid: number, conf: Record<string, unknown>): Promise<SandboxHandle> {
-    const meta = parseDescription(conf.description as string);
-    const path = ctPath(node, vmid);
-    const [ifaces, fw, status] = await Promise.all([
-      meta?.address ? null : this.client.get(`${path}/interfaces`).catch(() => null),
-      this.client.get<Record<string, unknown>>(`${path}/firewall/options`).catch(() => undefined),
-      this.client.get<{ status?: string }>(`${path}/status/current`).catch(() => undefined),
-    ]);
-    const stopped = status?.status === "stopped";
-    // The pinned address; only sandboxes made before pinning existed fall back to what the container reports.
-    const address = stopped ? "" : meta?.address ?? ipv4Of(ifaces) ?? "";
-    const state: SandboxState = this.creating.has(id) ? "creating" : conf.lock === "destroyed" ? "destroying" : stopped ? "stopped" : "running";
-    const spec: SandboxSpec = meta?.spec ?? { cores: Number(conf.cores ?? 1), memoryMiB: Number(conf.memory ?? 512), diskGiB: 0, internet: false, labels: {} };
-    // What the container really has, not what was asked for.
-    spec.diskGiB = sizeGiB(conf.rootfs) ?? spec.diskGiB;
-    if (fw) spec.internet = !(Number(fw.enable ?? 0) === 1 && String(fw.policy_out ?? "ACCEPT") !== "ACCEPT");
-    if (!address && state === "running") this.log.warn({ id, vmid }, "proxmox sandbox has no IPv4 address yet");
-    const lease = meta?.lease;
-    const request = meta?.request;
-    return { id, state, spec, address, ssh: this.ssh(address, meta?.hostKey), createdAt: meta?.createdAt ?? new Date(0), ...(lease ? { lease } : {}), ...(request ? { request } : {}) };
+  private handle(id: string, node: string, vmid: number, conf: Record<string, unknown>): Promise<SandboxHandle> {
+    return readHandle({ client: this.client, log: this.log, creating: this.creating, ssh: (a, k) => this.ssh(a, k) }, id, node, vmid, conf);
   }
 }

@@ -17,6 +17,7 @@ import type { ProxmoxConfig, UnsafeTemplateSetting } from "./config.js";
 import { ctPath } from "./lifecycle.js";
 import { classify } from "./retry.js";
 import { toSandboxError } from "./errors.js";
+import { egressGroupProblem, type ContainerRule } from "./firewall.js";
 
 export interface Template {
   vmid: number;
@@ -74,6 +75,16 @@ export function inboundProblem(fw: Record<string, unknown> | undefined): { setti
   return { setting: "inbound", problem: "its firewall lets anything in (set enable 1, policy_in DROP and a rule accepting tcp/22 from sandboxd's hosts only)" };
 }
 
+/**
+ * A template whose firewall does not start with the enabled egress group:
+ * clones with internet on would reach private ranges, the node's networks
+ * and cloud metadata (docs/proxmox.md §4). Unreadable rules count as missing.
+ */
+export function egressProblem(rules: readonly ContainerRule[] | undefined): { setting: UnsafeTemplateSetting; problem: string } | undefined {
+  const problem = rules ? egressGroupProblem(rules) : "its firewall rules cannot be read (VM.Audit), so whether it keeps sandboxes to the public internet is unknown";
+  return problem === undefined ? undefined : { setting: "egress", problem };
+}
+
 export interface LoadDeps {
   client: PveClient;
   cfg: ProxmoxConfig;
@@ -108,9 +119,17 @@ async function loadOne(d: LoadDeps, vmid: number, node: string): Promise<Templat
     throw toSandboxError(e, "checking the template");
   }
   if (!conf.template) throw failedPrecondition(`${SETTING}: CT ${vmid} is not a template`);
-  const fw = await d.client.get<Record<string, unknown>>(`${ctPath(node, vmid)}/firewall/options`).catch(() => undefined);
-  const problems = [...hardeningProblems(conf), inboundProblem(fw)].filter((p): p is NonNullable<typeof p> => p !== undefined)
-    .filter((p) => !d.cfg.allowUnsafeTemplate.includes(p.setting));
+  const [fw, rules] = await Promise.all([
+    d.client.get<Record<string, unknown>>(`${ctPath(node, vmid)}/firewall/options`).catch(() => undefined),
+    d.client.get<ContainerRule[]>(`${ctPath(node, vmid)}/firewall/rules`).catch(() => undefined),
+  ]);
+  const found = [...hardeningProblems(conf), inboundProblem(fw), egressProblem(rules)].filter((p): p is NonNullable<typeof p> => p !== undefined);
+  const waived = (p: { setting: UnsafeTemplateSetting }) => d.cfg.allowUnsafeTemplate.includes(p.setting);
+  for (const p of found.filter((x) => waived(x) && x.setting === "egress")) {
+    d.log.warn({ setting: "SANDBOXD_PROXMOX_ALLOW_UNSAFE_TEMPLATE", templateId: vmid, node },
+      `UNSAFE: template CT ${vmid} on ${node}: ${p.problem}; serving anyway because SANDBOXD_PROXMOX_ALLOW_UNSAFE_TEMPLATE includes egress`);
+  }
+  const problems = found.filter((p) => !waived(p));
   if (problems.length) {
     throw failedPrecondition(
       `${SETTING}: template CT ${vmid} on ${node} is unsafe for untrusted code, and every clone inherits it: ${problems.map((p) => p.problem).join("; ")}. ` +

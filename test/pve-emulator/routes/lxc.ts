@@ -59,7 +59,7 @@ export const lxcRoutes: Route[] = [
       if (!cluster.storages.has(storage)) throw die(`storage '${storage}' does not exist`);
       conf.rootfs = `${storage}:vm-${newid}-disk-0,size=${diskGiB(String(src.conf.rootfs ?? ""))}G`;
       // The new config lives on the source node until the clone ends, then moves to the target.
-      const ct = { vmid: newid, node, conf, firewall: { ...src.firewall }, status: "stopped" as const };
+      const ct = { vmid: newid, node, conf, firewall: { ...src.firewall }, rules: src.rules.map((r) => ({ ...r })), status: "stopped" as const };
       cluster.cts.set(newid, ct);
       return emu.tasks.start(node, "vzclone", String(vmid), user, async (log) => {
         try {

@@ -7,6 +7,7 @@ import type { Emu, Route } from "../context.js";
 import { sleep } from "../tasks.js";
 import { ctStatus } from "./cluster.js";
 import { internetAllowed, vmCheck } from "./common.js";
+import { allowEntries } from "../fw-rules.js";
 
 async function startCt(emu: Emu, ct: Ct, log: (l: string) => void): Promise<void> {
   if (ct.conf.lock !== undefined) throw new Error(`CT is locked (${ct.conf.lock})`);
@@ -26,6 +27,9 @@ async function startCt(emu: Emu, ct: Ct, log: (l: string) => void): Promise<void
       log(e.message);
       throw new Error(`startup for container '${ct.vmid}' failed`);
     });
+    // What the rules open is there before anything runs inside (pve-firewall has the CT's chains before its veth is up).
+    const allow = allowEntries(ct.rules);
+    if (allow.length) await emu.sandboxes.setEgressAllow(h.id, allow);
     await sleep(emu.timing.startMs - (Date.now() - t0));
     if (!emu.cluster.cts.has(ct.vmid)) {
       await emu.sandboxes.destroy(h.id);

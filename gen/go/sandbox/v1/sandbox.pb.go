@@ -254,7 +254,7 @@ type Sandbox struct {
 	// The provider that runs it ("local", "proxmox").
 	Provider string `protobuf:"bytes,8,opt,name=provider,proto3" json:"provider,omitempty"`
 	// Private destinations it may reach besides the internet toggle, as set
-	// by SetEgressAllowlist (normalised: "10.0.0.0/8", "10.1.2.3/32:5432").
+	// by SetEgressAllowlist (normalised: "10.0.0.0/8", "10.1.2.3:5432").
 	EgressAllowlist []string `protobuf:"bytes,9,rep,name=egress_allowlist,json=egressAllowlist,proto3" json:"egress_allowlist,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache

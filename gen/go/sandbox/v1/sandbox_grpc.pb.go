@@ -91,9 +91,10 @@ type SandboxServiceClient interface {
 	// reach whatever its internet access (a database on the LAN, a package
 	// mirror), since by default a sandbox reaches the public internet only,
 	// never private ranges, link-local (cloud metadata) or the host's networks.
-	// Takes effect at once, on open connections too. INVALID_ARGUMENT for a
-	// malformed entry; FAILED_PRECONDITION on a provider without allowlists
-	// (Proxmox: use its firewall, see docs/proxmox.md).
+	// Takes effect at once, on open connections too (Proxmox: rules in the
+	// container's firewall, applied by pve-firewall within about ten seconds
+	// to new connections; see docs/proxmox.md). INVALID_ARGUMENT for a
+	// malformed entry; FAILED_PRECONDITION on a provider without allowlists.
 	SetEgressAllowlist(ctx context.Context, in *SetEgressAllowlistRequest, opts ...grpc.CallOption) (*SetEgressAllowlistResponse, error)
 	// Runs a command in the sandbox and streams its output as it is produced.
 	// Cancelling the RPC kills the command's whole process group. A command
@@ -271,9 +272,10 @@ type SandboxServiceServer interface {
 	// reach whatever its internet access (a database on the LAN, a package
 	// mirror), since by default a sandbox reaches the public internet only,
 	// never private ranges, link-local (cloud metadata) or the host's networks.
-	// Takes effect at once, on open connections too. INVALID_ARGUMENT for a
-	// malformed entry; FAILED_PRECONDITION on a provider without allowlists
-	// (Proxmox: use its firewall, see docs/proxmox.md).
+	// Takes effect at once, on open connections too (Proxmox: rules in the
+	// container's firewall, applied by pve-firewall within about ten seconds
+	// to new connections; see docs/proxmox.md). INVALID_ARGUMENT for a
+	// malformed entry; FAILED_PRECONDITION on a provider without allowlists.
 	SetEgressAllowlist(context.Context, *SetEgressAllowlistRequest) (*SetEgressAllowlistResponse, error)
 	// Runs a command in the sandbox and streams its output as it is produced.
 	// Cancelling the RPC kills the command's whole process group. A command

@@ -147,9 +147,10 @@ class SandboxServiceServicer(object):
         reach whatever its internet access (a database on the LAN, a package
         mirror), since by default a sandbox reaches the public internet only,
         never private ranges, link-local (cloud metadata) or the host's networks.
-        Takes effect at once, on open connections too. INVALID_ARGUMENT for a
-        malformed entry; FAILED_PRECONDITION on a provider without allowlists
-        (Proxmox: use its firewall, see docs/proxmox.md).
+        Takes effect at once, on open connections too (Proxmox: rules in the
+        container's firewall, applied by pve-firewall within about ten seconds
+        to new connections; see docs/proxmox.md). INVALID_ARGUMENT for a
+        malformed entry; FAILED_PRECONDITION on a provider without allowlists.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

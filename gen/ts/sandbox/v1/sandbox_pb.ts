@@ -106,7 +106,7 @@ export type Sandbox = Message<"sandbox.v1.Sandbox"> & {
 
   /**
    * Private destinations it may reach besides the internet toggle, as set
-   * by SetEgressAllowlist (normalised: "10.0.0.0/8", "10.1.2.3/32:5432").
+   * by SetEgressAllowlist (normalised: "10.0.0.0/8", "10.1.2.3:5432").
    *
    * @generated from field: repeated string egress_allowlist = 9;
    */
@@ -1171,9 +1171,10 @@ export const SandboxService: GenService<{
    * reach whatever its internet access (a database on the LAN, a package
    * mirror), since by default a sandbox reaches the public internet only,
    * never private ranges, link-local (cloud metadata) or the host's networks.
-   * Takes effect at once, on open connections too. INVALID_ARGUMENT for a
-   * malformed entry; FAILED_PRECONDITION on a provider without allowlists
-   * (Proxmox: use its firewall, see docs/proxmox.md).
+   * Takes effect at once, on open connections too (Proxmox: rules in the
+   * container's firewall, applied by pve-firewall within about ten seconds
+   * to new connections; see docs/proxmox.md). INVALID_ARGUMENT for a
+   * malformed entry; FAILED_PRECONDITION on a provider without allowlists.
    *
    * @generated from rpc sandbox.v1.SandboxService.SetEgressAllowlist
    */
