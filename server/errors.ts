@@ -9,6 +9,7 @@ export type SandboxErrorKind =
   | "already_exists"
   | "failed_precondition"
   | "permission_denied"
+  | "unauthenticated"
   | "resource_exhausted"
   | "unavailable"
   | "deadline_exceeded"
@@ -36,6 +37,7 @@ export const resourceExhausted = (message: string) => new SandboxError("resource
 export const unavailable = (message: string, cause?: unknown) =>
   new SandboxError("unavailable", message, undefined, { cause });
 export const permissionDenied = (message: string) => new SandboxError("permission_denied", message);
+export const unauthenticated = (message: string) => new SandboxError("unauthenticated", message);
 export const deadlineExceeded = (message: string) => new SandboxError("deadline_exceeded", message);
 export const cancelled = (message: string) => new SandboxError("cancelled", message);
 export const internal = (message: string, cause?: unknown) =>

@@ -19,6 +19,7 @@ import type { Logger } from "pino";
 import { file_sandbox_v1_sandbox } from "../gen/ts/sandbox/v1/sandbox_pb.js";
 import { file_grpc_health_v1_health } from "../gen/ts/vendor/grpc/health/v1/health_pb.js";
 import { errorInterceptor } from "./api/errors.js";
+import { Authenticator, TokenFile, defaultAllowedHosts, webSafetyHandler } from "./auth/index.js";
 import { InFlightRpcs } from "./api/in-flight.js";
 import { rpcLogInterceptor } from "./api/rpc-log.js";
 import { sandboxRoutes } from "./api/service.js";
@@ -52,36 +53,71 @@ export function makeProvider(config: Config, logger: Logger): SandboxProvider {
   });
 }
 
+/** The authenticator the configuration asks for (the token file is read now and followed). */
+export function makeAuthenticator(config: Config, logger: Logger): Authenticator {
+  const a = config.auth;
+  let tokens: TokenFile | undefined;
+  if (a.tokensFile) {
+    tokens = new TokenFile(a.tokensFile, logger);
+    tokens.start();
+  }
+  if (!authMethods(config).length) {
+    const how = a.insecureNoAuth ? "forced by SANDBOXD_AUTH_INSECURE_NO_AUTH" : "loopback only";
+    logger[a.insecureNoAuth ? "warn" : "info"]({ listen: config.listen.host }, `no authentication (${how}): every caller manages every sandbox`);
+  }
+  return new Authenticator({ tokens, certificates: a.identities, mesh: a.meshIdentities, publicServices: a.publicServices });
+}
+
+function authMethods(config: Config): string[] {
+  const a = config.auth;
+  return [a.tokensFile && "token", a.clientCaFile && "mtls", a.meshIdentities && "mesh"].filter((m): m is string => Boolean(m));
+}
+
 export async function startServer(config: Config, logger: Logger, provider = makeProvider(config, logger)): Promise<SandboxServer> {
   const registry = new SessionRegistry();
   const manager = new SandboxManager({ provider, registry, lease: config.lease, defaults: config.defaults, logger });
   const health = new HealthService(["sandbox.v1.SandboxService"], ServingStatus.NOT_SERVING);
   const inFlight = new InFlightRpcs();
 
+  const auth = makeAuthenticator(config, logger);
   const handler = connectNodeAdapter({
     routes: (router) => {
       sandboxRoutes(router, { manager, registry });
       registerHealth(router, health);
       registerReflection(router, [file_sandbox_v1_sandbox, file_grpc_health_v1_health]);
     },
-    // The log interceptor is outermost so it sees the status the error interceptor chose;
-    // in-flight tracking is innermost so the handler's signal is the one shutdown can abort.
-    interceptors: [rpcLogInterceptor(logger), errorInterceptor(logger), inFlight.interceptor()],
+    // The log interceptor is outermost so it sees the status the error interceptor chose (and the
+    // principal auth found); in-flight tracking is innermost so the handler's signal is the one shutdown can abort.
+    interceptors: [rpcLogInterceptor(logger), errorInterceptor(logger), auth.interceptor(), inFlight.interceptor()],
+    contextValues: auth.contextValues,
     readMaxBytes: UPLOAD_MESSAGE_LIMIT,
     // Responses are never compressed: exec output and files are mostly incompressible or
     // local, and gzip cut streaming throughput tenfold. Compressed requests are still accepted.
     compressMinBytes: Number.MAX_SAFE_INTEGER,
   }) as Handler;
+  const served = webSafetyHandler(handler, {
+    allowedHosts: config.auth.allowedHosts ?? defaultAllowedHosts(config.listen.host), corsOrigins: config.auth.corsOrigins,
+  });
 
-  const tls = config.tls && { cert: fs.readFileSync(config.tls.certFile), key: fs.readFileSync(config.tls.keyFile) };
+  const tls = config.tls && {
+    cert: fs.readFileSync(config.tls.certFile), key: fs.readFileSync(config.tls.keyFile),
+    ...(config.auth.clientCaFile ? { ca: fs.readFileSync(config.auth.clientCaFile) } : {}),
+  };
   // Listen before the provider is ready: health answers NOT_SERVING meanwhile.
-  const listener: Listener = await listen(handler, config.listen.host, config.listen.port, tls);
+  let listener: Listener;
+  try {
+    listener = await listen(served, config.listen.host, config.listen.port, tls);
+  } catch (err) {
+    auth.settings.tokens?.stop();
+    throw err;
+  }
   const address = `${listener.host.includes(":") ? `[${listener.host}]` : listener.host}:${listener.port}`;
   try {
     await manager.start();
   } catch (err) {
     listener.stopAccepting();
     listener.destroyAll();
+    auth.settings.tokens?.stop();
     await manager.close().catch(() => {});
     throw err;
   }
@@ -93,7 +129,7 @@ export async function startServer(config: Config, logger: Logger, provider = mak
     logger[healthy ? "warn" : "error"]({ provider: provider.name }, healthy ? "provider healthy again: SERVING" : "provider unhealthy: NOT_SERVING");
   });
   health.setServing(provider.healthy ?? true);
-  logger.info({ address, tls: Boolean(tls), provider: provider.name }, `sandboxd serving on ${address}`);
+  logger.info({ address, tls: Boolean(tls), provider: provider.name, auth: authMethods(config) }, `sandboxd serving on ${address}`);
 
   let shuttingDown: Promise<void> | undefined;
   const shutdown = async () => {
@@ -114,6 +150,7 @@ export async function startServer(config: Config, logger: Logger, provider = mak
       while (listener.inFlight() > 0 && Date.now() < cancelEnd) await sleep(20);
     }
     listener.destroyAll();
+    auth.settings.tokens?.stop();
     await manager.close();
     logger.info("stopped; sandboxes are kept");
   };

@@ -15,6 +15,7 @@ export function sandboxToProto(s: SandboxView): Sandbox {
     resources: create(ResourcesSchema, { cores: s.resources.cores, memoryMib: s.resources.memoryMiB, diskGib: s.resources.diskGiB }),
     internetAccess: s.internet,
     egressAllowlist: s.egressAllowlist,
+    tenant: s.tenant,
     leaseExpiresAt: timestampFromDate(s.leaseExpiresAt),
     createdAt: timestampFromDate(s.createdAt),
     provider: s.provider,

@@ -4,6 +4,7 @@ import type { CreateSandboxRequest, CreateSandboxResponseSchema } from "../../ge
 import { durationToMs, sandboxToProto } from "./convert.js";
 import type { ApiDeps } from "./deps.js";
 import { noteSandbox } from "./rpc-log.js";
+import { callerOf } from "../auth/index.js";
 
 export async function createSandbox(deps: ApiDeps, req: CreateSandboxRequest, ctx: HandlerContext): Promise<MessageInitShape<typeof CreateSandboxResponseSchema>> {
   const r = req.resources;
@@ -14,6 +15,7 @@ export async function createSandbox(deps: ApiDeps, req: CreateSandboxRequest, ct
       labels: { ...req.labels },
       leaseTtlMs: durationToMs(req.leaseTtl, "lease_ttl"),
       requestId: req.requestId,
+      tenant: callerOf(ctx).tenant,
     },
     ctx.signal,
   );

@@ -20,6 +20,7 @@ const CODES: Record<SandboxErrorKind, Code> = {
   deadline_exceeded: Code.DeadlineExceeded,
   cancelled: Code.Canceled,
   permission_denied: Code.PermissionDenied,
+  unauthenticated: Code.Unauthenticated,
   already_exists: Code.AlreadyExists,
   internal: Code.Internal,
 };

@@ -5,9 +5,12 @@ import type { KeepAliveRequest, KeepAliveResponseSchema } from "../../gen/ts/san
 import { durationToMs, requireSandboxId } from "./convert.js";
 import type { ApiDeps } from "./deps.js";
 import { noteSandbox } from "./rpc-log.js";
+import { visibleSandbox } from "./access.js";
 
 export async function keepAlive(deps: ApiDeps, req: KeepAliveRequest, ctx: HandlerContext): Promise<MessageInitShape<typeof KeepAliveResponseSchema>> {
   noteSandbox(ctx, req.sandboxId);
-  const expires = await deps.manager.keepAlive(requireSandboxId(req.sandboxId), durationToMs(req.leaseTtl, "lease_ttl"));
+  const id = requireSandboxId(req.sandboxId);
+  await visibleSandbox(deps, ctx, id);
+  const expires = await deps.manager.keepAlive(id, durationToMs(req.leaseTtl, "lease_ttl"));
   return { leaseExpiresAt: timestampFromDate(expires) };
 }

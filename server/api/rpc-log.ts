@@ -1,10 +1,17 @@
 /**
  * One JSON log line per RPC: method, sandbox id, code, duration and a request
- * id (the client's x-request-id header, or a generated one, echoed back).
+ * id (the client's x-request-id header, or a generated one, echoed back),
+ * and who called: tenant and principal (a token's or certificate's name,
+ * never a secret). Calls that change something carry `audit: true`: the
+ * audit log is these lines.
  */
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "../providers/local/options.js";
+import { principalKey } from "../auth/index.js";
+
+/** The SandboxService RPCs that only read. */
+const READS = new Set(["GetSandbox", "ListSandboxes", "Download"]);
 
 interface RpcInfo {
   sandboxId?: string;
@@ -28,7 +35,12 @@ export function rpcLogInterceptor(log: Logger): Interceptor {
       if (logged) return;
       logged = true;
       const code = err === undefined ? "ok" : Code[ConnectError.from(err).code];
-      const line = { rpc: req.method.name, sandboxId: info.sandboxId, code, durationMs: Math.round(performance.now() - started), requestId };
+      const who = req.contextValues.get(principalKey);
+      const audit = req.service.typeName === "sandbox.v1.SandboxService" && !READS.has(req.method.name);
+      const line = {
+        rpc: req.method.name, sandboxId: info.sandboxId, code, durationMs: Math.round(performance.now() - started), requestId,
+        ...(who ? { tenant: who.tenant, principal: who.name, via: who.via } : {}), ...(audit ? { audit: true } : {}),
+      };
       if (err !== undefined && !(err instanceof ConnectError && err.code !== Code.Internal && err.code !== Code.Unknown)) log.warn(line, "rpc");
       else log.info(line, "rpc");
     };

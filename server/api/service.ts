@@ -17,7 +17,7 @@ export function sandboxRoutes(router: ConnectRouter, deps: ApiDeps): void {
   router.service(SandboxService, {
     createSandbox: (req, ctx) => createSandbox(deps, req, ctx),
     getSandbox: (req, ctx) => getSandbox(deps, req, ctx),
-    listSandboxes: (req) => listSandboxes(deps, req),
+    listSandboxes: (req, ctx) => listSandboxes(deps, req, ctx),
     destroySandbox: (req, ctx) => destroySandbox(deps, req, ctx),
     keepAlive: (req, ctx) => keepAlive(deps, req, ctx),
     setInternetAccess: (req, ctx) => setInternetAccess(deps, req, ctx),

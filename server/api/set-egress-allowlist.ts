@@ -4,8 +4,11 @@ import type { SetEgressAllowlistRequest, SetEgressAllowlistResponseSchema } from
 import { requireSandboxId, sandboxToProto } from "./convert.js";
 import type { ApiDeps } from "./deps.js";
 import { noteSandbox } from "./rpc-log.js";
+import { visibleSandbox } from "./access.js";
 
 export async function setEgressAllowlist(deps: ApiDeps, req: SetEgressAllowlistRequest, ctx: HandlerContext): Promise<MessageInitShape<typeof SetEgressAllowlistResponseSchema>> {
   noteSandbox(ctx, req.sandboxId);
-  return { sandbox: sandboxToProto(await deps.manager.setEgressAllowlist(requireSandboxId(req.sandboxId), [...req.entries])) };
+  const id = requireSandboxId(req.sandboxId);
+  await visibleSandbox(deps, ctx, id);
+  return { sandbox: sandboxToProto(await deps.manager.setEgressAllowlist(id, [...req.entries])) };
 }

@@ -4,8 +4,11 @@ import type { SetInternetAccessRequest, SetInternetAccessResponseSchema } from "
 import { requireSandboxId, sandboxToProto } from "./convert.js";
 import type { ApiDeps } from "./deps.js";
 import { noteSandbox } from "./rpc-log.js";
+import { visibleSandbox } from "./access.js";
 
 export async function setInternetAccess(deps: ApiDeps, req: SetInternetAccessRequest, ctx: HandlerContext): Promise<MessageInitShape<typeof SetInternetAccessResponseSchema>> {
   noteSandbox(ctx, req.sandboxId);
-  return { sandbox: sandboxToProto(await deps.manager.setInternet(requireSandboxId(req.sandboxId), req.enabled)) };
+  const id = requireSandboxId(req.sandboxId);
+  await visibleSandbox(deps, ctx, id);
+  return { sandbox: sandboxToProto(await deps.manager.setInternet(id, req.enabled)) };
 }

@@ -25,7 +25,14 @@ export interface Listener {
   destroyAll(): void;
 }
 
-export async function listen(handler: Handler, host: string, port: number, tls?: { cert: Buffer; key: Buffer }): Promise<Listener> {
+/** TLS material; with `ca`, clients are asked for a certificate, which the auth layer then checks (server/auth). */
+export interface ServerTls {
+  cert: Buffer;
+  key: Buffer;
+  ca?: Buffer;
+}
+
+export async function listen(handler: Handler, host: string, port: number, tls?: ServerTls): Promise<Listener> {
   let active = 0;
   const counted: Handler = (req, res) => {
     active++;
@@ -44,7 +51,9 @@ export async function listen(handler: Handler, host: string, port: number, tls?:
   let h1: http.Server | undefined;
   let h2: http2.Http2Server | http2.Http2SecureServer;
   if (tls) {
-    h2 = http2.createSecureServer({ ...tls, allowHTTP1: true, settings: { initialWindowSize: HTTP2_WINDOW } }, counted);
+    // A refused client certificate is not a handshake failure: the RPC gets UNAUTHENTICATED saying why.
+    const clientCerts = tls.ca ? { ca: tls.ca, requestCert: true, rejectUnauthorized: false } : {};
+    h2 = http2.createSecureServer({ cert: tls.cert, key: tls.key, ...clientCerts, allowHTTP1: true, settings: { initialWindowSize: HTTP2_WINDOW } }, counted);
     outer = h2;
     h2.on("connection", track);
     h2.on("secureConnection", track);

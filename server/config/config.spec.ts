@@ -13,7 +13,7 @@ describe("loadConfig", () => {
 
   it("reads env vars", () => {
     const c = loadConfig({
-      SANDBOXD_LISTEN: "0.0.0.0:9000", SANDBOXD_LOG_LEVEL: "debug", SANDBOXD_LEASE_DEFAULT_TTL: "2s",
+      SANDBOXD_LISTEN: "0.0.0.0:9000", SANDBOXD_AUTH_INSECURE_NO_AUTH: "1", SANDBOXD_LOG_LEVEL: "debug", SANDBOXD_LEASE_DEFAULT_TTL: "2s",
       SANDBOXD_LEASE_MAX_TTL: "1h", SANDBOXD_TLS_CERT: "/c", SANDBOXD_TLS_KEY: "/k", SANDBOXD_SHUTDOWN_GRACE: "500ms",
       SANDBOXD_LOCAL_INSTANCE: "sbx", SANDBOXD_LOCAL_SUBNET: "198.18.5.0/24",
     });

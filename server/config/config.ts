@@ -6,6 +6,7 @@
 import fs from "node:fs";
 import { DEFAULT_EGRESS_POLICY, EgressSyntaxError, parseCidrList, parsePorts, type EgressPolicy } from "../providers/egress.js";
 import { PROXMOX_SETTINGS, ProxmoxConfigError, parseProxmoxConfig, type ProxmoxConfig } from "../providers/proxmox/config.js";
+import { AUTH_SETTINGS, AuthConfigError, parseAuthConfig, type AuthConfig } from "../auth/config.js";
 
 export interface Config {
   listen: { host: string; port: number };
@@ -13,6 +14,8 @@ export interface Config {
   /** Set when provider is "proxmox". */
   proxmox?: ProxmoxConfig;
   tls?: { certFile: string; keyFile: string };
+  /** Who may call, and from which web origins (server/auth/config.ts). */
+  auth: AuthConfig;
   logLevel: string;
   /** syncIntervalMs: how often a replica re-lists the provider's sandboxes (positive). */
   lease: { defaultTtlMs: number; maxTtlMs: number; reapIntervalMs: number; syncIntervalMs: number };
@@ -73,6 +76,7 @@ const SETTINGS = {
   egressNewConnRate: "SANDBOXD_EGRESS_NEW_CONN_RATE",
   shutdownGrace: "SANDBOXD_SHUTDOWN_GRACE",
   drainDelay: "SANDBOXD_DRAIN_DELAY",
+  ...AUTH_SETTINGS,
 } as const;
 type Setting = keyof typeof SETTINGS;
 
@@ -80,7 +84,11 @@ const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"
 const PROVIDERS = ["local", "proxmox"];
 
 /** Reads the file (if SANDBOXD_CONFIG is set) and the environment. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile = (p: string) => fs.readFileSync(p, "utf8")): Config {
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  readFile = (p: string) => fs.readFileSync(p, "utf8"),
+  exists = (p: string) => fs.existsSync(p),
+): Config {
   let file: Record<string, unknown> = {};
   const path = env.SANDBOXD_CONFIG;
   if (path) {
@@ -161,6 +169,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile = (p: 
     throw new ConfigError(`${SETTINGS.tlsCert} and ${SETTINGS.tlsKey}: set both or neither`);
   }
 
+  let auth: AuthConfig;
+  try {
+    auth = parseAuthConfig(get, listen!.host, cert.value !== undefined, exists);
+  } catch (e) {
+    if (e instanceof AuthConfigError) throw new ConfigError(e.message);
+    throw e;
+  }
+
   const level = get("logLevel");
   const logLevel = level.value ?? "info";
   if (!LOG_LEVELS.includes(logLevel)) fail(level.name, `one of ${LOG_LEVELS.join(", ")}`, logLevel);
@@ -198,6 +214,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile = (p: 
     provider: provider as Config["provider"],
     proxmox,
     tls: cert.value !== undefined ? { certFile: cert.value, keyFile: key.value! } : undefined,
+    auth,
     logLevel,
     lease: { defaultTtlMs, maxTtlMs, reapIntervalMs: duration("leaseReapInterval", 250), syncIntervalMs: duration("syncInterval", 10_000) },
     defaults: { cores: int("defaultCores", 1, 1), memoryMiB: int("defaultMemoryMiB", 512, 64), diskGiB: int("defaultDiskGiB", 2, 1) },

@@ -11,6 +11,8 @@ export interface SandboxSpec {
   diskGiB: number;
   internet: boolean;
   labels: Record<string, string>;
+  /** The tenant it belongs to (server/auth); absent: the default tenant. Stored with the sandbox. */
+  tenant?: string;
 }
 
 /** How the data plane reaches a sandbox's sshd. */

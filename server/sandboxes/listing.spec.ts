@@ -4,7 +4,7 @@ import type { SandboxView } from "./types.js";
 
 const view = (id: string, t: number, labels: Record<string, string> = {}): SandboxView => ({
   id, state: "running", labels, resources: { cores: 1, memoryMiB: 64, diskGiB: 1 }, internet: false, egressAllowlist: [],
-  createdAt: new Date(t), leaseExpiresAt: new Date(t + 1000), provider: "test",
+  createdAt: new Date(t), leaseExpiresAt: new Date(t + 1000), provider: "test", tenant: "default",
 });
 
 describe("listPage", () => {

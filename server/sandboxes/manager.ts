@@ -7,6 +7,7 @@
  * from its own creates, from adoption at start, from a lookup when a request
  * names one it does not know, and from the periodic sync (ReplicaSync).
  */
+import { DEFAULT_TENANT } from "../auth/principal.js";
 import { createHash } from "node:crypto";
 import { failedPrecondition, invalidArgument, isSandboxError, notFound, unavailable, type SandboxError } from "../errors.js";
 import { LeaseReaper } from "../leases/lease-reaper.js";
@@ -100,15 +101,18 @@ export class SandboxManager {
       diskGiB: req.resources.diskGiB || Math.max(d.diskGiB, this.o.provider.minDiskGiB ?? 0),
       internet: req.internet,
       labels: req.labels,
+      ...(req.tenant && req.tenant !== DEFAULT_TENANT ? { tenant: req.tenant } : {}),
     };
     // Hashed: it is stored with the sandbox (a Proxmox description holds 8 KiB).
     const fingerprint = createHash("sha256")
-      .update(JSON.stringify([spec.cores, spec.memoryMiB, spec.diskGiB, spec.internet, ttl, Object.entries(spec.labels).sort()]))
+      .update(JSON.stringify([spec.cores, spec.memoryMiB, spec.diskGiB, spec.internet, ttl, Object.entries(spec.labels).sort(), ...(spec.tenant ? [spec.tenant] : [])]))
       .digest("base64url");
+    const requestKey = spec.tenant ? `${spec.tenant}/${req.requestId}` : req.requestId;
     const make = async () => {
       // A lease is stored with the sandbox's first record, and so is the request id (a retry after a restart finds it).
       const lease = { expiresAt: Date.now() + ttl, ttlMs: ttl };
-      const request = req.requestId ? { id: req.requestId, fingerprint } : undefined;
+      // Request ids are per tenant: another tenant's id is another request.
+      const request = req.requestId ? { id: requestKey, fingerprint } : undefined;
       // Another replica may have made (or be making) the sandbox for this request id.
       const earlier = request && (await this.o.provider.findByRequest?.(request.id, this.shutdown.signal));
       if (earlier) {
@@ -122,7 +126,7 @@ export class SandboxManager {
       return handle.id;
     };
     if (!req.requestId) return this.get(await make());
-    return this.get(await this.requestIds.run(req.requestId, fingerprint, make, signal));
+    return this.get(await this.requestIds.run(requestKey, fingerprint, make, signal));
   }
 
   async get(id: string): Promise<SandboxView> {
@@ -130,7 +134,8 @@ export class SandboxManager {
   }
 
   list(req: ListRequest): ListPage {
-    return listPage([...this.entries.values()].map((e) => this.view(e)), req);
+    const views = [...this.entries.values()].map((e) => this.view(e));
+    return listPage(req.tenant === undefined ? views : views.filter((v) => v.tenant === req.tenant), req);
   }
 
   /** Idempotent: an unknown id is still handed to the provider, which may hold a leftover. */
@@ -314,6 +319,7 @@ export class SandboxManager {
       createdAt: handle.createdAt,
       leaseExpiresAt: new Date(lease?.expiresAt ?? Date.now()),
       provider: this.o.provider.name,
+      tenant: handle.spec.tenant ?? DEFAULT_TENANT,
     };
   }
 }

@@ -18,6 +18,8 @@ export interface SandboxView {
   createdAt: Date;
   leaseExpiresAt: Date;
   provider: string;
+  /** The tenant it belongs to. */
+  tenant: string;
 }
 
 /** A CreateSandbox request after proto decoding; zero resources mean "server default". */
@@ -29,10 +31,14 @@ export interface CreateRequest {
   leaseTtlMs?: number;
   /** "" = not idempotent. */
   requestId: string;
+  /** The caller's tenant (server/auth); undefined: the default tenant. */
+  tenant?: string;
 }
 
 export interface ListRequest {
   selector: Record<string, string>;
+  /** Only this tenant's sandboxes; undefined: every tenant's. */
+  tenant?: string;
   pageSize: number;
   pageToken: string;
 }

@@ -28,5 +28,5 @@ export function validateSpec(spec: SandboxSpec, limits: Limits): SandboxSpec {
   const diskGiB = intInRange("disk_gib", spec.diskGiB, 1, limits.maxDiskGiB);
   if (typeof spec.internet !== "boolean") throw invalidArgument("internet", "must be a boolean");
   const labels = validateLabels(spec.labels);
-  return { cores, memoryMiB, diskGiB, internet: spec.internet, labels };
+  return { cores, memoryMiB, diskGiB, internet: spec.internet, labels, ...(spec.tenant ? { tenant: spec.tenant } : {}) };
 }

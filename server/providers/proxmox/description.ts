@@ -47,7 +47,8 @@ export function parseDescription(text: string | undefined): SandboxMeta | undefi
     const s = o.spec;
     const labels: Record<string, string> = {};
     for (const [k, v] of Object.entries((s.labels ?? {}) as Record<string, unknown>)) labels[k] = String(v);
-    const spec = { cores: Number(s.cores), memoryMiB: Number(s.memoryMiB), diskGiB: Number(s.diskGiB), internet: Boolean(s.internet), labels };
+    const tenant = typeof s.tenant === "string" && s.tenant ? { tenant: s.tenant } : {};
+    const spec = { cores: Number(s.cores), memoryMiB: Number(s.memoryMiB), diskGiB: Number(s.diskGiB), internet: Boolean(s.internet), labels, ...tenant };
     const expiresAt = new Date(String(o.lease?.expiresAt)).getTime();
     const ttlMs = Number(o.lease?.ttlMs);
     const lease = Number.isFinite(expiresAt) && Number.isFinite(ttlMs) && ttlMs > 0 ? { expiresAt, ttlMs } : undefined;

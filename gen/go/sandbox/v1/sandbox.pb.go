@@ -256,8 +256,12 @@ type Sandbox struct {
 	// Private destinations it may reach besides the internet toggle, as set
 	// by SetEgressAllowlist (normalised: "10.0.0.0/8", "10.1.2.3:5432").
 	EgressAllowlist []string `protobuf:"bytes,9,rep,name=egress_allowlist,json=egressAllowlist,proto3" json:"egress_allowlist,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The tenant that created it (the caller's, from its API token or client
+	// certificate; "default" on a server without authentication). Only that
+	// tenant, and admins, see the sandbox: for anyone else it does not exist.
+	Tenant        string `protobuf:"bytes,10,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Sandbox) Reset() {
@@ -351,6 +355,13 @@ func (x *Sandbox) GetEgressAllowlist() []string {
 		return x.EgressAllowlist
 	}
 	return nil
+}
+
+func (x *Sandbox) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
 }
 
 // Compute resources of a sandbox.
@@ -2105,7 +2116,7 @@ var File_sandbox_v1_sandbox_proto protoreflect.FileDescriptor
 const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\n" +
 	"\x18sandbox/v1/sandbox.proto\x12\n" +
-	"sandbox.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x04\n" +
+	"sandbox.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xec\x04\n" +
 	"\aSandbox\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12/\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x19.sandbox.v1.Sandbox.StateR\x05state\x127\n" +
@@ -2116,7 +2127,9 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1a\n" +
 	"\bprovider\x18\b \x01(\tR\bprovider\x12)\n" +
-	"\x10egress_allowlist\x18\t \x03(\tR\x0fegressAllowlist\x1a9\n" +
+	"\x10egress_allowlist\x18\t \x03(\tR\x0fegressAllowlist\x12\x16\n" +
+	"\x06tenant\x18\n" +
+	" \x01(\tR\x06tenant\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"n\n" +

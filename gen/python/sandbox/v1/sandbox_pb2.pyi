@@ -21,7 +21,7 @@ OUTPUT_LIMIT_ACTION_KILL: OutputLimitAction
 OUTPUT_LIMIT_ACTION_DISCARD: OutputLimitAction
 
 class Sandbox(_message.Message):
-    __slots__ = ("id", "state", "labels", "resources", "internet_access", "lease_expires_at", "created_at", "provider", "egress_allowlist")
+    __slots__ = ("id", "state", "labels", "resources", "internet_access", "lease_expires_at", "created_at", "provider", "egress_allowlist", "tenant")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[Sandbox.State]
@@ -50,6 +50,7 @@ class Sandbox(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     EGRESS_ALLOWLIST_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     id: str
     state: Sandbox.State
     labels: _containers.ScalarMap[str, str]
@@ -59,7 +60,8 @@ class Sandbox(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     provider: str
     egress_allowlist: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[Sandbox.State, str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., internet_access: bool = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., provider: _Optional[str] = ..., egress_allowlist: _Optional[_Iterable[str]] = ...) -> None: ...
+    tenant: str
+    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[Sandbox.State, str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., internet_access: bool = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., provider: _Optional[str] = ..., egress_allowlist: _Optional[_Iterable[str]] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class Resources(_message.Message):
     __slots__ = ("cores", "memory_mib", "disk_gib")
