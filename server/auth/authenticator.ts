@@ -84,11 +84,15 @@ export class Authenticator {
       return p;
     }
     if (mesh) {
-      const ids = xfccIdentities(header.get("x-forwarded-client-cert"));
+      const xfcc = header.get("x-forwarded-client-cert");
+      const ids = xfccIdentities(xfcc);
       if (ids.length > 0) {
         const p = mesh.resolve(ids, "mesh");
         if (!p) throw unauthenticated(`the mesh identity (${ids.join(", ")}) is not mapped to a tenant (SANDBOXD_AUTH_MESH_IDENTITIES)`);
         return p;
+      }
+      if (xfcc !== null) {
+        throw unauthenticated("the x-forwarded-client-cert header names no identity (no spiffe:// URI or single CN in its last element, or unbalanced quotes)");
       }
     }
     const ways = [tokens && "'authorization: Bearer <token>'", certificates && "a client certificate", mesh && "a mesh identity"].filter(Boolean);

@@ -17,6 +17,7 @@ export interface AuthConfig {
   meshIdentities?: IdentityMap;
   /** No authentication although listening beyond loopback (forced). */
   insecureNoAuth: boolean;
+  /** Services served without credentials ("none": every service needs them). */
   publicServices: string[];
   /** Host names served; undefined: the defaults for the listen address (web-safety.ts). */
   allowedHosts?: string[];
@@ -95,7 +96,7 @@ export function parseAuthConfig(get: Get, listenHost: string, tls: boolean, exis
   }
   return {
     tokensFile: tokens.value, clientCaFile: ca.value, identities: certIds, meshIdentities: mesh, insecureNoAuth,
-    publicServices: publicServices.value === undefined ? DEFAULT_PUBLIC_SERVICES : list(publicServices.value),
+    publicServices: publicServices.value === undefined ? DEFAULT_PUBLIC_SERVICES : publicServices.value === "none" ? [] : list(publicServices.value),
     allowedHosts: hosts.value === undefined ? undefined : list(hosts.value),
     corsOrigins: origins,
   };

@@ -15,26 +15,9 @@ import { SandboxService } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/ts/vendor/grpc/health/v1/health_pb.js";
 import { createLogger } from "../../server/api/logger.js";
 import { loadConfig } from "../../server/config/config.js";
-import type { SandboxProvider } from "../../server/providers/provider.js";
 import { startServer, type SandboxServer } from "../../server/server.js";
+import { emptyProvider } from "../fixtures/empty-provider.js";
 import { freePort } from "../fixtures/ports.js";
-
-function emptyProvider(ready: Promise<void>): SandboxProvider {
-  return {
-    name: "empty",
-    start: () => ready,
-    create: () => Promise.reject(new Error("no sandboxes here")),
-    destroy: async () => {},
-    get: async () => undefined,
-    list: async () => [],
-    listIds: async () => [],
-    extendLease: () => Promise.reject(new Error("no sandboxes here")),
-    readLease: async () => undefined,
-    setInternet: async () => {},
-    close: async () => {},
-  };
-}
-
 
 const servers: SandboxServer[] = [];
 afterAll(async () => {
