@@ -5,7 +5,9 @@
  * tenant's sandbox answers exactly as an unknown id); an admin sees all; a
  * viewer only reads; no, wrong or revoked tokens are UNAUTHENTICATED (a line
  * removed from the token file stops working within seconds, no restart);
- * health stays open; every mutating call is in the audit log.
+ * health stays open; every mutating call is in the audit log. On both
+ * providers: the tenant is stored with the sandbox (a Proxmox container's
+ * description), not only in this replica's memory.
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -16,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SandboxService } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/ts/vendor/grpc/health/v1/health_pb.js";
 import { mintToken } from "../../server/auth/index.js";
-import { collectExec, startE2E, type E2E, type LogLines, type SandboxClient } from "../e2e/harness.js";
+import { collectExec, PROVIDERS, startE2E, type E2E, type LogLines, type SandboxClient } from "../e2e/harness.js";
 
 const N = 16;
 let e: E2E;
@@ -66,18 +68,19 @@ async function drain(stream: AsyncIterable<unknown>): Promise<void> {
   for await (const _ of stream) void _;
 }
 
-beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "sandboxd-tenants-"));
-  tokensFile = path.join(dir, "tokens");
-  fs.writeFileSync(tokensFile, Object.values(tokens).map((t) => t.line).join("\n") + "\n", { mode: 0o600 });
-  e = await startE2E(N, { SANDBOXD_AUTH_TOKENS_FILE: tokensFile }, "local", logs);
-}, 60_000);
-afterAll(async () => {
-  await e?.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+describe.each(PROVIDERS)("tenants with API tokens (%s)", (provider) => {
+  beforeAll(async () => {
+    logs.length = 0;
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "sandboxd-tenants-"));
+    tokensFile = path.join(dir, "tokens");
+    fs.writeFileSync(tokensFile, Object.values(tokens).map((t) => t.line).join("\n") + "\n", { mode: 0o600 });
+    e = await startE2E(N, { SANDBOXD_AUTH_TOKENS_FILE: tokensFile }, provider, logs);
+  }, 60_000);
+  afterAll(async () => {
+    await e?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
 
-describe("tenants with API tokens", () => {
   let aId: string;
   let bId: string;
 

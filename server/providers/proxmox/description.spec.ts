@@ -17,6 +17,11 @@ describe("description", () => {
     const withRequest = { ...meta, request: { id: "job-42/attempt\"1", fingerprint: "abc" } };
     expect(parseDescription(formatDescription(withRequest))).toEqual(withRequest);
   });
+  it("carries the tenant (absent: the default tenant)", () => {
+    const withTenant = { ...meta, spec: { ...meta.spec, tenant: "team-a" } };
+    expect(parseDescription(formatDescription(withTenant))).toEqual(withTenant);
+    expect(parseDescription(formatDescription(meta))?.spec.tenant).toBeUndefined();
+  });
   it("ignores descriptions sandboxd did not write", () => {
     expect(parseDescription(undefined)).toBeUndefined();
     expect(parseDescription("sandbox template")).toBeUndefined();
