@@ -2,6 +2,8 @@
 # Builds and runs the three example clients (Go, Python, TypeScript) against a
 # live sandboxd. Usage: clients/run-all.sh [ADDR]   (default $SANDBOXD_ADDR or 127.0.0.1:8080)
 # Runs all three even when one fails; exits non-zero if any failed.
+# SANDBOXD_TOKEN, when set, reaches each client through the environment (never
+# the command line, where ps would show it); they send it as a bearer token.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD

@@ -4,6 +4,10 @@
 // and destroy the sandbox.
 //
 //	go run . --addr 127.0.0.1:8080    (or SANDBOXD_ADDR; plaintext h2c)
+//
+// With token authentication on the server, the API token comes from
+// SANDBOXD_TOKEN (or --token, which other users can see in ps) and goes out as
+// `authorization: Bearer <token>` on every call. It is never printed.
 package main
 
 import (
@@ -21,6 +25,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -40,16 +45,43 @@ func main() {
 		def = "127.0.0.1:8080"
 	}
 	addr := flag.String("addr", def, "sandboxd address host:port (plaintext h2c); env SANDBOXD_ADDR")
+	// No default shown: -h must not print the token taken from the environment.
+	token := flag.String("token", "", "API token sent as 'authorization: Bearer <token>' (default: env SANDBOXD_TOKEN; none: no header)")
 	flag.Parse()
-	if err := run(*addr); err != nil {
+	if *token == "" {
+		*token = os.Getenv("SANDBOXD_TOKEN")
+	}
+	if err := run(*addr, strings.TrimSpace(*token)); err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL go: %v\n", err)
 		os.Exit(1)
 	}
 	fmt.Println("OK go")
 }
 
-func run(addr string) error {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+// bearerToken sends `authorization: Bearer <token>` with every RPC, unary and
+// streaming (grpc.WithPerRPCCredentials). String keeps it out of any %v.
+type bearerToken struct{ token string }
+
+var _ credentials.PerRPCCredentials = bearerToken{}
+
+func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + t.token}, nil
+}
+
+// RequireTransportSecurity is false so the token also goes over this example's
+// plaintext h2c, which is fine on loopback; beyond loopback a token must only
+// travel over TLS (grpc.WithTransportCredentials(credentials.NewTLS(...)), then
+// return true here).
+func (bearerToken) RequireTransportSecurity() bool { return false }
+
+func (bearerToken) String() string { return "bearerToken(redacted)" }
+
+func run(addr, token string) error {
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearerToken{token}))
+	}
+	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", addr, err)
 	}
@@ -71,7 +103,7 @@ func run(addr string) error {
 	}
 	sb := created.GetSandbox()
 	id := sb.GetId()
-	fmt.Printf("created sandbox %s (state %s, provider %q)\n", id, sb.GetState(), sb.GetProvider())
+	fmt.Printf("created sandbox %s (state %s, provider %q, tenant %q)\n", id, sb.GetState(), sb.GetProvider(), sb.GetTenant())
 	if id == "" {
 		return errors.New("CreateSandbox returned an empty sandbox id")
 	}

@@ -5,9 +5,14 @@
 // sandbox, prints "OK ts".
 //
 //   npx tsx clients/ts/example.ts --addr 127.0.0.1:8080   (or SANDBOXD_ADDR)
+//
+// With token authentication on the server, the API token comes from
+// SANDBOXD_TOKEN (or --token, which other users can see in ps) and goes out as
+// `authorization: Bearer <token>` on every call, streaming ones too (a connect
+// interceptor). It is never printed.
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import {
@@ -31,6 +36,19 @@ const OUTPUT_CAP = 64 * 1024; // max_output_bytes of the output-limit steps
 type SandboxClient = Client<typeof SandboxService>;
 
 class Mismatch extends Error {}
+
+/**
+ * Sends `authorization: Bearer <token>` with every call, unary and streaming.
+ * This example speaks plaintext h2c, fine on loopback; beyond loopback a token
+ * must only travel over TLS (an https:// baseUrl).
+ */
+function bearerToken(token: string): Interceptor {
+  const value = `Bearer ${token}`;
+  return (next) => (req) => {
+    req.header.set("authorization", value);
+    return next(req);
+  };
+}
 
 function check(cond: boolean, msg: string): asserts cond {
   if (!cond) throw new Mismatch(msg);
@@ -119,7 +137,9 @@ async function scenario(client: SandboxClient): Promise<void> {
   );
   check(sandbox !== undefined && sandbox.id !== "", "CreateSandbox returned no sandbox id");
   const id = sandbox.id;
-  console.log(`created sandbox ${id} (state ${Sandbox_State[sandbox.state]}, provider ${JSON.stringify(sandbox.provider)})`);
+  console.log(
+    `created sandbox ${id} (state ${Sandbox_State[sandbox.state]}, provider ${JSON.stringify(sandbox.provider)}, tenant ${JSON.stringify(sandbox.tenant)})`,
+  );
   try {
     check(sandbox.state === Sandbox_State.RUNNING, `sandbox state ${Sandbox_State[sandbox.state]}, want RUNNING`);
 
@@ -237,12 +257,16 @@ async function scenario(client: SandboxClient): Promise<void> {
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { addr: { type: "string", default: process.env["SANDBOXD_ADDR"] || "127.0.0.1:8080" } },
+    options: {
+      addr: { type: "string", default: process.env["SANDBOXD_ADDR"] || "127.0.0.1:8080" },
+      token: { type: "string" }, // else SANDBOXD_TOKEN; none: no authorization header
+    },
   });
   const addr = values.addr ?? "127.0.0.1:8080";
+  const token = (values.token || process.env["SANDBOXD_TOKEN"] || "").trim();
   // The gRPC transport of connect-node 2.x always speaks HTTP/2 (h2c for an http:// URL);
   // unlike createConnectTransport it has no httpVersion option.
-  const transport = createGrpcTransport({ baseUrl: `http://${addr}` });
+  const transport = createGrpcTransport({ baseUrl: `http://${addr}`, interceptors: token ? [bearerToken(token)] : [] });
   const client = createClient(SandboxService, transport);
   try {
     await scenario(client);

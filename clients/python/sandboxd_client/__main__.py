@@ -6,6 +6,11 @@ sandbox, and prints "OK python".
 
     python -m sandboxd_client --addr 127.0.0.1:8080   (or SANDBOXD_ADDR)
 
+With token authentication on the server, the API token comes from
+SANDBOXD_TOKEN (or --token, which other users can see in ps) and goes out as
+``authorization: Bearer <token>`` on every call, streaming ones too (a channel
+interceptor). It is never printed.
+
 The generated stubs live in <repo>/gen/python; this module puts that directory
 on sys.path itself (override with SANDBOXD_GEN_PYTHON).
 """
@@ -40,6 +45,56 @@ OUTPUT_CAP = 64 * 1024  # max_output_bytes of the output-limit steps
 
 class Mismatch(Exception):
     pass
+
+
+class BearerToken(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds ``authorization: Bearer <token>`` to every call on the channel.
+
+    An interceptor rather than grpc.metadata_call_credentials: call credentials
+    need a secure channel (or grpc.local_channel_credentials, loopback only),
+    and this example speaks plaintext h2c. Beyond loopback a token must only
+    travel over TLS (grpc.secure_channel with grpc.ssl_channel_credentials).
+    """
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def __repr__(self) -> str:  # never show the token
+        return "BearerToken(redacted)"
+
+    def _with_token(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        metadata = [m for m in (details.metadata or ()) if m[0] != "authorization"]
+        metadata.append(self._header)
+        return _CallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready, details.compression
+        )
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        return continuation(self._with_token(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):
+        return continuation(self._with_token(client_call_details), request)
+
+    def intercept_stream_unary(self, continuation, client_call_details, request_iterator):
+        return continuation(self._with_token(client_call_details), request_iterator)
+
+    def intercept_stream_stream(self, continuation, client_call_details, request_iterator):
+        return continuation(self._with_token(client_call_details), request_iterator)
+
+
+class _CallDetails(grpc.ClientCallDetails):
+    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):
+        self.method = method
+        self.timeout = timeout
+        self.metadata = metadata
+        self.credentials = credentials
+        self.wait_for_ready = wait_for_ready
+        self.compression = compression
 
 
 def check(cond: bool, msg: str) -> None:
@@ -117,7 +172,10 @@ def scenario(stub: pb_grpc.SandboxServiceStub) -> None:
         request_id=f"client-python-{uuid.uuid4()}",
     )
     sb = stub.CreateSandbox(req, timeout=TIMEOUT).sandbox
-    print(f"created sandbox {sb.id} (state {pb.Sandbox.State.Name(sb.state)}, provider {sb.provider!r})", flush=True)
+    print(
+        f'created sandbox {sb.id} (state {pb.Sandbox.State.Name(sb.state)}, provider "{sb.provider}", tenant "{sb.tenant}")',
+        flush=True,
+    )
     check(sb.id != "", "CreateSandbox returned an empty sandbox id")
     try:
         check(sb.state == pb.Sandbox.STATE_RUNNING, f"sandbox state {pb.Sandbox.State.Name(sb.state)}, want STATE_RUNNING")
@@ -236,10 +294,17 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("SANDBOXD_ADDR") or "127.0.0.1:8080",
         help="sandboxd address host:port, plaintext h2c (env SANDBOXD_ADDR; default 127.0.0.1:8080)",
     )
+    ap.add_argument(
+        "--token",
+        default=None,
+        help="API token sent as 'authorization: Bearer <token>' (env SANDBOXD_TOKEN; none: no header)",
+    )
     args = ap.parse_args(argv)
+    token = (args.token or os.environ.get("SANDBOXD_TOKEN") or "").strip()
     try:
         with grpc.insecure_channel(args.addr) as channel:
-            scenario(pb_grpc.SandboxServiceStub(channel))
+            intercepted = grpc.intercept_channel(channel, BearerToken(token)) if token else channel
+            scenario(pb_grpc.SandboxServiceStub(intercepted))
     except grpc.RpcError as e:
         print(f"FAIL python: {e.code()} {e.details()}", file=sys.stderr)
         return 1
