@@ -28,6 +28,20 @@ export interface PeerInfo {
   cert?: PeerCertificate;
 }
 
+/** What OpenSSL's verification codes (node's authorizationError) mean for a client certificate. */
+const NOT_OUR_CA = "it is not signed by the client CA, SANDBOXD_AUTH_CLIENT_CA";
+const REFUSALS = new Map<string, string>([
+  ["CERT_HAS_EXPIRED", "it has expired"],
+  ["CERT_NOT_YET_VALID", "it is not valid yet"],
+  ["UNABLE_TO_VERIFY_LEAF_SIGNATURE", NOT_OUR_CA],
+  ["UNABLE_TO_GET_ISSUER_CERT", NOT_OUR_CA],
+  ["UNABLE_TO_GET_ISSUER_CERT_LOCALLY", NOT_OUR_CA],
+  ["DEPTH_ZERO_SELF_SIGNED_CERT", NOT_OUR_CA],
+  ["SELF_SIGNED_CERT_IN_CHAIN", NOT_OUR_CA],
+  ["CERT_SIGNATURE_FAILURE", "its signature does not verify"],
+  ["INVALID_PURPOSE", "it is not for client authentication (extendedKeyUsage)"],
+]);
+
 const peerKey = createContextKey<PeerInfo | undefined>(undefined, { description: "sandboxd TLS peer" });
 
 export interface AuthSettings {
@@ -77,7 +91,11 @@ export class Authenticator {
       return p;
     }
     if (certificates && peer?.presented) {
-      if (!peer.authorized) throw unauthenticated(`the client certificate was refused: ${peer.error ?? "not signed by the client CA"}`);
+      if (!peer.authorized) {
+        const meaning = peer.error && REFUSALS.get(peer.error);
+        const why = peer.error ? `${peer.error}${meaning ? ` (${meaning})` : ""}` : "not signed by the client CA";
+        throw unauthenticated(`the client certificate was refused: ${why}`);
+      }
       const ids = certificateIdentities(peer.cert);
       const p = certificates.resolve(ids, "mtls");
       if (!p) throw unauthenticated(`the client certificate's identity (${ids.join(", ") || "none"}) is not mapped to a tenant (SANDBOXD_AUTH_IDENTITIES)`);

@@ -101,6 +101,9 @@ export function certificateIdentities(cert: PeerCertificate | undefined): string
  * A header whose quotes do not balance yields nothing: with APPEND_FORWARD an
  * unterminated quote sent by the client would otherwise swallow the element
  * the proxy appended, and the client's own URI= would pass for the last one.
+ * Nor does an element with several SPIFFE URIs: an X.509-SVID has exactly
+ * one, and Envoy writes URI values unescaped, so a second one may be text
+ * smuggled inside the first (`URI=spiffe://td/a;URI=spiffe://td/b`).
  */
 export function xfccIdentities(header: string | null): string[] {
   if (!header) return [];
@@ -118,6 +121,7 @@ export function xfccIdentities(header: string | null): string[] {
     // The Subject's own escapes (\" too) are RFC 2253's: rfc2253CommonName reads them.
     if (key === "subject") cn = rfc2253CommonName(raw);
   }
+  if (out.length > 1) return [];
   return cn ? [...out, `CN=${cn}`] : out;
 }
 
