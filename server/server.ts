@@ -75,7 +75,7 @@ function authMethods(config: Config): string[] {
 
 export async function startServer(config: Config, logger: Logger, provider = makeProvider(config, logger)): Promise<SandboxServer> {
   const registry = new SessionRegistry();
-  const manager = new SandboxManager({ provider, registry, lease: config.lease, defaults: config.defaults, logger });
+  const manager = new SandboxManager({ provider, registry, lease: config.lease, defaults: config.defaults, logger, quotas: config.quotas });
   const health = new HealthService(["sandbox.v1.SandboxService"], ServingStatus.NOT_SERVING);
   const inFlight = new InFlightRpcs();
 

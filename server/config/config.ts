@@ -7,6 +7,7 @@ import fs from "node:fs";
 import { DEFAULT_EGRESS_POLICY, EgressSyntaxError, parseCidrList, parsePorts, type EgressPolicy } from "../providers/egress.js";
 import { PROXMOX_SETTINGS, ProxmoxConfigError, parseProxmoxConfig, type ProxmoxConfig } from "../providers/proxmox/config.js";
 import { AUTH_SETTINGS, AuthConfigError, parseAuthConfig, type AuthConfig } from "../auth/config.js";
+import { QuotaConfigError, parseTenantQuotas, type QuotaConfig } from "./quotas.js";
 
 export interface Config {
   listen: { host: string; port: number };
@@ -16,6 +17,8 @@ export interface Config {
   tls?: { certFile: string; keyFile: string };
   /** Who may call, and from which web origins (server/auth/config.ts). */
   auth: AuthConfig;
+  /** Per-tenant quotas (SANDBOXD_TENANT_QUOTAS; see server/config/quotas.ts). */
+  quotas: QuotaConfig;
   logLevel: string;
   /** syncIntervalMs: how often a replica re-lists the provider's sandboxes (positive). */
   lease: { defaultTtlMs: number; maxTtlMs: number; reapIntervalMs: number; syncIntervalMs: number };
@@ -76,6 +79,7 @@ const SETTINGS = {
   egressNewConnRate: "SANDBOXD_EGRESS_NEW_CONN_RATE",
   shutdownGrace: "SANDBOXD_SHUTDOWN_GRACE",
   drainDelay: "SANDBOXD_DRAIN_DELAY",
+  tenantQuotas: "SANDBOXD_TENANT_QUOTAS",
   ...AUTH_SETTINGS,
 } as const;
 type Setting = keyof typeof SETTINGS;
@@ -177,6 +181,16 @@ export function loadConfig(
     throw e;
   }
 
+  let quotas: QuotaConfig;
+  try {
+    // The file may hold the object itself (get() would stringify it); the environment holds JSON text.
+    const fromEnv = env[SETTINGS.tenantQuotas];
+    quotas = parseTenantQuotas(fromEnv !== undefined && fromEnv !== "" ? fromEnv : file.tenantQuotas, get("tenantQuotas").name, parseDuration);
+  } catch (e) {
+    if (e instanceof QuotaConfigError) throw new ConfigError(e.message);
+    throw e;
+  }
+
   const level = get("logLevel");
   const logLevel = level.value ?? "info";
   if (!LOG_LEVELS.includes(logLevel)) fail(level.name, `one of ${LOG_LEVELS.join(", ")}`, logLevel);
@@ -215,6 +229,7 @@ export function loadConfig(
     proxmox,
     tls: cert.value !== undefined ? { certFile: cert.value, keyFile: key.value! } : undefined,
     auth,
+    quotas,
     logLevel,
     lease: { defaultTtlMs, maxTtlMs, reapIntervalMs: duration("leaseReapInterval", 250), syncIntervalMs: duration("syncInterval", 10_000) },
     defaults: { cores: int("defaultCores", 1, 1), memoryMiB: int("defaultMemoryMiB", 512, 64), diskGiB: int("defaultDiskGiB", 2, 1) },

@@ -21,6 +21,8 @@ import { ReplicaSync } from "./replica-sync.js";
 import { RequestIds } from "./request-ids.js";
 import type { CreateRequest, ListPage, ListRequest, Resources, SandboxView } from "./types.js";
 import { tidyAfterCrash } from "./recovery-tidy.js";
+import { TenantQuotas } from "./quotas.js";
+import { NO_QUOTAS, type QuotaConfig } from "../config/quotas.js";
 
 export interface ManagerOptions {
   provider: SandboxProvider;
@@ -28,6 +30,8 @@ export interface ManagerOptions {
   lease: { defaultTtlMs: number; maxTtlMs: number; reapIntervalMs: number; syncIntervalMs: number };
   defaults: Resources;
   logger: Logger;
+  /** Per-tenant quotas (server/sandboxes/quotas.ts); none when absent. */
+  quotas?: QuotaConfig;
 }
 
 interface Entry {
@@ -50,9 +54,12 @@ export class SandboxManager {
   /** Aborts creates still running at shutdown (they are not tied to one RPC, see RequestIds). */
   private readonly shutdown = new AbortController();
   private readonly startedAt = Date.now();
+  private readonly quotas: TenantQuotas;
 
   constructor(private readonly o: ManagerOptions) {
     this.leases = new LeaseTable(o.provider);
+    const view = () => [...this.entries.values()].map((e) => e.handle);
+    this.quotas = new TenantQuotas({ config: o.quotas ?? NO_QUOTAS, provider: o.provider, view, logger: o.logger });
     const reaper = new LeaseReaper(this.leases, {
       destroy: (id, why) => this.destroy(id, why),
       forget: (id) => this.forget(id),
@@ -92,7 +99,7 @@ export class SandboxManager {
   }
 
   async create(req: CreateRequest, signal?: AbortSignal): Promise<SandboxView> {
-    const ttl = this.checkTtl(req.leaseTtlMs) ?? this.o.lease.defaultTtlMs;
+    const ttl = this.quotas.leaseTtl(req.tenant ?? DEFAULT_TENANT, this.checkTtl(req.leaseTtlMs), this.o.lease.defaultTtlMs);
     const d = this.o.defaults;
     const spec = {
       cores: req.resources.cores || d.cores,
@@ -120,9 +127,13 @@ export class SandboxManager {
         if (!this.entries.has(earlier.id)) this.adopt(earlier, "found by its request id (made by another replica)");
         return earlier.id;
       }
-      const handle = await this.o.provider.create(spec, { signal: this.shutdown.signal, lease, request });
-      // The provider restarted the lease when the sandbox was ready (the TTL counts from then).
-      this.track(handle, handle.lease ?? lease, false);
+      // Within the tenant's quota (counted across replicas), or destroyed again and refused.
+      const handle = await this.quotas.create(spec, {
+        create: () => this.o.provider.create(spec, { signal: this.shutdown.signal, lease, request }),
+        // The provider restarted the lease when the sandbox was ready (the TTL counts from then).
+        track: (h) => this.track(h, h.lease ?? lease, false),
+        undo: (id) => this.destroy(id, "over its tenant's quota"),
+      });
       return handle.id;
     };
     if (!req.requestId) return this.get(await make());
@@ -166,6 +177,7 @@ export class SandboxManager {
   async keepAlive(id: string, ttlMs?: number): Promise<Date> {
     this.checkTtl(ttlMs);
     const e = await this.find(id);
+    this.quotas.checkRenewal(e.handle.spec.tenant ?? DEFAULT_TENANT, ttlMs);
     if (e.state === "destroying") throw failedPrecondition(`sandbox ${id} is being destroyed`);
     await this.live(e);
     const lease = await this.leases.renew(id, ttlMs).catch((err) => {

@@ -438,8 +438,9 @@ type CreateSandboxRequest struct {
 	// [A-Za-z0-9._/-], starting with a letter or digit; values up to 255 characters.
 	Labels map[string]string `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// How long the lease lasts without KeepAlive, from when the sandbox is
-	// ready. Unset takes the server's default; more than the server's maximum
-	// or not positive is INVALID_ARGUMENT.
+	// ready. Unset takes the server's default (cut to the tenant's maximum
+	// lease TTL quota); more than the server's maximum or not positive is
+	// INVALID_ARGUMENT, more than the tenant's quota RESOURCE_EXHAUSTED.
 	LeaseTtl *durationpb.Duration `protobuf:"bytes,4,opt,name=lease_ttl,json=leaseTtl,proto3" json:"lease_ttl,omitempty"`
 	// Client-chosen id (1-128 characters) that makes CreateSandbox idempotent:
 	// a retry with the same id returns the sandbox made by the first call (for

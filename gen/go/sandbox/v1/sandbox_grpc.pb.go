@@ -68,7 +68,10 @@ const (
 type SandboxServiceClient interface {
 	// Creates a sandbox and returns it once it is ready for Exec. Retrying with
 	// the same `request_id` returns the sandbox made by the first call instead
-	// of making a second one.
+	// of making a second one. RESOURCE_EXHAUSTED when it would take the
+	// caller's tenant over one of its quotas (sandboxes, cores, memory, disk,
+	// lease TTL, creates per minute); the message names the quota, its limit
+	// and the current use. Quotas hold across replicas.
 	CreateSandbox(ctx context.Context, in *CreateSandboxRequest, opts ...grpc.CallOption) (*CreateSandboxResponse, error)
 	// Returns one sandbox; NOT_FOUND when it does not exist (any more).
 	GetSandbox(ctx context.Context, in *GetSandboxRequest, opts ...grpc.CallOption) (*GetSandboxResponse, error)
@@ -82,7 +85,8 @@ type SandboxServiceClient interface {
 	// only once the renewal is stored; UNAVAILABLE if the backend could not
 	// store it (retry; meanwhile the service keeps the sandbox and stores the
 	// renewal when the backend is back), FAILED_PRECONDITION if the lease
-	// already ran out.
+	// already ran out, RESOURCE_EXHAUSTED if `lease_ttl` is above the
+	// sandbox's tenant's maximum lease TTL quota.
 	KeepAlive(ctx context.Context, in *KeepAliveRequest, opts ...grpc.CallOption) (*KeepAliveResponse, error)
 	// Grants or cuts the sandbox's access to the network beyond its host. Takes
 	// effect at once for new connections; turning it off also cuts open ones.
@@ -249,7 +253,10 @@ type SandboxService_DownloadClient = grpc.ServerStreamingClient[DownloadResponse
 type SandboxServiceServer interface {
 	// Creates a sandbox and returns it once it is ready for Exec. Retrying with
 	// the same `request_id` returns the sandbox made by the first call instead
-	// of making a second one.
+	// of making a second one. RESOURCE_EXHAUSTED when it would take the
+	// caller's tenant over one of its quotas (sandboxes, cores, memory, disk,
+	// lease TTL, creates per minute); the message names the quota, its limit
+	// and the current use. Quotas hold across replicas.
 	CreateSandbox(context.Context, *CreateSandboxRequest) (*CreateSandboxResponse, error)
 	// Returns one sandbox; NOT_FOUND when it does not exist (any more).
 	GetSandbox(context.Context, *GetSandboxRequest) (*GetSandboxResponse, error)
@@ -263,7 +270,8 @@ type SandboxServiceServer interface {
 	// only once the renewal is stored; UNAVAILABLE if the backend could not
 	// store it (retry; meanwhile the service keeps the sandbox and stores the
 	// renewal when the backend is back), FAILED_PRECONDITION if the lease
-	// already ran out.
+	// already ran out, RESOURCE_EXHAUSTED if `lease_ttl` is above the
+	// sandbox's tenant's maximum lease TTL quota.
 	KeepAlive(context.Context, *KeepAliveRequest) (*KeepAliveResponse, error)
 	// Grants or cuts the sandbox's access to the network beyond its host. Takes
 	// effect at once for new connections; turning it off also cuts open ones.

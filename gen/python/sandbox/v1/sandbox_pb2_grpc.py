@@ -94,7 +94,10 @@ class SandboxServiceServicer(object):
     def CreateSandbox(self, request, context):
         """Creates a sandbox and returns it once it is ready for Exec. Retrying with
         the same `request_id` returns the sandbox made by the first call instead
-        of making a second one.
+        of making a second one. RESOURCE_EXHAUSTED when it would take the
+        caller's tenant over one of its quotas (sandboxes, cores, memory, disk,
+        lease TTL, creates per minute); the message names the quota, its limit
+        and the current use. Quotas hold across replicas.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -128,7 +131,8 @@ class SandboxServiceServicer(object):
         only once the renewal is stored; UNAVAILABLE if the backend could not
         store it (retry; meanwhile the service keeps the sandbox and stores the
         renewal when the backend is back), FAILED_PRECONDITION if the lease
-        already ran out.
+        already ran out, RESOURCE_EXHAUSTED if `lease_ttl` is above the
+        sandbox's tenant's maximum lease TTL quota.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

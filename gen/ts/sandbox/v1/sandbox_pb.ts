@@ -242,8 +242,9 @@ export type CreateSandboxRequest = Message<"sandbox.v1.CreateSandboxRequest"> & 
 
   /**
    * How long the lease lasts without KeepAlive, from when the sandbox is
-   * ready. Unset takes the server's default; more than the server's maximum
-   * or not positive is INVALID_ARGUMENT.
+   * ready. Unset takes the server's default (cut to the tenant's maximum
+   * lease TTL quota); more than the server's maximum or not positive is
+   * INVALID_ARGUMENT, more than the tenant's quota RESOURCE_EXHAUSTED.
    *
    * @generated from field: google.protobuf.Duration lease_ttl = 4;
    */
@@ -1109,7 +1110,10 @@ export const SandboxService: GenService<{
   /**
    * Creates a sandbox and returns it once it is ready for Exec. Retrying with
    * the same `request_id` returns the sandbox made by the first call instead
-   * of making a second one.
+   * of making a second one. RESOURCE_EXHAUSTED when it would take the
+   * caller's tenant over one of its quotas (sandboxes, cores, memory, disk,
+   * lease TTL, creates per minute); the message names the quota, its limit
+   * and the current use. Quotas hold across replicas.
    *
    * @generated from rpc sandbox.v1.SandboxService.CreateSandbox
    */
@@ -1155,7 +1159,8 @@ export const SandboxService: GenService<{
    * only once the renewal is stored; UNAVAILABLE if the backend could not
    * store it (retry; meanwhile the service keeps the sandbox and stores the
    * renewal when the backend is back), FAILED_PRECONDITION if the lease
-   * already ran out.
+   * already ran out, RESOURCE_EXHAUSTED if `lease_ttl` is above the
+   * sandbox's tenant's maximum lease TTL quota.
    *
    * @generated from rpc sandbox.v1.SandboxService.KeepAlive
    */

@@ -94,7 +94,10 @@ const (
 type SandboxServiceClient interface {
 	// Creates a sandbox and returns it once it is ready for Exec. Retrying with
 	// the same `request_id` returns the sandbox made by the first call instead
-	// of making a second one.
+	// of making a second one. RESOURCE_EXHAUSTED when it would take the
+	// caller's tenant over one of its quotas (sandboxes, cores, memory, disk,
+	// lease TTL, creates per minute); the message names the quota, its limit
+	// and the current use. Quotas hold across replicas.
 	CreateSandbox(context.Context, *connect.Request[v1.CreateSandboxRequest]) (*connect.Response[v1.CreateSandboxResponse], error)
 	// Returns one sandbox; NOT_FOUND when it does not exist (any more).
 	GetSandbox(context.Context, *connect.Request[v1.GetSandboxRequest]) (*connect.Response[v1.GetSandboxResponse], error)
@@ -108,7 +111,8 @@ type SandboxServiceClient interface {
 	// only once the renewal is stored; UNAVAILABLE if the backend could not
 	// store it (retry; meanwhile the service keeps the sandbox and stores the
 	// renewal when the backend is back), FAILED_PRECONDITION if the lease
-	// already ran out.
+	// already ran out, RESOURCE_EXHAUSTED if `lease_ttl` is above the
+	// sandbox's tenant's maximum lease TTL quota.
 	KeepAlive(context.Context, *connect.Request[v1.KeepAliveRequest]) (*connect.Response[v1.KeepAliveResponse], error)
 	// Grants or cuts the sandbox's access to the network beyond its host. Takes
 	// effect at once for new connections; turning it off also cuts open ones.
@@ -280,7 +284,10 @@ func (c *sandboxServiceClient) Download(ctx context.Context, req *connect.Reques
 type SandboxServiceHandler interface {
 	// Creates a sandbox and returns it once it is ready for Exec. Retrying with
 	// the same `request_id` returns the sandbox made by the first call instead
-	// of making a second one.
+	// of making a second one. RESOURCE_EXHAUSTED when it would take the
+	// caller's tenant over one of its quotas (sandboxes, cores, memory, disk,
+	// lease TTL, creates per minute); the message names the quota, its limit
+	// and the current use. Quotas hold across replicas.
 	CreateSandbox(context.Context, *connect.Request[v1.CreateSandboxRequest]) (*connect.Response[v1.CreateSandboxResponse], error)
 	// Returns one sandbox; NOT_FOUND when it does not exist (any more).
 	GetSandbox(context.Context, *connect.Request[v1.GetSandboxRequest]) (*connect.Response[v1.GetSandboxResponse], error)
@@ -294,7 +301,8 @@ type SandboxServiceHandler interface {
 	// only once the renewal is stored; UNAVAILABLE if the backend could not
 	// store it (retry; meanwhile the service keeps the sandbox and stores the
 	// renewal when the backend is back), FAILED_PRECONDITION if the lease
-	// already ran out.
+	// already ran out, RESOURCE_EXHAUSTED if `lease_ttl` is above the
+	// sandbox's tenant's maximum lease TTL quota.
 	KeepAlive(context.Context, *connect.Request[v1.KeepAliveRequest]) (*connect.Response[v1.KeepAliveResponse], error)
 	// Grants or cuts the sandbox's access to the network beyond its host. Takes
 	// effect at once for new connections; turning it off also cuts open ones.
