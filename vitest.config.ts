@@ -4,7 +4,7 @@ import { defineConfig } from "vitest/config";
 // one at a time so they neither race for host resources nor skew each other.
 export default defineConfig({
   test: {
-    include: ["server/**/*.spec.ts", "test/**/*.spec.ts"],
+    include: ["server/**/*.spec.ts", "test/**/*.spec.ts", "sandbox-tools/**/*.spec.ts"],
     fileParallelism: false,
     testTimeout: 120_000,
     hookTimeout: 120_000,

@@ -7,6 +7,7 @@ export type SandboxErrorKind =
   | "invalid_argument"
   | "not_found"
   | "already_exists"
+  | "out_of_range"
   | "failed_precondition"
   | "permission_denied"
   | "unauthenticated"
@@ -32,6 +33,8 @@ export class SandboxError extends Error {
 export const invalidArgument = (field: string, message: string) =>
   new SandboxError("invalid_argument", `${field}: ${message}`, field);
 export const notFound = (message: string) => new SandboxError("not_found", message);
+export const alreadyExists = (message: string) => new SandboxError("already_exists", message);
+export const outOfRange = (message: string) => new SandboxError("out_of_range", message);
 export const failedPrecondition = (message: string) => new SandboxError("failed_precondition", message);
 export const resourceExhausted = (message: string) => new SandboxError("resource_exhausted", message);
 export const unavailable = (message: string, cause?: unknown) =>

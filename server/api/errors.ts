@@ -22,6 +22,7 @@ const CODES: Record<SandboxErrorKind, Code> = {
   permission_denied: Code.PermissionDenied,
   unauthenticated: Code.Unauthenticated,
   already_exists: Code.AlreadyExists,
+  out_of_range: Code.OutOfRange,
   internal: Code.Internal,
 };
 

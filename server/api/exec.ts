@@ -15,6 +15,7 @@ import { durationToMs, msToDuration, requireSandboxId, u64 } from "./convert.js"
 import type { ApiDeps } from "./deps.js";
 import { noteSandbox } from "./rpc-log.js";
 import { visibleSandbox } from "./access.js";
+import { isKept, keptExec } from "./commands/kept-exec.js";
 
 type ExecEventInit = MessageInitShape<typeof ExecResponseSchema>;
 
@@ -60,6 +61,10 @@ function execOptions(req: ExecRequest): ExecOptions {
 }
 
 export async function* execCommand(deps: ApiDeps, req: ExecRequest, ctx: HandlerContext): AsyncGenerator<ExecEventInit> {
+  if (isKept(req)) {
+    yield* keptExec(deps, req, ctx);
+    return;
+  }
   const id = requireSandboxId(req.sandboxId);
   noteSandbox(ctx, id);
   const options = execOptions(req);
@@ -69,6 +74,7 @@ export async function* execCommand(deps: ApiDeps, req: ExecRequest, ctx: Handler
   ctx.signal.addEventListener("abort", release, { once: true });
   try {
     const execId = randomUUID();
+    const offsets = { stdout: 0, stderr: 0 };
     for await (const ev of exec(deps.registry, id, { ...options, signal: ctx.signal })) {
       switch (ev.type) {
         case "started":
@@ -76,7 +82,8 @@ export async function* execCommand(deps: ApiDeps, req: ExecRequest, ctx: Handler
           break;
         case "stdout":
         case "stderr":
-          yield { event: { case: ev.type, value: ev.data } };
+          yield { offset: BigInt(offsets[ev.type]), event: { case: ev.type, value: ev.data } };
+          offsets[ev.type] += ev.data.length;
           break;
         case "exited":
           if (ctx.signal.aborted) throw ConnectError.from(ctx.signal.reason);

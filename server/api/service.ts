@@ -12,6 +12,11 @@ import { listSandboxes } from "./list-sandboxes.js";
 import { setInternetAccess } from "./set-internet-access.js";
 import { setEgressAllowlist } from "./set-egress-allowlist.js";
 import { uploadFile } from "./upload.js";
+import { attachCommand } from "./commands/attach.js";
+import { streamInput, writeInput } from "./commands/input.js";
+import { listCommands } from "./commands/list-commands.js";
+import { resizePty } from "./commands/resize-pty.js";
+import { signalCommand } from "./commands/signal-command.js";
 
 export function sandboxRoutes(router: ConnectRouter, deps: ApiDeps): void {
   router.service(SandboxService, {
@@ -25,5 +30,11 @@ export function sandboxRoutes(router: ConnectRouter, deps: ApiDeps): void {
     exec: (req, ctx) => execCommand(deps, req, ctx),
     upload: (reqs, ctx) => uploadFile(deps, reqs, ctx),
     download: (req, ctx) => downloadFile(deps, req, ctx),
+    attach: (req, ctx) => attachCommand(deps, req, ctx),
+    writeInput: (req, ctx) => writeInput(deps, req, ctx),
+    streamInput: (reqs, ctx) => streamInput(deps, reqs, ctx),
+    signalCommand: (req, ctx) => signalCommand(deps, req, ctx),
+    resizePty: (req, ctx) => resizePty(deps, req, ctx),
+    listCommands: (req, ctx) => listCommands(deps, req, ctx),
   });
 }

@@ -231,7 +231,7 @@ func (x ExecExited_Reason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ExecExited_Reason.Descriptor instead.
 func (ExecExited_Reason) EnumDescriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{20, 0}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{35, 0}
 }
 
 // A sandbox: an isolated Linux machine with its own network address.
@@ -1220,8 +1220,28 @@ type ExecRequest struct {
 	MaxOutputBytes uint64 `protobuf:"varint,8,opt,name=max_output_bytes,json=maxOutputBytes,proto3" json:"max_output_bytes,omitempty"`
 	// What to do when a stream goes past `max_output_bytes`.
 	OutputLimitAction OutputLimitAction `protobuf:"varint,16,opt,name=output_limit_action,json=outputLimitAction,proto3,enum=sandbox.v1.OutputLimitAction" json:"output_limit_action,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The command outlives this RPC: cancelling the stream (or losing the
+	// connection) detaches instead of killing it. Its output is kept in the
+	// sandbox (up to `retain_bytes` per stream); Attach reads it later, from
+	// any replica. `timeout`, `max_output_bytes` and `stdin` do not apply
+	// (use WriteInput). Events stream until it exits, as for any Exec.
+	Background bool `protobuf:"varint,17,opt,name=background,proto3" json:"background,omitempty"`
+	// Keeps the command's stdin open for WriteInput / StreamInput (a REPL, a
+	// shell) instead of closing it after `stdin`.
+	KeepStdinOpen bool `protobuf:"varint,18,opt,name=keep_stdin_open,json=keepStdinOpen,proto3" json:"keep_stdin_open,omitempty"`
+	// Runs the command on a pseudo-terminal of this size: it sees a terminal
+	// (`tty`, `stty size`, colours), its stderr is merged into stdout, "\x03"
+	// written to it interrupts its foreground job. Implies a kept command.
+	Pty *PtySize `protobuf:"bytes,19,opt,name=pty,proto3" json:"pty,omitempty"`
+	// A name for the command, unique among the sandbox's running commands
+	// (ALREADY_EXISTS otherwise): Attach, WriteInput, SignalCommand and
+	// ResizePty take it instead of the exec id. [A-Za-z0-9_.-]{1,64}.
+	Tag string `protobuf:"bytes,20,opt,name=tag,proto3" json:"tag,omitempty"`
+	// For kept commands: bytes of each stream kept in the sandbox (counted
+	// against its disk); older output is dropped. 0 means 64 MiB.
+	RetainBytes   uint64 `protobuf:"varint,21,opt,name=retain_bytes,json=retainBytes,proto3" json:"retain_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExecRequest) Reset() {
@@ -1328,6 +1348,41 @@ func (x *ExecRequest) GetOutputLimitAction() OutputLimitAction {
 	return OutputLimitAction_OUTPUT_LIMIT_ACTION_UNSPECIFIED
 }
 
+func (x *ExecRequest) GetBackground() bool {
+	if x != nil {
+		return x.Background
+	}
+	return false
+}
+
+func (x *ExecRequest) GetKeepStdinOpen() bool {
+	if x != nil {
+		return x.KeepStdinOpen
+	}
+	return false
+}
+
+func (x *ExecRequest) GetPty() *PtySize {
+	if x != nil {
+		return x.Pty
+	}
+	return nil
+}
+
+func (x *ExecRequest) GetTag() string {
+	if x != nil {
+		return x.Tag
+	}
+	return ""
+}
+
+func (x *ExecRequest) GetRetainBytes() uint64 {
+	if x != nil {
+		return x.RetainBytes
+	}
+	return 0
+}
+
 type isExecRequest_Command interface {
 	isExecRequest_Command()
 }
@@ -1346,8 +1401,963 @@ func (*ExecRequest_Argv) isExecRequest_Command() {}
 
 func (*ExecRequest_Shell) isExecRequest_Command() {}
 
+// A terminal's size and type.
+type PtySize struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Rows  uint32                 `protobuf:"varint,1,opt,name=rows,proto3" json:"rows,omitempty"`
+	Cols  uint32                 `protobuf:"varint,2,opt,name=cols,proto3" json:"cols,omitempty"`
+	// TERM for the command; "xterm-256color" when empty.
+	Term          string `protobuf:"bytes,3,opt,name=term,proto3" json:"term,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PtySize) Reset() {
+	*x = PtySize{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PtySize) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PtySize) ProtoMessage() {}
+
+func (x *PtySize) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PtySize.ProtoReflect.Descriptor instead.
+func (*PtySize) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PtySize) GetRows() uint32 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+func (x *PtySize) GetCols() uint32 {
+	if x != nil {
+		return x.Cols
+	}
+	return 0
+}
+
+func (x *PtySize) GetTerm() string {
+	if x != nil {
+		return x.Term
+	}
+	return ""
+}
+
+// Names one command of a sandbox: by the exec id from its `started` event,
+// or by its tag.
+type CommandRef struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SandboxId string                 `protobuf:"bytes,1,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
+	// Types that are valid to be assigned to Command:
+	//
+	//	*CommandRef_ExecId
+	//	*CommandRef_Tag
+	Command       isCommandRef_Command `protobuf_oneof:"command"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommandRef) Reset() {
+	*x = CommandRef{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommandRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommandRef) ProtoMessage() {}
+
+func (x *CommandRef) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommandRef.ProtoReflect.Descriptor instead.
+func (*CommandRef) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CommandRef) GetSandboxId() string {
+	if x != nil {
+		return x.SandboxId
+	}
+	return ""
+}
+
+func (x *CommandRef) GetCommand() isCommandRef_Command {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *CommandRef) GetExecId() string {
+	if x != nil {
+		if x, ok := x.Command.(*CommandRef_ExecId); ok {
+			return x.ExecId
+		}
+	}
+	return ""
+}
+
+func (x *CommandRef) GetTag() string {
+	if x != nil {
+		if x, ok := x.Command.(*CommandRef_Tag); ok {
+			return x.Tag
+		}
+	}
+	return ""
+}
+
+type isCommandRef_Command interface {
+	isCommandRef_Command()
+}
+
+type CommandRef_ExecId struct {
+	ExecId string `protobuf:"bytes,2,opt,name=exec_id,json=execId,proto3,oneof"`
+}
+
+type CommandRef_Tag struct {
+	Tag string `protobuf:"bytes,3,opt,name=tag,proto3,oneof"`
+}
+
+func (*CommandRef_ExecId) isCommandRef_Command() {}
+
+func (*CommandRef_Tag) isCommandRef_Command() {}
+
+type AttachRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Command *CommandRef            `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
+	// Offsets in the stdout and stderr streams to start from (0: the start).
+	StdoutOffset uint64 `protobuf:"varint,2,opt,name=stdout_offset,json=stdoutOffset,proto3" json:"stdout_offset,omitempty"`
+	StderrOffset uint64 `protobuf:"varint,3,opt,name=stderr_offset,json=stderrOffset,proto3" json:"stderr_offset,omitempty"`
+	// Start at the earliest offset still kept when an asked one was dropped,
+	// instead of failing with OUT_OF_RANGE.
+	FromEarliest  bool `protobuf:"varint,4,opt,name=from_earliest,json=fromEarliest,proto3" json:"from_earliest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachRequest) Reset() {
+	*x = AttachRequest{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachRequest) ProtoMessage() {}
+
+func (x *AttachRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachRequest.ProtoReflect.Descriptor instead.
+func (*AttachRequest) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *AttachRequest) GetCommand() *CommandRef {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *AttachRequest) GetStdoutOffset() uint64 {
+	if x != nil {
+		return x.StdoutOffset
+	}
+	return 0
+}
+
+func (x *AttachRequest) GetStderrOffset() uint64 {
+	if x != nil {
+		return x.StderrOffset
+	}
+	return 0
+}
+
+func (x *AttachRequest) GetFromEarliest() bool {
+	if x != nil {
+		return x.FromEarliest
+	}
+	return false
+}
+
+type AttachResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// For `stdout` and `stderr` events: the offset of this chunk's first byte
+	// in its stream. A jump between consecutive offsets means output was
+	// dropped meanwhile (past the retention while attached).
+	Offset uint64 `protobuf:"varint,5,opt,name=offset,proto3" json:"offset,omitempty"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*AttachResponse_Started
+	//	*AttachResponse_Stdout
+	//	*AttachResponse_Stderr
+	//	*AttachResponse_Exited
+	Event         isAttachResponse_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachResponse) Reset() {
+	*x = AttachResponse{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachResponse) ProtoMessage() {}
+
+func (x *AttachResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachResponse.ProtoReflect.Descriptor instead.
+func (*AttachResponse) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *AttachResponse) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *AttachResponse) GetEvent() isAttachResponse_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *AttachResponse) GetStarted() *ExecStarted {
+	if x != nil {
+		if x, ok := x.Event.(*AttachResponse_Started); ok {
+			return x.Started
+		}
+	}
+	return nil
+}
+
+func (x *AttachResponse) GetStdout() []byte {
+	if x != nil {
+		if x, ok := x.Event.(*AttachResponse_Stdout); ok {
+			return x.Stdout
+		}
+	}
+	return nil
+}
+
+func (x *AttachResponse) GetStderr() []byte {
+	if x != nil {
+		if x, ok := x.Event.(*AttachResponse_Stderr); ok {
+			return x.Stderr
+		}
+	}
+	return nil
+}
+
+func (x *AttachResponse) GetExited() *ExecExited {
+	if x != nil {
+		if x, ok := x.Event.(*AttachResponse_Exited); ok {
+			return x.Exited
+		}
+	}
+	return nil
+}
+
+type isAttachResponse_Event interface {
+	isAttachResponse_Event()
+}
+
+type AttachResponse_Started struct {
+	// First event: the command (its exec id and pid).
+	Started *ExecStarted `protobuf:"bytes,1,opt,name=started,proto3,oneof"`
+}
+
+type AttachResponse_Stdout struct {
+	Stdout []byte `protobuf:"bytes,2,opt,name=stdout,proto3,oneof"`
+}
+
+type AttachResponse_Stderr struct {
+	Stderr []byte `protobuf:"bytes,3,opt,name=stderr,proto3,oneof"`
+}
+
+type AttachResponse_Exited struct {
+	// Last event: how the command ended.
+	Exited *ExecExited `protobuf:"bytes,4,opt,name=exited,proto3,oneof"`
+}
+
+func (*AttachResponse_Started) isAttachResponse_Event() {}
+
+func (*AttachResponse_Stdout) isAttachResponse_Event() {}
+
+func (*AttachResponse_Stderr) isAttachResponse_Event() {}
+
+func (*AttachResponse_Exited) isAttachResponse_Event() {}
+
+type WriteInputRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Command *CommandRef            `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
+	// Bytes for the command's stdin.
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	// Close stdin after `data` (the command sees end of file).
+	Close         bool `protobuf:"varint,3,opt,name=close,proto3" json:"close,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WriteInputRequest) Reset() {
+	*x = WriteInputRequest{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteInputRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteInputRequest) ProtoMessage() {}
+
+func (x *WriteInputRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteInputRequest.ProtoReflect.Descriptor instead.
+func (*WriteInputRequest) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *WriteInputRequest) GetCommand() *CommandRef {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *WriteInputRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *WriteInputRequest) GetClose() bool {
+	if x != nil {
+		return x.Close
+	}
+	return false
+}
+
+type WriteInputResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WriteInputResponse) Reset() {
+	*x = WriteInputResponse{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteInputResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteInputResponse) ProtoMessage() {}
+
+func (x *WriteInputResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteInputResponse.ProtoReflect.Descriptor instead.
+func (*WriteInputResponse) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{23}
+}
+
+type StreamInputRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required in the first message; ignored after it.
+	Command *CommandRef `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
+	// Bytes for the command's stdin, written as they arrive.
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	// Close stdin after `data` (the command sees end of file).
+	Close         bool `protobuf:"varint,3,opt,name=close,proto3" json:"close,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamInputRequest) Reset() {
+	*x = StreamInputRequest{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamInputRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamInputRequest) ProtoMessage() {}
+
+func (x *StreamInputRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamInputRequest.ProtoReflect.Descriptor instead.
+func (*StreamInputRequest) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *StreamInputRequest) GetCommand() *CommandRef {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *StreamInputRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *StreamInputRequest) GetClose() bool {
+	if x != nil {
+		return x.Close
+	}
+	return false
+}
+
+type StreamInputResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamInputResponse) Reset() {
+	*x = StreamInputResponse{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamInputResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamInputResponse) ProtoMessage() {}
+
+func (x *StreamInputResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamInputResponse.ProtoReflect.Descriptor instead.
+func (*StreamInputResponse) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{25}
+}
+
+type SignalCommandRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Command *CommandRef            `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
+	// "SIGINT" or "INT", case-insensitive: HUP INT QUIT KILL USR1 USR2 TERM
+	// CONT STOP TSTP WINCH ALRM PIPE.
+	Signal        string `protobuf:"bytes,2,opt,name=signal,proto3" json:"signal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignalCommandRequest) Reset() {
+	*x = SignalCommandRequest{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignalCommandRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignalCommandRequest) ProtoMessage() {}
+
+func (x *SignalCommandRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignalCommandRequest.ProtoReflect.Descriptor instead.
+func (*SignalCommandRequest) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *SignalCommandRequest) GetCommand() *CommandRef {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *SignalCommandRequest) GetSignal() string {
+	if x != nil {
+		return x.Signal
+	}
+	return ""
+}
+
+type SignalCommandResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignalCommandResponse) Reset() {
+	*x = SignalCommandResponse{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignalCommandResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignalCommandResponse) ProtoMessage() {}
+
+func (x *SignalCommandResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignalCommandResponse.ProtoReflect.Descriptor instead.
+func (*SignalCommandResponse) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{27}
+}
+
+type ResizePtyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Command       *CommandRef            `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
+	Size          *PtySize               `protobuf:"bytes,2,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResizePtyRequest) Reset() {
+	*x = ResizePtyRequest{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResizePtyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResizePtyRequest) ProtoMessage() {}
+
+func (x *ResizePtyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResizePtyRequest.ProtoReflect.Descriptor instead.
+func (*ResizePtyRequest) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ResizePtyRequest) GetCommand() *CommandRef {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *ResizePtyRequest) GetSize() *PtySize {
+	if x != nil {
+		return x.Size
+	}
+	return nil
+}
+
+type ResizePtyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResizePtyResponse) Reset() {
+	*x = ResizePtyResponse{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResizePtyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResizePtyResponse) ProtoMessage() {}
+
+func (x *ResizePtyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResizePtyResponse.ProtoReflect.Descriptor instead.
+func (*ResizePtyResponse) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{29}
+}
+
+type ListCommandsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SandboxId     string                 `protobuf:"bytes,1,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCommandsRequest) Reset() {
+	*x = ListCommandsRequest{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCommandsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCommandsRequest) ProtoMessage() {}
+
+func (x *ListCommandsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCommandsRequest.ProtoReflect.Descriptor instead.
+func (*ListCommandsRequest) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ListCommandsRequest) GetSandboxId() string {
+	if x != nil {
+		return x.SandboxId
+	}
+	return ""
+}
+
+type ListCommandsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Commands      []*CommandInfo         `protobuf:"bytes,1,rep,name=commands,proto3" json:"commands,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCommandsResponse) Reset() {
+	*x = ListCommandsResponse{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCommandsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCommandsResponse) ProtoMessage() {}
+
+func (x *ListCommandsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCommandsResponse.ProtoReflect.Descriptor instead.
+func (*ListCommandsResponse) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ListCommandsResponse) GetCommands() []*CommandInfo {
+	if x != nil {
+		return x.Commands
+	}
+	return nil
+}
+
+type CommandInfo struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	ExecId string                 `protobuf:"bytes,1,opt,name=exec_id,json=execId,proto3" json:"exec_id,omitempty"`
+	Tag    string                 `protobuf:"bytes,2,opt,name=tag,proto3" json:"tag,omitempty"`
+	// The command as given: argv, or ["bash", "-c", <shell>].
+	Args      []string               `protobuf:"bytes,3,rep,name=args,proto3" json:"args,omitempty"`
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// Whether it still runs.
+	Running bool `protobuf:"varint,5,opt,name=running,proto3" json:"running,omitempty"`
+	// How it ended, once it has.
+	Exited *ExecExited `protobuf:"bytes,6,opt,name=exited,proto3" json:"exited,omitempty"`
+	// Output kept: [earliest, end) byte offsets of each stream.
+	StdoutEarliest uint64 `protobuf:"varint,7,opt,name=stdout_earliest,json=stdoutEarliest,proto3" json:"stdout_earliest,omitempty"`
+	StdoutEnd      uint64 `protobuf:"varint,8,opt,name=stdout_end,json=stdoutEnd,proto3" json:"stdout_end,omitempty"`
+	StderrEarliest uint64 `protobuf:"varint,9,opt,name=stderr_earliest,json=stderrEarliest,proto3" json:"stderr_earliest,omitempty"`
+	StderrEnd      uint64 `protobuf:"varint,10,opt,name=stderr_end,json=stderrEnd,proto3" json:"stderr_end,omitempty"`
+	Pty            bool   `protobuf:"varint,11,opt,name=pty,proto3" json:"pty,omitempty"`
+	Pid            uint32 `protobuf:"varint,12,opt,name=pid,proto3" json:"pid,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CommandInfo) Reset() {
+	*x = CommandInfo{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommandInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommandInfo) ProtoMessage() {}
+
+func (x *CommandInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommandInfo.ProtoReflect.Descriptor instead.
+func (*CommandInfo) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *CommandInfo) GetExecId() string {
+	if x != nil {
+		return x.ExecId
+	}
+	return ""
+}
+
+func (x *CommandInfo) GetTag() string {
+	if x != nil {
+		return x.Tag
+	}
+	return ""
+}
+
+func (x *CommandInfo) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *CommandInfo) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *CommandInfo) GetRunning() bool {
+	if x != nil {
+		return x.Running
+	}
+	return false
+}
+
+func (x *CommandInfo) GetExited() *ExecExited {
+	if x != nil {
+		return x.Exited
+	}
+	return nil
+}
+
+func (x *CommandInfo) GetStdoutEarliest() uint64 {
+	if x != nil {
+		return x.StdoutEarliest
+	}
+	return 0
+}
+
+func (x *CommandInfo) GetStdoutEnd() uint64 {
+	if x != nil {
+		return x.StdoutEnd
+	}
+	return 0
+}
+
+func (x *CommandInfo) GetStderrEarliest() uint64 {
+	if x != nil {
+		return x.StderrEarliest
+	}
+	return 0
+}
+
+func (x *CommandInfo) GetStderrEnd() uint64 {
+	if x != nil {
+		return x.StderrEnd
+	}
+	return 0
+}
+
+func (x *CommandInfo) GetPty() bool {
+	if x != nil {
+		return x.Pty
+	}
+	return false
+}
+
+func (x *CommandInfo) GetPid() uint32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
 type ExecResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// For `stdout` and `stderr` events: the offset of this chunk's first byte
+	// in its stream (0 for the first byte the command wrote), so a client can
+	// resume exactly with Attach.
+	Offset uint64 `protobuf:"varint,5,opt,name=offset,proto3" json:"offset,omitempty"`
 	// Types that are valid to be assigned to Event:
 	//
 	//	*ExecResponse_Started
@@ -1361,7 +2371,7 @@ type ExecResponse struct {
 
 func (x *ExecResponse) Reset() {
 	*x = ExecResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[18]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1373,7 +2383,7 @@ func (x *ExecResponse) String() string {
 func (*ExecResponse) ProtoMessage() {}
 
 func (x *ExecResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[18]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1386,7 +2396,14 @@ func (x *ExecResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
 func (*ExecResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{18}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ExecResponse) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
 }
 
 func (x *ExecResponse) GetEvent() isExecResponse_Event {
@@ -1476,7 +2493,7 @@ type ExecStarted struct {
 
 func (x *ExecStarted) Reset() {
 	*x = ExecStarted{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[19]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1488,7 +2505,7 @@ func (x *ExecStarted) String() string {
 func (*ExecStarted) ProtoMessage() {}
 
 func (x *ExecStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[19]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1501,7 +2518,7 @@ func (x *ExecStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStarted.ProtoReflect.Descriptor instead.
 func (*ExecStarted) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{19}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ExecStarted) GetExecId() string {
@@ -1536,7 +2553,7 @@ type ExecExited struct {
 
 func (x *ExecExited) Reset() {
 	*x = ExecExited{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[20]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +2565,7 @@ func (x *ExecExited) String() string {
 func (*ExecExited) ProtoMessage() {}
 
 func (x *ExecExited) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[20]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +2578,7 @@ func (x *ExecExited) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecExited.ProtoReflect.Descriptor instead.
 func (*ExecExited) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{20}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ExecExited) GetReason() ExecExited_Reason {
@@ -1619,7 +2636,7 @@ type UploadRequest struct {
 
 func (x *UploadRequest) Reset() {
 	*x = UploadRequest{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[21]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1631,7 +2648,7 @@ func (x *UploadRequest) String() string {
 func (*UploadRequest) ProtoMessage() {}
 
 func (x *UploadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[21]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1644,7 +2661,7 @@ func (x *UploadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadRequest.ProtoReflect.Descriptor instead.
 func (*UploadRequest) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{21}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *UploadRequest) GetPart() isUploadRequest_Part {
@@ -1709,7 +2726,7 @@ type UploadHeader struct {
 
 func (x *UploadHeader) Reset() {
 	*x = UploadHeader{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[22]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +2738,7 @@ func (x *UploadHeader) String() string {
 func (*UploadHeader) ProtoMessage() {}
 
 func (x *UploadHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[22]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +2751,7 @@ func (x *UploadHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadHeader.ProtoReflect.Descriptor instead.
 func (*UploadHeader) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{22}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *UploadHeader) GetSandboxId() string {
@@ -1790,7 +2807,7 @@ type UploadResponse struct {
 
 func (x *UploadResponse) Reset() {
 	*x = UploadResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[23]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1802,7 +2819,7 @@ func (x *UploadResponse) String() string {
 func (*UploadResponse) ProtoMessage() {}
 
 func (x *UploadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[23]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1815,7 +2832,7 @@ func (x *UploadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadResponse.ProtoReflect.Descriptor instead.
 func (*UploadResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{23}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *UploadResponse) GetBytesWritten() uint64 {
@@ -1845,7 +2862,7 @@ type DownloadRequest struct {
 
 func (x *DownloadRequest) Reset() {
 	*x = DownloadRequest{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[24]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1857,7 +2874,7 @@ func (x *DownloadRequest) String() string {
 func (*DownloadRequest) ProtoMessage() {}
 
 func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[24]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1870,7 +2887,7 @@ func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadRequest.ProtoReflect.Descriptor instead.
 func (*DownloadRequest) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{24}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DownloadRequest) GetSandboxId() string {
@@ -1908,7 +2925,7 @@ type DownloadResponse struct {
 
 func (x *DownloadResponse) Reset() {
 	*x = DownloadResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[25]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1920,7 +2937,7 @@ func (x *DownloadResponse) String() string {
 func (*DownloadResponse) ProtoMessage() {}
 
 func (x *DownloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[25]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1933,7 +2950,7 @@ func (x *DownloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadResponse.ProtoReflect.Descriptor instead.
 func (*DownloadResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{25}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DownloadResponse) GetPart() isDownloadResponse_Part {
@@ -2009,7 +3026,7 @@ type DownloadInfo struct {
 
 func (x *DownloadInfo) Reset() {
 	*x = DownloadInfo{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[26]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2021,7 +3038,7 @@ func (x *DownloadInfo) String() string {
 func (*DownloadInfo) ProtoMessage() {}
 
 func (x *DownloadInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[26]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2034,7 +3051,7 @@ func (x *DownloadInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadInfo.ProtoReflect.Descriptor instead.
 func (*DownloadInfo) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{26}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *DownloadInfo) GetSize() uint64 {
@@ -2070,7 +3087,7 @@ type DownloadDone struct {
 
 func (x *DownloadDone) Reset() {
 	*x = DownloadDone{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[27]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2082,7 +3099,7 @@ func (x *DownloadDone) String() string {
 func (*DownloadDone) ProtoMessage() {}
 
 func (x *DownloadDone) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[27]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2095,7 +3112,7 @@ func (x *DownloadDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadDone.ProtoReflect.Descriptor instead.
 func (*DownloadDone) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{27}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *DownloadDone) GetBytes() uint64 {
@@ -2196,7 +3213,7 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x1aSetEgressAllowlistResponse\x12-\n" +
 	"\asandbox\x18\x01 \x01(\v2\x13.sandbox.v1.SandboxR\asandbox\"\x1a\n" +
 	"\x04Argv\x12\x12\n" +
-	"\x04args\x18\x01 \x03(\tR\x04args\"\xbf\x03\n" +
+	"\x04args\x18\x01 \x03(\tR\x04args\"\xe3\x04\n" +
 	"\vExecRequest\x12\x1d\n" +
 	"\n" +
 	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12&\n" +
@@ -2207,12 +3224,83 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x05stdin\x18\x06 \x01(\fR\x05stdin\x123\n" +
 	"\atimeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12(\n" +
 	"\x10max_output_bytes\x18\b \x01(\x04R\x0emaxOutputBytes\x12M\n" +
-	"\x13output_limit_action\x18\x10 \x01(\x0e2\x1d.sandbox.v1.OutputLimitActionR\x11outputLimitAction\x1a6\n" +
+	"\x13output_limit_action\x18\x10 \x01(\x0e2\x1d.sandbox.v1.OutputLimitActionR\x11outputLimitAction\x12\x1e\n" +
+	"\n" +
+	"background\x18\x11 \x01(\bR\n" +
+	"background\x12&\n" +
+	"\x0fkeep_stdin_open\x18\x12 \x01(\bR\rkeepStdinOpen\x12%\n" +
+	"\x03pty\x18\x13 \x01(\v2\x13.sandbox.v1.PtySizeR\x03pty\x12\x10\n" +
+	"\x03tag\x18\x14 \x01(\tR\x03tag\x12!\n" +
+	"\fretain_bytes\x18\x15 \x01(\x04R\vretainBytes\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\t\n" +
-	"\acommandJ\x04\b\t\x10\x10\"\xb2\x01\n" +
-	"\fExecResponse\x123\n" +
+	"\acommandJ\x04\b\t\x10\x10\"E\n" +
+	"\aPtySize\x12\x12\n" +
+	"\x04rows\x18\x01 \x01(\rR\x04rows\x12\x12\n" +
+	"\x04cols\x18\x02 \x01(\rR\x04cols\x12\x12\n" +
+	"\x04term\x18\x03 \x01(\tR\x04term\"e\n" +
+	"\n" +
+	"CommandRef\x12\x1d\n" +
+	"\n" +
+	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12\x19\n" +
+	"\aexec_id\x18\x02 \x01(\tH\x00R\x06execId\x12\x12\n" +
+	"\x03tag\x18\x03 \x01(\tH\x00R\x03tagB\t\n" +
+	"\acommand\"\xb0\x01\n" +
+	"\rAttachRequest\x120\n" +
+	"\acommand\x18\x01 \x01(\v2\x16.sandbox.v1.CommandRefR\acommand\x12#\n" +
+	"\rstdout_offset\x18\x02 \x01(\x04R\fstdoutOffset\x12#\n" +
+	"\rstderr_offset\x18\x03 \x01(\x04R\fstderrOffset\x12#\n" +
+	"\rfrom_earliest\x18\x04 \x01(\bR\ffromEarliest\"\xcc\x01\n" +
+	"\x0eAttachResponse\x12\x16\n" +
+	"\x06offset\x18\x05 \x01(\x04R\x06offset\x123\n" +
+	"\astarted\x18\x01 \x01(\v2\x17.sandbox.v1.ExecStartedH\x00R\astarted\x12\x18\n" +
+	"\x06stdout\x18\x02 \x01(\fH\x00R\x06stdout\x12\x18\n" +
+	"\x06stderr\x18\x03 \x01(\fH\x00R\x06stderr\x120\n" +
+	"\x06exited\x18\x04 \x01(\v2\x16.sandbox.v1.ExecExitedH\x00R\x06exitedB\a\n" +
+	"\x05event\"o\n" +
+	"\x11WriteInputRequest\x120\n" +
+	"\acommand\x18\x01 \x01(\v2\x16.sandbox.v1.CommandRefR\acommand\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x14\n" +
+	"\x05close\x18\x03 \x01(\bR\x05close\"\x14\n" +
+	"\x12WriteInputResponse\"p\n" +
+	"\x12StreamInputRequest\x120\n" +
+	"\acommand\x18\x01 \x01(\v2\x16.sandbox.v1.CommandRefR\acommand\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x14\n" +
+	"\x05close\x18\x03 \x01(\bR\x05close\"\x15\n" +
+	"\x13StreamInputResponse\"`\n" +
+	"\x14SignalCommandRequest\x120\n" +
+	"\acommand\x18\x01 \x01(\v2\x16.sandbox.v1.CommandRefR\acommand\x12\x16\n" +
+	"\x06signal\x18\x02 \x01(\tR\x06signal\"\x17\n" +
+	"\x15SignalCommandResponse\"m\n" +
+	"\x10ResizePtyRequest\x120\n" +
+	"\acommand\x18\x01 \x01(\v2\x16.sandbox.v1.CommandRefR\acommand\x12'\n" +
+	"\x04size\x18\x02 \x01(\v2\x13.sandbox.v1.PtySizeR\x04size\"\x13\n" +
+	"\x11ResizePtyResponse\"4\n" +
+	"\x13ListCommandsRequest\x12\x1d\n" +
+	"\n" +
+	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\"K\n" +
+	"\x14ListCommandsResponse\x123\n" +
+	"\bcommands\x18\x01 \x03(\v2\x17.sandbox.v1.CommandInfoR\bcommands\"\x85\x03\n" +
+	"\vCommandInfo\x12\x17\n" +
+	"\aexec_id\x18\x01 \x01(\tR\x06execId\x12\x10\n" +
+	"\x03tag\x18\x02 \x01(\tR\x03tag\x12\x12\n" +
+	"\x04args\x18\x03 \x03(\tR\x04args\x129\n" +
+	"\n" +
+	"started_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x18\n" +
+	"\arunning\x18\x05 \x01(\bR\arunning\x12.\n" +
+	"\x06exited\x18\x06 \x01(\v2\x16.sandbox.v1.ExecExitedR\x06exited\x12'\n" +
+	"\x0fstdout_earliest\x18\a \x01(\x04R\x0estdoutEarliest\x12\x1d\n" +
+	"\n" +
+	"stdout_end\x18\b \x01(\x04R\tstdoutEnd\x12'\n" +
+	"\x0fstderr_earliest\x18\t \x01(\x04R\x0estderrEarliest\x12\x1d\n" +
+	"\n" +
+	"stderr_end\x18\n" +
+	" \x01(\x04R\tstderrEnd\x12\x10\n" +
+	"\x03pty\x18\v \x01(\bR\x03pty\x12\x10\n" +
+	"\x03pid\x18\f \x01(\rR\x03pid\"\xca\x01\n" +
+	"\fExecResponse\x12\x16\n" +
+	"\x06offset\x18\x05 \x01(\x04R\x06offset\x123\n" +
 	"\astarted\x18\x01 \x01(\v2\x17.sandbox.v1.ExecStartedH\x00R\astarted\x12\x18\n" +
 	"\x06stdout\x18\x02 \x01(\fH\x00R\x06stdout\x12\x18\n" +
 	"\x06stderr\x18\x03 \x01(\fH\x00R\x06stderr\x120\n" +
@@ -2273,7 +3361,8 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x11OutputLimitAction\x12#\n" +
 	"\x1fOUTPUT_LIMIT_ACTION_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18OUTPUT_LIMIT_ACTION_KILL\x10\x01\x12\x1f\n" +
-	"\x1bOUTPUT_LIMIT_ACTION_DISCARD\x10\x022\xbc\x06\n" +
+	"\x1bOUTPUT_LIMIT_ACTION_DISCARD\x10\x022\x91\n" +
+	"\n" +
 	"\x0eSandboxService\x12T\n" +
 	"\rCreateSandbox\x12 .sandbox.v1.CreateSandboxRequest\x1a!.sandbox.v1.CreateSandboxResponse\x12K\n" +
 	"\n" +
@@ -2285,7 +3374,14 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x12SetEgressAllowlist\x12%.sandbox.v1.SetEgressAllowlistRequest\x1a&.sandbox.v1.SetEgressAllowlistResponse\x12;\n" +
 	"\x04Exec\x12\x17.sandbox.v1.ExecRequest\x1a\x18.sandbox.v1.ExecResponse0\x01\x12A\n" +
 	"\x06Upload\x12\x19.sandbox.v1.UploadRequest\x1a\x1a.sandbox.v1.UploadResponse(\x01\x12G\n" +
-	"\bDownload\x12\x1b.sandbox.v1.DownloadRequest\x1a\x1c.sandbox.v1.DownloadResponse0\x01B*Z(sandboxd.dev/gen/go/sandbox/v1;sandboxv1b\x06proto3"
+	"\bDownload\x12\x1b.sandbox.v1.DownloadRequest\x1a\x1c.sandbox.v1.DownloadResponse0\x01\x12A\n" +
+	"\x06Attach\x12\x19.sandbox.v1.AttachRequest\x1a\x1a.sandbox.v1.AttachResponse0\x01\x12K\n" +
+	"\n" +
+	"WriteInput\x12\x1d.sandbox.v1.WriteInputRequest\x1a\x1e.sandbox.v1.WriteInputResponse\x12P\n" +
+	"\vStreamInput\x12\x1e.sandbox.v1.StreamInputRequest\x1a\x1f.sandbox.v1.StreamInputResponse(\x01\x12T\n" +
+	"\rSignalCommand\x12 .sandbox.v1.SignalCommandRequest\x1a!.sandbox.v1.SignalCommandResponse\x12H\n" +
+	"\tResizePty\x12\x1c.sandbox.v1.ResizePtyRequest\x1a\x1d.sandbox.v1.ResizePtyResponse\x12Q\n" +
+	"\fListCommands\x12\x1f.sandbox.v1.ListCommandsRequest\x1a .sandbox.v1.ListCommandsResponseB*Z(sandboxd.dev/gen/go/sandbox/v1;sandboxv1b\x06proto3"
 
 var (
 	file_sandbox_v1_sandbox_proto_rawDescOnce sync.Once
@@ -2300,7 +3396,7 @@ func file_sandbox_v1_sandbox_proto_rawDescGZIP() []byte {
 }
 
 var file_sandbox_v1_sandbox_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_sandbox_v1_sandbox_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_sandbox_v1_sandbox_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_sandbox_v1_sandbox_proto_goTypes = []any{
 	(OutputLimitAction)(0),             // 0: sandbox.v1.OutputLimitAction
 	(Sandbox_State)(0),                 // 1: sandbox.v1.Sandbox.State
@@ -2323,76 +3419,115 @@ var file_sandbox_v1_sandbox_proto_goTypes = []any{
 	(*SetEgressAllowlistResponse)(nil), // 18: sandbox.v1.SetEgressAllowlistResponse
 	(*Argv)(nil),                       // 19: sandbox.v1.Argv
 	(*ExecRequest)(nil),                // 20: sandbox.v1.ExecRequest
-	(*ExecResponse)(nil),               // 21: sandbox.v1.ExecResponse
-	(*ExecStarted)(nil),                // 22: sandbox.v1.ExecStarted
-	(*ExecExited)(nil),                 // 23: sandbox.v1.ExecExited
-	(*UploadRequest)(nil),              // 24: sandbox.v1.UploadRequest
-	(*UploadHeader)(nil),               // 25: sandbox.v1.UploadHeader
-	(*UploadResponse)(nil),             // 26: sandbox.v1.UploadResponse
-	(*DownloadRequest)(nil),            // 27: sandbox.v1.DownloadRequest
-	(*DownloadResponse)(nil),           // 28: sandbox.v1.DownloadResponse
-	(*DownloadInfo)(nil),               // 29: sandbox.v1.DownloadInfo
-	(*DownloadDone)(nil),               // 30: sandbox.v1.DownloadDone
-	nil,                                // 31: sandbox.v1.Sandbox.LabelsEntry
-	nil,                                // 32: sandbox.v1.CreateSandboxRequest.LabelsEntry
-	nil,                                // 33: sandbox.v1.ListSandboxesRequest.LabelSelectorEntry
-	nil,                                // 34: sandbox.v1.ExecRequest.EnvEntry
-	(*timestamppb.Timestamp)(nil),      // 35: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 36: google.protobuf.Duration
+	(*PtySize)(nil),                    // 21: sandbox.v1.PtySize
+	(*CommandRef)(nil),                 // 22: sandbox.v1.CommandRef
+	(*AttachRequest)(nil),              // 23: sandbox.v1.AttachRequest
+	(*AttachResponse)(nil),             // 24: sandbox.v1.AttachResponse
+	(*WriteInputRequest)(nil),          // 25: sandbox.v1.WriteInputRequest
+	(*WriteInputResponse)(nil),         // 26: sandbox.v1.WriteInputResponse
+	(*StreamInputRequest)(nil),         // 27: sandbox.v1.StreamInputRequest
+	(*StreamInputResponse)(nil),        // 28: sandbox.v1.StreamInputResponse
+	(*SignalCommandRequest)(nil),       // 29: sandbox.v1.SignalCommandRequest
+	(*SignalCommandResponse)(nil),      // 30: sandbox.v1.SignalCommandResponse
+	(*ResizePtyRequest)(nil),           // 31: sandbox.v1.ResizePtyRequest
+	(*ResizePtyResponse)(nil),          // 32: sandbox.v1.ResizePtyResponse
+	(*ListCommandsRequest)(nil),        // 33: sandbox.v1.ListCommandsRequest
+	(*ListCommandsResponse)(nil),       // 34: sandbox.v1.ListCommandsResponse
+	(*CommandInfo)(nil),                // 35: sandbox.v1.CommandInfo
+	(*ExecResponse)(nil),               // 36: sandbox.v1.ExecResponse
+	(*ExecStarted)(nil),                // 37: sandbox.v1.ExecStarted
+	(*ExecExited)(nil),                 // 38: sandbox.v1.ExecExited
+	(*UploadRequest)(nil),              // 39: sandbox.v1.UploadRequest
+	(*UploadHeader)(nil),               // 40: sandbox.v1.UploadHeader
+	(*UploadResponse)(nil),             // 41: sandbox.v1.UploadResponse
+	(*DownloadRequest)(nil),            // 42: sandbox.v1.DownloadRequest
+	(*DownloadResponse)(nil),           // 43: sandbox.v1.DownloadResponse
+	(*DownloadInfo)(nil),               // 44: sandbox.v1.DownloadInfo
+	(*DownloadDone)(nil),               // 45: sandbox.v1.DownloadDone
+	nil,                                // 46: sandbox.v1.Sandbox.LabelsEntry
+	nil,                                // 47: sandbox.v1.CreateSandboxRequest.LabelsEntry
+	nil,                                // 48: sandbox.v1.ListSandboxesRequest.LabelSelectorEntry
+	nil,                                // 49: sandbox.v1.ExecRequest.EnvEntry
+	(*timestamppb.Timestamp)(nil),      // 50: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 51: google.protobuf.Duration
 }
 var file_sandbox_v1_sandbox_proto_depIdxs = []int32{
 	1,  // 0: sandbox.v1.Sandbox.state:type_name -> sandbox.v1.Sandbox.State
-	31, // 1: sandbox.v1.Sandbox.labels:type_name -> sandbox.v1.Sandbox.LabelsEntry
+	46, // 1: sandbox.v1.Sandbox.labels:type_name -> sandbox.v1.Sandbox.LabelsEntry
 	4,  // 2: sandbox.v1.Sandbox.resources:type_name -> sandbox.v1.Resources
-	35, // 3: sandbox.v1.Sandbox.lease_expires_at:type_name -> google.protobuf.Timestamp
-	35, // 4: sandbox.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
+	50, // 3: sandbox.v1.Sandbox.lease_expires_at:type_name -> google.protobuf.Timestamp
+	50, // 4: sandbox.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
 	4,  // 5: sandbox.v1.CreateSandboxRequest.resources:type_name -> sandbox.v1.Resources
-	32, // 6: sandbox.v1.CreateSandboxRequest.labels:type_name -> sandbox.v1.CreateSandboxRequest.LabelsEntry
-	36, // 7: sandbox.v1.CreateSandboxRequest.lease_ttl:type_name -> google.protobuf.Duration
+	47, // 6: sandbox.v1.CreateSandboxRequest.labels:type_name -> sandbox.v1.CreateSandboxRequest.LabelsEntry
+	51, // 7: sandbox.v1.CreateSandboxRequest.lease_ttl:type_name -> google.protobuf.Duration
 	3,  // 8: sandbox.v1.CreateSandboxResponse.sandbox:type_name -> sandbox.v1.Sandbox
 	3,  // 9: sandbox.v1.GetSandboxResponse.sandbox:type_name -> sandbox.v1.Sandbox
-	33, // 10: sandbox.v1.ListSandboxesRequest.label_selector:type_name -> sandbox.v1.ListSandboxesRequest.LabelSelectorEntry
+	48, // 10: sandbox.v1.ListSandboxesRequest.label_selector:type_name -> sandbox.v1.ListSandboxesRequest.LabelSelectorEntry
 	3,  // 11: sandbox.v1.ListSandboxesResponse.sandboxes:type_name -> sandbox.v1.Sandbox
-	36, // 12: sandbox.v1.KeepAliveRequest.lease_ttl:type_name -> google.protobuf.Duration
-	35, // 13: sandbox.v1.KeepAliveResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	51, // 12: sandbox.v1.KeepAliveRequest.lease_ttl:type_name -> google.protobuf.Duration
+	50, // 13: sandbox.v1.KeepAliveResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
 	3,  // 14: sandbox.v1.SetInternetAccessResponse.sandbox:type_name -> sandbox.v1.Sandbox
 	3,  // 15: sandbox.v1.SetEgressAllowlistResponse.sandbox:type_name -> sandbox.v1.Sandbox
 	19, // 16: sandbox.v1.ExecRequest.argv:type_name -> sandbox.v1.Argv
-	34, // 17: sandbox.v1.ExecRequest.env:type_name -> sandbox.v1.ExecRequest.EnvEntry
-	36, // 18: sandbox.v1.ExecRequest.timeout:type_name -> google.protobuf.Duration
+	49, // 17: sandbox.v1.ExecRequest.env:type_name -> sandbox.v1.ExecRequest.EnvEntry
+	51, // 18: sandbox.v1.ExecRequest.timeout:type_name -> google.protobuf.Duration
 	0,  // 19: sandbox.v1.ExecRequest.output_limit_action:type_name -> sandbox.v1.OutputLimitAction
-	22, // 20: sandbox.v1.ExecResponse.started:type_name -> sandbox.v1.ExecStarted
-	23, // 21: sandbox.v1.ExecResponse.exited:type_name -> sandbox.v1.ExecExited
-	2,  // 22: sandbox.v1.ExecExited.reason:type_name -> sandbox.v1.ExecExited.Reason
-	36, // 23: sandbox.v1.ExecExited.duration:type_name -> google.protobuf.Duration
-	25, // 24: sandbox.v1.UploadRequest.header:type_name -> sandbox.v1.UploadHeader
-	29, // 25: sandbox.v1.DownloadResponse.info:type_name -> sandbox.v1.DownloadInfo
-	30, // 26: sandbox.v1.DownloadResponse.done:type_name -> sandbox.v1.DownloadDone
-	5,  // 27: sandbox.v1.SandboxService.CreateSandbox:input_type -> sandbox.v1.CreateSandboxRequest
-	7,  // 28: sandbox.v1.SandboxService.GetSandbox:input_type -> sandbox.v1.GetSandboxRequest
-	9,  // 29: sandbox.v1.SandboxService.ListSandboxes:input_type -> sandbox.v1.ListSandboxesRequest
-	11, // 30: sandbox.v1.SandboxService.DestroySandbox:input_type -> sandbox.v1.DestroySandboxRequest
-	13, // 31: sandbox.v1.SandboxService.KeepAlive:input_type -> sandbox.v1.KeepAliveRequest
-	15, // 32: sandbox.v1.SandboxService.SetInternetAccess:input_type -> sandbox.v1.SetInternetAccessRequest
-	17, // 33: sandbox.v1.SandboxService.SetEgressAllowlist:input_type -> sandbox.v1.SetEgressAllowlistRequest
-	20, // 34: sandbox.v1.SandboxService.Exec:input_type -> sandbox.v1.ExecRequest
-	24, // 35: sandbox.v1.SandboxService.Upload:input_type -> sandbox.v1.UploadRequest
-	27, // 36: sandbox.v1.SandboxService.Download:input_type -> sandbox.v1.DownloadRequest
-	6,  // 37: sandbox.v1.SandboxService.CreateSandbox:output_type -> sandbox.v1.CreateSandboxResponse
-	8,  // 38: sandbox.v1.SandboxService.GetSandbox:output_type -> sandbox.v1.GetSandboxResponse
-	10, // 39: sandbox.v1.SandboxService.ListSandboxes:output_type -> sandbox.v1.ListSandboxesResponse
-	12, // 40: sandbox.v1.SandboxService.DestroySandbox:output_type -> sandbox.v1.DestroySandboxResponse
-	14, // 41: sandbox.v1.SandboxService.KeepAlive:output_type -> sandbox.v1.KeepAliveResponse
-	16, // 42: sandbox.v1.SandboxService.SetInternetAccess:output_type -> sandbox.v1.SetInternetAccessResponse
-	18, // 43: sandbox.v1.SandboxService.SetEgressAllowlist:output_type -> sandbox.v1.SetEgressAllowlistResponse
-	21, // 44: sandbox.v1.SandboxService.Exec:output_type -> sandbox.v1.ExecResponse
-	26, // 45: sandbox.v1.SandboxService.Upload:output_type -> sandbox.v1.UploadResponse
-	28, // 46: sandbox.v1.SandboxService.Download:output_type -> sandbox.v1.DownloadResponse
-	37, // [37:47] is the sub-list for method output_type
-	27, // [27:37] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	21, // 20: sandbox.v1.ExecRequest.pty:type_name -> sandbox.v1.PtySize
+	22, // 21: sandbox.v1.AttachRequest.command:type_name -> sandbox.v1.CommandRef
+	37, // 22: sandbox.v1.AttachResponse.started:type_name -> sandbox.v1.ExecStarted
+	38, // 23: sandbox.v1.AttachResponse.exited:type_name -> sandbox.v1.ExecExited
+	22, // 24: sandbox.v1.WriteInputRequest.command:type_name -> sandbox.v1.CommandRef
+	22, // 25: sandbox.v1.StreamInputRequest.command:type_name -> sandbox.v1.CommandRef
+	22, // 26: sandbox.v1.SignalCommandRequest.command:type_name -> sandbox.v1.CommandRef
+	22, // 27: sandbox.v1.ResizePtyRequest.command:type_name -> sandbox.v1.CommandRef
+	21, // 28: sandbox.v1.ResizePtyRequest.size:type_name -> sandbox.v1.PtySize
+	35, // 29: sandbox.v1.ListCommandsResponse.commands:type_name -> sandbox.v1.CommandInfo
+	50, // 30: sandbox.v1.CommandInfo.started_at:type_name -> google.protobuf.Timestamp
+	38, // 31: sandbox.v1.CommandInfo.exited:type_name -> sandbox.v1.ExecExited
+	37, // 32: sandbox.v1.ExecResponse.started:type_name -> sandbox.v1.ExecStarted
+	38, // 33: sandbox.v1.ExecResponse.exited:type_name -> sandbox.v1.ExecExited
+	2,  // 34: sandbox.v1.ExecExited.reason:type_name -> sandbox.v1.ExecExited.Reason
+	51, // 35: sandbox.v1.ExecExited.duration:type_name -> google.protobuf.Duration
+	40, // 36: sandbox.v1.UploadRequest.header:type_name -> sandbox.v1.UploadHeader
+	44, // 37: sandbox.v1.DownloadResponse.info:type_name -> sandbox.v1.DownloadInfo
+	45, // 38: sandbox.v1.DownloadResponse.done:type_name -> sandbox.v1.DownloadDone
+	5,  // 39: sandbox.v1.SandboxService.CreateSandbox:input_type -> sandbox.v1.CreateSandboxRequest
+	7,  // 40: sandbox.v1.SandboxService.GetSandbox:input_type -> sandbox.v1.GetSandboxRequest
+	9,  // 41: sandbox.v1.SandboxService.ListSandboxes:input_type -> sandbox.v1.ListSandboxesRequest
+	11, // 42: sandbox.v1.SandboxService.DestroySandbox:input_type -> sandbox.v1.DestroySandboxRequest
+	13, // 43: sandbox.v1.SandboxService.KeepAlive:input_type -> sandbox.v1.KeepAliveRequest
+	15, // 44: sandbox.v1.SandboxService.SetInternetAccess:input_type -> sandbox.v1.SetInternetAccessRequest
+	17, // 45: sandbox.v1.SandboxService.SetEgressAllowlist:input_type -> sandbox.v1.SetEgressAllowlistRequest
+	20, // 46: sandbox.v1.SandboxService.Exec:input_type -> sandbox.v1.ExecRequest
+	39, // 47: sandbox.v1.SandboxService.Upload:input_type -> sandbox.v1.UploadRequest
+	42, // 48: sandbox.v1.SandboxService.Download:input_type -> sandbox.v1.DownloadRequest
+	23, // 49: sandbox.v1.SandboxService.Attach:input_type -> sandbox.v1.AttachRequest
+	25, // 50: sandbox.v1.SandboxService.WriteInput:input_type -> sandbox.v1.WriteInputRequest
+	27, // 51: sandbox.v1.SandboxService.StreamInput:input_type -> sandbox.v1.StreamInputRequest
+	29, // 52: sandbox.v1.SandboxService.SignalCommand:input_type -> sandbox.v1.SignalCommandRequest
+	31, // 53: sandbox.v1.SandboxService.ResizePty:input_type -> sandbox.v1.ResizePtyRequest
+	33, // 54: sandbox.v1.SandboxService.ListCommands:input_type -> sandbox.v1.ListCommandsRequest
+	6,  // 55: sandbox.v1.SandboxService.CreateSandbox:output_type -> sandbox.v1.CreateSandboxResponse
+	8,  // 56: sandbox.v1.SandboxService.GetSandbox:output_type -> sandbox.v1.GetSandboxResponse
+	10, // 57: sandbox.v1.SandboxService.ListSandboxes:output_type -> sandbox.v1.ListSandboxesResponse
+	12, // 58: sandbox.v1.SandboxService.DestroySandbox:output_type -> sandbox.v1.DestroySandboxResponse
+	14, // 59: sandbox.v1.SandboxService.KeepAlive:output_type -> sandbox.v1.KeepAliveResponse
+	16, // 60: sandbox.v1.SandboxService.SetInternetAccess:output_type -> sandbox.v1.SetInternetAccessResponse
+	18, // 61: sandbox.v1.SandboxService.SetEgressAllowlist:output_type -> sandbox.v1.SetEgressAllowlistResponse
+	36, // 62: sandbox.v1.SandboxService.Exec:output_type -> sandbox.v1.ExecResponse
+	41, // 63: sandbox.v1.SandboxService.Upload:output_type -> sandbox.v1.UploadResponse
+	43, // 64: sandbox.v1.SandboxService.Download:output_type -> sandbox.v1.DownloadResponse
+	24, // 65: sandbox.v1.SandboxService.Attach:output_type -> sandbox.v1.AttachResponse
+	26, // 66: sandbox.v1.SandboxService.WriteInput:output_type -> sandbox.v1.WriteInputResponse
+	28, // 67: sandbox.v1.SandboxService.StreamInput:output_type -> sandbox.v1.StreamInputResponse
+	30, // 68: sandbox.v1.SandboxService.SignalCommand:output_type -> sandbox.v1.SignalCommandResponse
+	32, // 69: sandbox.v1.SandboxService.ResizePty:output_type -> sandbox.v1.ResizePtyResponse
+	34, // 70: sandbox.v1.SandboxService.ListCommands:output_type -> sandbox.v1.ListCommandsResponse
+	55, // [55:71] is the sub-list for method output_type
+	39, // [39:55] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_sandbox_v1_sandbox_proto_init() }
@@ -2404,19 +3539,29 @@ func file_sandbox_v1_sandbox_proto_init() {
 		(*ExecRequest_Argv)(nil),
 		(*ExecRequest_Shell)(nil),
 	}
-	file_sandbox_v1_sandbox_proto_msgTypes[18].OneofWrappers = []any{
+	file_sandbox_v1_sandbox_proto_msgTypes[19].OneofWrappers = []any{
+		(*CommandRef_ExecId)(nil),
+		(*CommandRef_Tag)(nil),
+	}
+	file_sandbox_v1_sandbox_proto_msgTypes[21].OneofWrappers = []any{
+		(*AttachResponse_Started)(nil),
+		(*AttachResponse_Stdout)(nil),
+		(*AttachResponse_Stderr)(nil),
+		(*AttachResponse_Exited)(nil),
+	}
+	file_sandbox_v1_sandbox_proto_msgTypes[33].OneofWrappers = []any{
 		(*ExecResponse_Started)(nil),
 		(*ExecResponse_Stdout)(nil),
 		(*ExecResponse_Stderr)(nil),
 		(*ExecResponse_Exited)(nil),
 	}
-	file_sandbox_v1_sandbox_proto_msgTypes[20].OneofWrappers = []any{}
-	file_sandbox_v1_sandbox_proto_msgTypes[21].OneofWrappers = []any{
+	file_sandbox_v1_sandbox_proto_msgTypes[35].OneofWrappers = []any{}
+	file_sandbox_v1_sandbox_proto_msgTypes[36].OneofWrappers = []any{
 		(*UploadRequest_Header)(nil),
 		(*UploadRequest_Data)(nil),
 	}
-	file_sandbox_v1_sandbox_proto_msgTypes[22].OneofWrappers = []any{}
-	file_sandbox_v1_sandbox_proto_msgTypes[25].OneofWrappers = []any{
+	file_sandbox_v1_sandbox_proto_msgTypes[37].OneofWrappers = []any{}
+	file_sandbox_v1_sandbox_proto_msgTypes[40].OneofWrappers = []any{
 		(*DownloadResponse_Info)(nil),
 		(*DownloadResponse_Data)(nil),
 		(*DownloadResponse_Done)(nil),
@@ -2427,7 +3572,7 @@ func file_sandbox_v1_sandbox_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sandbox_v1_sandbox_proto_rawDesc), len(file_sandbox_v1_sandbox_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   32,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -58,6 +58,12 @@ const (
 	SandboxService_Exec_FullMethodName               = "/sandbox.v1.SandboxService/Exec"
 	SandboxService_Upload_FullMethodName             = "/sandbox.v1.SandboxService/Upload"
 	SandboxService_Download_FullMethodName           = "/sandbox.v1.SandboxService/Download"
+	SandboxService_Attach_FullMethodName             = "/sandbox.v1.SandboxService/Attach"
+	SandboxService_WriteInput_FullMethodName         = "/sandbox.v1.SandboxService/WriteInput"
+	SandboxService_StreamInput_FullMethodName        = "/sandbox.v1.SandboxService/StreamInput"
+	SandboxService_SignalCommand_FullMethodName      = "/sandbox.v1.SandboxService/SignalCommand"
+	SandboxService_ResizePty_FullMethodName          = "/sandbox.v1.SandboxService/ResizePty"
+	SandboxService_ListCommands_FullMethodName       = "/sandbox.v1.SandboxService/ListCommands"
 )
 
 // SandboxServiceClient is the client API for SandboxService service.
@@ -114,6 +120,31 @@ type SandboxServiceClient interface {
 	Upload(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadRequest, UploadResponse], error)
 	// Reads a file from the sandbox, from an optional byte offset (to resume).
 	Download(ctx context.Context, in *DownloadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadResponse], error)
+	// Streams a command's output from the given offsets: what is stored first,
+	// then live output until it exits, then the `exited` event. Cancelling the
+	// stream detaches; the command goes on. NOT_FOUND for an unknown command;
+	// OUT_OF_RANGE when an offset is older than what is kept (the message names
+	// the earliest offset held; `from_earliest` starts there instead).
+	Attach(ctx context.Context, in *AttachRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AttachResponse], error)
+	// Writes bytes to a command's stdin (`keep_stdin_open`), and optionally
+	// closes it. FAILED_PRECONDITION when the command has ended, its stdin is
+	// closed, or it was started without `keep_stdin_open`. Usable over every
+	// protocol, HTTP/1.1 included.
+	WriteInput(ctx context.Context, in *WriteInputRequest, opts ...grpc.CallOption) (*WriteInputResponse, error)
+	// The same as a client stream, for gRPC (and Connect over HTTP/2) clients
+	// that type as they go: each message's bytes are written as they arrive.
+	// The first message names the command.
+	StreamInput(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[StreamInputRequest, StreamInputResponse], error)
+	// Sends a signal ("SIGINT", "INT", "SIGTERM", "SIGKILL", "SIGHUP",
+	// "SIGUSR1", "SIGWINCH"...) to a command's process group. INVALID_ARGUMENT
+	// for an unknown name; FAILED_PRECONDITION when it has ended.
+	SignalCommand(ctx context.Context, in *SignalCommandRequest, opts ...grpc.CallOption) (*SignalCommandResponse, error)
+	// Changes a PTY command's window size (the command sees it at once, with
+	// SIGWINCH). FAILED_PRECONDITION without a PTY or when it has ended.
+	ResizePty(ctx context.Context, in *ResizePtyRequest, opts ...grpc.CallOption) (*ResizePtyResponse, error)
+	// The sandbox's kept commands: running ones and those finished within
+	// the retention time (1 h), newest first.
+	ListCommands(ctx context.Context, in *ListCommandsRequest, opts ...grpc.CallOption) (*ListCommandsResponse, error)
 }
 
 type sandboxServiceClient struct {
@@ -245,6 +276,78 @@ func (c *sandboxServiceClient) Download(ctx context.Context, in *DownloadRequest
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SandboxService_DownloadClient = grpc.ServerStreamingClient[DownloadResponse]
 
+func (c *sandboxServiceClient) Attach(ctx context.Context, in *AttachRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AttachResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SandboxService_ServiceDesc.Streams[3], SandboxService_Attach_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[AttachRequest, AttachResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SandboxService_AttachClient = grpc.ServerStreamingClient[AttachResponse]
+
+func (c *sandboxServiceClient) WriteInput(ctx context.Context, in *WriteInputRequest, opts ...grpc.CallOption) (*WriteInputResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WriteInputResponse)
+	err := c.cc.Invoke(ctx, SandboxService_WriteInput_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sandboxServiceClient) StreamInput(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[StreamInputRequest, StreamInputResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SandboxService_ServiceDesc.Streams[4], SandboxService_StreamInput_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[StreamInputRequest, StreamInputResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SandboxService_StreamInputClient = grpc.ClientStreamingClient[StreamInputRequest, StreamInputResponse]
+
+func (c *sandboxServiceClient) SignalCommand(ctx context.Context, in *SignalCommandRequest, opts ...grpc.CallOption) (*SignalCommandResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SignalCommandResponse)
+	err := c.cc.Invoke(ctx, SandboxService_SignalCommand_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sandboxServiceClient) ResizePty(ctx context.Context, in *ResizePtyRequest, opts ...grpc.CallOption) (*ResizePtyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResizePtyResponse)
+	err := c.cc.Invoke(ctx, SandboxService_ResizePty_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sandboxServiceClient) ListCommands(ctx context.Context, in *ListCommandsRequest, opts ...grpc.CallOption) (*ListCommandsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCommandsResponse)
+	err := c.cc.Invoke(ctx, SandboxService_ListCommands_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SandboxServiceServer is the server API for SandboxService service.
 // All implementations must embed UnimplementedSandboxServiceServer
 // for forward compatibility.
@@ -299,6 +402,31 @@ type SandboxServiceServer interface {
 	Upload(grpc.ClientStreamingServer[UploadRequest, UploadResponse]) error
 	// Reads a file from the sandbox, from an optional byte offset (to resume).
 	Download(*DownloadRequest, grpc.ServerStreamingServer[DownloadResponse]) error
+	// Streams a command's output from the given offsets: what is stored first,
+	// then live output until it exits, then the `exited` event. Cancelling the
+	// stream detaches; the command goes on. NOT_FOUND for an unknown command;
+	// OUT_OF_RANGE when an offset is older than what is kept (the message names
+	// the earliest offset held; `from_earliest` starts there instead).
+	Attach(*AttachRequest, grpc.ServerStreamingServer[AttachResponse]) error
+	// Writes bytes to a command's stdin (`keep_stdin_open`), and optionally
+	// closes it. FAILED_PRECONDITION when the command has ended, its stdin is
+	// closed, or it was started without `keep_stdin_open`. Usable over every
+	// protocol, HTTP/1.1 included.
+	WriteInput(context.Context, *WriteInputRequest) (*WriteInputResponse, error)
+	// The same as a client stream, for gRPC (and Connect over HTTP/2) clients
+	// that type as they go: each message's bytes are written as they arrive.
+	// The first message names the command.
+	StreamInput(grpc.ClientStreamingServer[StreamInputRequest, StreamInputResponse]) error
+	// Sends a signal ("SIGINT", "INT", "SIGTERM", "SIGKILL", "SIGHUP",
+	// "SIGUSR1", "SIGWINCH"...) to a command's process group. INVALID_ARGUMENT
+	// for an unknown name; FAILED_PRECONDITION when it has ended.
+	SignalCommand(context.Context, *SignalCommandRequest) (*SignalCommandResponse, error)
+	// Changes a PTY command's window size (the command sees it at once, with
+	// SIGWINCH). FAILED_PRECONDITION without a PTY or when it has ended.
+	ResizePty(context.Context, *ResizePtyRequest) (*ResizePtyResponse, error)
+	// The sandbox's kept commands: running ones and those finished within
+	// the retention time (1 h), newest first.
+	ListCommands(context.Context, *ListCommandsRequest) (*ListCommandsResponse, error)
 	mustEmbedUnimplementedSandboxServiceServer()
 }
 
@@ -338,6 +466,24 @@ func (UnimplementedSandboxServiceServer) Upload(grpc.ClientStreamingServer[Uploa
 }
 func (UnimplementedSandboxServiceServer) Download(*DownloadRequest, grpc.ServerStreamingServer[DownloadResponse]) error {
 	return status.Error(codes.Unimplemented, "method Download not implemented")
+}
+func (UnimplementedSandboxServiceServer) Attach(*AttachRequest, grpc.ServerStreamingServer[AttachResponse]) error {
+	return status.Error(codes.Unimplemented, "method Attach not implemented")
+}
+func (UnimplementedSandboxServiceServer) WriteInput(context.Context, *WriteInputRequest) (*WriteInputResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method WriteInput not implemented")
+}
+func (UnimplementedSandboxServiceServer) StreamInput(grpc.ClientStreamingServer[StreamInputRequest, StreamInputResponse]) error {
+	return status.Error(codes.Unimplemented, "method StreamInput not implemented")
+}
+func (UnimplementedSandboxServiceServer) SignalCommand(context.Context, *SignalCommandRequest) (*SignalCommandResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SignalCommand not implemented")
+}
+func (UnimplementedSandboxServiceServer) ResizePty(context.Context, *ResizePtyRequest) (*ResizePtyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResizePty not implemented")
+}
+func (UnimplementedSandboxServiceServer) ListCommands(context.Context, *ListCommandsRequest) (*ListCommandsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCommands not implemented")
 }
 func (UnimplementedSandboxServiceServer) mustEmbedUnimplementedSandboxServiceServer() {}
 func (UnimplementedSandboxServiceServer) testEmbeddedByValue()                        {}
@@ -515,6 +661,96 @@ func _SandboxService_Download_Handler(srv interface{}, stream grpc.ServerStream)
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SandboxService_DownloadServer = grpc.ServerStreamingServer[DownloadResponse]
 
+func _SandboxService_Attach_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(AttachRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(SandboxServiceServer).Attach(m, &grpc.GenericServerStream[AttachRequest, AttachResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SandboxService_AttachServer = grpc.ServerStreamingServer[AttachResponse]
+
+func _SandboxService_WriteInput_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WriteInputRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SandboxServiceServer).WriteInput(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SandboxService_WriteInput_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SandboxServiceServer).WriteInput(ctx, req.(*WriteInputRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SandboxService_StreamInput_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(SandboxServiceServer).StreamInput(&grpc.GenericServerStream[StreamInputRequest, StreamInputResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SandboxService_StreamInputServer = grpc.ClientStreamingServer[StreamInputRequest, StreamInputResponse]
+
+func _SandboxService_SignalCommand_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SignalCommandRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SandboxServiceServer).SignalCommand(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SandboxService_SignalCommand_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SandboxServiceServer).SignalCommand(ctx, req.(*SignalCommandRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SandboxService_ResizePty_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResizePtyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SandboxServiceServer).ResizePty(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SandboxService_ResizePty_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SandboxServiceServer).ResizePty(ctx, req.(*ResizePtyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SandboxService_ListCommands_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCommandsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SandboxServiceServer).ListCommands(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SandboxService_ListCommands_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SandboxServiceServer).ListCommands(ctx, req.(*ListCommandsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SandboxService_ServiceDesc is the grpc.ServiceDesc for SandboxService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -550,6 +786,22 @@ var SandboxService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "SetEgressAllowlist",
 			Handler:    _SandboxService_SetEgressAllowlist_Handler,
 		},
+		{
+			MethodName: "WriteInput",
+			Handler:    _SandboxService_WriteInput_Handler,
+		},
+		{
+			MethodName: "SignalCommand",
+			Handler:    _SandboxService_SignalCommand_Handler,
+		},
+		{
+			MethodName: "ResizePty",
+			Handler:    _SandboxService_ResizePty_Handler,
+		},
+		{
+			MethodName: "ListCommands",
+			Handler:    _SandboxService_ListCommands_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -566,6 +818,16 @@ var SandboxService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Download",
 			Handler:       _SandboxService_Download_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "Attach",
+			Handler:       _SandboxService_Attach_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "StreamInput",
+			Handler:       _SandboxService_StreamInput_Handler,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "sandbox/v1/sandbox.proto",

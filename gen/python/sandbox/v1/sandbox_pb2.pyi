@@ -196,7 +196,7 @@ class Argv(_message.Message):
     def __init__(self, args: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ExecRequest(_message.Message):
-    __slots__ = ("sandbox_id", "argv", "shell", "env", "cwd", "stdin", "timeout", "max_output_bytes", "output_limit_action")
+    __slots__ = ("sandbox_id", "argv", "shell", "env", "cwd", "stdin", "timeout", "max_output_bytes", "output_limit_action", "background", "keep_stdin_open", "pty", "tag", "retain_bytes")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -213,6 +213,11 @@ class ExecRequest(_message.Message):
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     MAX_OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_LIMIT_ACTION_FIELD_NUMBER: _ClassVar[int]
+    BACKGROUND_FIELD_NUMBER: _ClassVar[int]
+    KEEP_STDIN_OPEN_FIELD_NUMBER: _ClassVar[int]
+    PTY_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    RETAIN_BYTES_FIELD_NUMBER: _ClassVar[int]
     sandbox_id: str
     argv: Argv
     shell: str
@@ -222,19 +227,164 @@ class ExecRequest(_message.Message):
     timeout: _duration_pb2.Duration
     max_output_bytes: int
     output_limit_action: OutputLimitAction
-    def __init__(self, sandbox_id: _Optional[str] = ..., argv: _Optional[_Union[Argv, _Mapping]] = ..., shell: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., cwd: _Optional[str] = ..., stdin: _Optional[bytes] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_output_bytes: _Optional[int] = ..., output_limit_action: _Optional[_Union[OutputLimitAction, str]] = ...) -> None: ...
+    background: bool
+    keep_stdin_open: bool
+    pty: PtySize
+    tag: str
+    retain_bytes: int
+    def __init__(self, sandbox_id: _Optional[str] = ..., argv: _Optional[_Union[Argv, _Mapping]] = ..., shell: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., cwd: _Optional[str] = ..., stdin: _Optional[bytes] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_output_bytes: _Optional[int] = ..., output_limit_action: _Optional[_Union[OutputLimitAction, str]] = ..., background: bool = ..., keep_stdin_open: bool = ..., pty: _Optional[_Union[PtySize, _Mapping]] = ..., tag: _Optional[str] = ..., retain_bytes: _Optional[int] = ...) -> None: ...
 
-class ExecResponse(_message.Message):
-    __slots__ = ("started", "stdout", "stderr", "exited")
+class PtySize(_message.Message):
+    __slots__ = ("rows", "cols", "term")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    COLS_FIELD_NUMBER: _ClassVar[int]
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    rows: int
+    cols: int
+    term: str
+    def __init__(self, rows: _Optional[int] = ..., cols: _Optional[int] = ..., term: _Optional[str] = ...) -> None: ...
+
+class CommandRef(_message.Message):
+    __slots__ = ("sandbox_id", "exec_id", "tag")
+    SANDBOX_ID_FIELD_NUMBER: _ClassVar[int]
+    EXEC_ID_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    sandbox_id: str
+    exec_id: str
+    tag: str
+    def __init__(self, sandbox_id: _Optional[str] = ..., exec_id: _Optional[str] = ..., tag: _Optional[str] = ...) -> None: ...
+
+class AttachRequest(_message.Message):
+    __slots__ = ("command", "stdout_offset", "stderr_offset", "from_earliest")
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    STDOUT_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    STDERR_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    FROM_EARLIEST_FIELD_NUMBER: _ClassVar[int]
+    command: CommandRef
+    stdout_offset: int
+    stderr_offset: int
+    from_earliest: bool
+    def __init__(self, command: _Optional[_Union[CommandRef, _Mapping]] = ..., stdout_offset: _Optional[int] = ..., stderr_offset: _Optional[int] = ..., from_earliest: bool = ...) -> None: ...
+
+class AttachResponse(_message.Message):
+    __slots__ = ("offset", "started", "stdout", "stderr", "exited")
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
     STARTED_FIELD_NUMBER: _ClassVar[int]
     STDOUT_FIELD_NUMBER: _ClassVar[int]
     STDERR_FIELD_NUMBER: _ClassVar[int]
     EXITED_FIELD_NUMBER: _ClassVar[int]
+    offset: int
     started: ExecStarted
     stdout: bytes
     stderr: bytes
     exited: ExecExited
-    def __init__(self, started: _Optional[_Union[ExecStarted, _Mapping]] = ..., stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., exited: _Optional[_Union[ExecExited, _Mapping]] = ...) -> None: ...
+    def __init__(self, offset: _Optional[int] = ..., started: _Optional[_Union[ExecStarted, _Mapping]] = ..., stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., exited: _Optional[_Union[ExecExited, _Mapping]] = ...) -> None: ...
+
+class WriteInputRequest(_message.Message):
+    __slots__ = ("command", "data", "close")
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_FIELD_NUMBER: _ClassVar[int]
+    command: CommandRef
+    data: bytes
+    close: bool
+    def __init__(self, command: _Optional[_Union[CommandRef, _Mapping]] = ..., data: _Optional[bytes] = ..., close: bool = ...) -> None: ...
+
+class WriteInputResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class StreamInputRequest(_message.Message):
+    __slots__ = ("command", "data", "close")
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_FIELD_NUMBER: _ClassVar[int]
+    command: CommandRef
+    data: bytes
+    close: bool
+    def __init__(self, command: _Optional[_Union[CommandRef, _Mapping]] = ..., data: _Optional[bytes] = ..., close: bool = ...) -> None: ...
+
+class StreamInputResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SignalCommandRequest(_message.Message):
+    __slots__ = ("command", "signal")
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    command: CommandRef
+    signal: str
+    def __init__(self, command: _Optional[_Union[CommandRef, _Mapping]] = ..., signal: _Optional[str] = ...) -> None: ...
+
+class SignalCommandResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ResizePtyRequest(_message.Message):
+    __slots__ = ("command", "size")
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    command: CommandRef
+    size: PtySize
+    def __init__(self, command: _Optional[_Union[CommandRef, _Mapping]] = ..., size: _Optional[_Union[PtySize, _Mapping]] = ...) -> None: ...
+
+class ResizePtyResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListCommandsRequest(_message.Message):
+    __slots__ = ("sandbox_id",)
+    SANDBOX_ID_FIELD_NUMBER: _ClassVar[int]
+    sandbox_id: str
+    def __init__(self, sandbox_id: _Optional[str] = ...) -> None: ...
+
+class ListCommandsResponse(_message.Message):
+    __slots__ = ("commands",)
+    COMMANDS_FIELD_NUMBER: _ClassVar[int]
+    commands: _containers.RepeatedCompositeFieldContainer[CommandInfo]
+    def __init__(self, commands: _Optional[_Iterable[_Union[CommandInfo, _Mapping]]] = ...) -> None: ...
+
+class CommandInfo(_message.Message):
+    __slots__ = ("exec_id", "tag", "args", "started_at", "running", "exited", "stdout_earliest", "stdout_end", "stderr_earliest", "stderr_end", "pty", "pid")
+    EXEC_ID_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    EXITED_FIELD_NUMBER: _ClassVar[int]
+    STDOUT_EARLIEST_FIELD_NUMBER: _ClassVar[int]
+    STDOUT_END_FIELD_NUMBER: _ClassVar[int]
+    STDERR_EARLIEST_FIELD_NUMBER: _ClassVar[int]
+    STDERR_END_FIELD_NUMBER: _ClassVar[int]
+    PTY_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    exec_id: str
+    tag: str
+    args: _containers.RepeatedScalarFieldContainer[str]
+    started_at: _timestamp_pb2.Timestamp
+    running: bool
+    exited: ExecExited
+    stdout_earliest: int
+    stdout_end: int
+    stderr_earliest: int
+    stderr_end: int
+    pty: bool
+    pid: int
+    def __init__(self, exec_id: _Optional[str] = ..., tag: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., running: bool = ..., exited: _Optional[_Union[ExecExited, _Mapping]] = ..., stdout_earliest: _Optional[int] = ..., stdout_end: _Optional[int] = ..., stderr_earliest: _Optional[int] = ..., stderr_end: _Optional[int] = ..., pty: bool = ..., pid: _Optional[int] = ...) -> None: ...
+
+class ExecResponse(_message.Message):
+    __slots__ = ("offset", "started", "stdout", "stderr", "exited")
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    STDOUT_FIELD_NUMBER: _ClassVar[int]
+    STDERR_FIELD_NUMBER: _ClassVar[int]
+    EXITED_FIELD_NUMBER: _ClassVar[int]
+    offset: int
+    started: ExecStarted
+    stdout: bytes
+    stderr: bytes
+    exited: ExecExited
+    def __init__(self, offset: _Optional[int] = ..., started: _Optional[_Union[ExecStarted, _Mapping]] = ..., stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., exited: _Optional[_Union[ExecExited, _Mapping]] = ...) -> None: ...
 
 class ExecStarted(_message.Message):
     __slots__ = ("exec_id", "pid")

@@ -85,6 +85,36 @@ class SandboxServiceStub(object):
                 request_serializer=sandbox_dot_v1_dot_sandbox__pb2.DownloadRequest.SerializeToString,
                 response_deserializer=sandbox_dot_v1_dot_sandbox__pb2.DownloadResponse.FromString,
                 _registered_method=True)
+        self.Attach = channel.unary_stream(
+                '/sandbox.v1.SandboxService/Attach',
+                request_serializer=sandbox_dot_v1_dot_sandbox__pb2.AttachRequest.SerializeToString,
+                response_deserializer=sandbox_dot_v1_dot_sandbox__pb2.AttachResponse.FromString,
+                _registered_method=True)
+        self.WriteInput = channel.unary_unary(
+                '/sandbox.v1.SandboxService/WriteInput',
+                request_serializer=sandbox_dot_v1_dot_sandbox__pb2.WriteInputRequest.SerializeToString,
+                response_deserializer=sandbox_dot_v1_dot_sandbox__pb2.WriteInputResponse.FromString,
+                _registered_method=True)
+        self.StreamInput = channel.stream_unary(
+                '/sandbox.v1.SandboxService/StreamInput',
+                request_serializer=sandbox_dot_v1_dot_sandbox__pb2.StreamInputRequest.SerializeToString,
+                response_deserializer=sandbox_dot_v1_dot_sandbox__pb2.StreamInputResponse.FromString,
+                _registered_method=True)
+        self.SignalCommand = channel.unary_unary(
+                '/sandbox.v1.SandboxService/SignalCommand',
+                request_serializer=sandbox_dot_v1_dot_sandbox__pb2.SignalCommandRequest.SerializeToString,
+                response_deserializer=sandbox_dot_v1_dot_sandbox__pb2.SignalCommandResponse.FromString,
+                _registered_method=True)
+        self.ResizePty = channel.unary_unary(
+                '/sandbox.v1.SandboxService/ResizePty',
+                request_serializer=sandbox_dot_v1_dot_sandbox__pb2.ResizePtyRequest.SerializeToString,
+                response_deserializer=sandbox_dot_v1_dot_sandbox__pb2.ResizePtyResponse.FromString,
+                _registered_method=True)
+        self.ListCommands = channel.unary_unary(
+                '/sandbox.v1.SandboxService/ListCommands',
+                request_serializer=sandbox_dot_v1_dot_sandbox__pb2.ListCommandsRequest.SerializeToString,
+                response_deserializer=sandbox_dot_v1_dot_sandbox__pb2.ListCommandsResponse.FromString,
+                _registered_method=True)
 
 
 class SandboxServiceServicer(object):
@@ -189,6 +219,68 @@ class SandboxServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Attach(self, request, context):
+        """Commands that outlive their RPC or take input over time (ExecRequest's
+        `background`, `keep_stdin_open`, `pty`) are kept by a small helper inside
+        the sandbox (sbx-run, installed by sandboxd on first use): their output,
+        state and exit status live in the sandbox, so any replica, also after a
+        restart of sandboxd, can list them and attach to them. They are named by
+        their `exec_id` or by the `tag` the client gave.
+
+        Streams a command's output from the given offsets: what is stored first,
+        then live output until it exits, then the `exited` event. Cancelling the
+        stream detaches; the command goes on. NOT_FOUND for an unknown command;
+        OUT_OF_RANGE when an offset is older than what is kept (the message names
+        the earliest offset held; `from_earliest` starts there instead).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WriteInput(self, request, context):
+        """Writes bytes to a command's stdin (`keep_stdin_open`), and optionally
+        closes it. FAILED_PRECONDITION when the command has ended, its stdin is
+        closed, or it was started without `keep_stdin_open`. Usable over every
+        protocol, HTTP/1.1 included.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamInput(self, request_iterator, context):
+        """The same as a client stream, for gRPC (and Connect over HTTP/2) clients
+        that type as they go: each message's bytes are written as they arrive.
+        The first message names the command.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SignalCommand(self, request, context):
+        """Sends a signal ("SIGINT", "INT", "SIGTERM", "SIGKILL", "SIGHUP",
+        "SIGUSR1", "SIGWINCH"...) to a command's process group. INVALID_ARGUMENT
+        for an unknown name; FAILED_PRECONDITION when it has ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResizePty(self, request, context):
+        """Changes a PTY command's window size (the command sees it at once, with
+        SIGWINCH). FAILED_PRECONDITION without a PTY or when it has ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCommands(self, request, context):
+        """The sandbox's kept commands: running ones and those finished within
+        the retention time (1 h), newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SandboxServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -241,6 +333,36 @@ def add_SandboxServiceServicer_to_server(servicer, server):
                     servicer.Download,
                     request_deserializer=sandbox_dot_v1_dot_sandbox__pb2.DownloadRequest.FromString,
                     response_serializer=sandbox_dot_v1_dot_sandbox__pb2.DownloadResponse.SerializeToString,
+            ),
+            'Attach': grpc.unary_stream_rpc_method_handler(
+                    servicer.Attach,
+                    request_deserializer=sandbox_dot_v1_dot_sandbox__pb2.AttachRequest.FromString,
+                    response_serializer=sandbox_dot_v1_dot_sandbox__pb2.AttachResponse.SerializeToString,
+            ),
+            'WriteInput': grpc.unary_unary_rpc_method_handler(
+                    servicer.WriteInput,
+                    request_deserializer=sandbox_dot_v1_dot_sandbox__pb2.WriteInputRequest.FromString,
+                    response_serializer=sandbox_dot_v1_dot_sandbox__pb2.WriteInputResponse.SerializeToString,
+            ),
+            'StreamInput': grpc.stream_unary_rpc_method_handler(
+                    servicer.StreamInput,
+                    request_deserializer=sandbox_dot_v1_dot_sandbox__pb2.StreamInputRequest.FromString,
+                    response_serializer=sandbox_dot_v1_dot_sandbox__pb2.StreamInputResponse.SerializeToString,
+            ),
+            'SignalCommand': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignalCommand,
+                    request_deserializer=sandbox_dot_v1_dot_sandbox__pb2.SignalCommandRequest.FromString,
+                    response_serializer=sandbox_dot_v1_dot_sandbox__pb2.SignalCommandResponse.SerializeToString,
+            ),
+            'ResizePty': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResizePty,
+                    request_deserializer=sandbox_dot_v1_dot_sandbox__pb2.ResizePtyRequest.FromString,
+                    response_serializer=sandbox_dot_v1_dot_sandbox__pb2.ResizePtyResponse.SerializeToString,
+            ),
+            'ListCommands': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCommands,
+                    request_deserializer=sandbox_dot_v1_dot_sandbox__pb2.ListCommandsRequest.FromString,
+                    response_serializer=sandbox_dot_v1_dot_sandbox__pb2.ListCommandsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -514,6 +636,168 @@ class SandboxService(object):
             '/sandbox.v1.SandboxService/Download',
             sandbox_dot_v1_dot_sandbox__pb2.DownloadRequest.SerializeToString,
             sandbox_dot_v1_dot_sandbox__pb2.DownloadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Attach(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sandbox.v1.SandboxService/Attach',
+            sandbox_dot_v1_dot_sandbox__pb2.AttachRequest.SerializeToString,
+            sandbox_dot_v1_dot_sandbox__pb2.AttachResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WriteInput(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.v1.SandboxService/WriteInput',
+            sandbox_dot_v1_dot_sandbox__pb2.WriteInputRequest.SerializeToString,
+            sandbox_dot_v1_dot_sandbox__pb2.WriteInputResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamInput(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/sandbox.v1.SandboxService/StreamInput',
+            sandbox_dot_v1_dot_sandbox__pb2.StreamInputRequest.SerializeToString,
+            sandbox_dot_v1_dot_sandbox__pb2.StreamInputResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignalCommand(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.v1.SandboxService/SignalCommand',
+            sandbox_dot_v1_dot_sandbox__pb2.SignalCommandRequest.SerializeToString,
+            sandbox_dot_v1_dot_sandbox__pb2.SignalCommandResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResizePty(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.v1.SandboxService/ResizePty',
+            sandbox_dot_v1_dot_sandbox__pb2.ResizePtyRequest.SerializeToString,
+            sandbox_dot_v1_dot_sandbox__pb2.ResizePtyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCommands(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.v1.SandboxService/ListCommands',
+            sandbox_dot_v1_dot_sandbox__pb2.ListCommandsRequest.SerializeToString,
+            sandbox_dot_v1_dot_sandbox__pb2.ListCommandsResponse.FromString,
             options,
             channel_credentials,
             insecure,

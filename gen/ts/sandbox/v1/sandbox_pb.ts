@@ -41,7 +41,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sandbox/v1/sandbox.proto.
  */
 export const file_sandbox_v1_sandbox: GenFile = /*@__PURE__*/
-  fileDesc("ChhzYW5kYm94L3YxL3NhbmRib3gucHJvdG8SCnNhbmRib3gudjEi9AMKB1NhbmRib3gSCgoCaWQYASABKAkSKAoFc3RhdGUYAiABKA4yGS5zYW5kYm94LnYxLlNhbmRib3guU3RhdGUSLwoGbGFiZWxzGAMgAygLMh8uc2FuZGJveC52MS5TYW5kYm94LkxhYmVsc0VudHJ5EigKCXJlc291cmNlcxgEIAEoCzIVLnNhbmRib3gudjEuUmVzb3VyY2VzEhcKD2ludGVybmV0X2FjY2VzcxgFIAEoCBI0ChBsZWFzZV9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghwcm92aWRlchgIIAEoCRIYChBlZ3Jlc3NfYWxsb3dsaXN0GAkgAygJEg4KBnRlbmFudBgKIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIm4KBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEgoOU1RBVEVfQ1JFQVRJTkcQARIRCg1TVEFURV9SVU5OSU5HEAISFAoQU1RBVEVfREVTVFJPWUlORxADEhEKDVNUQVRFX1NUT1BQRUQQBCJACglSZXNvdXJjZXMSDQoFY29yZXMYASABKA0SEgoKbWVtb3J5X21pYhgCIAEoDRIQCghkaXNrX2dpYhgDIAEoDSKIAgoUQ3JlYXRlU2FuZGJveFJlcXVlc3QSKAoJcmVzb3VyY2VzGAEgASgLMhUuc2FuZGJveC52MS5SZXNvdXJjZXMSFwoPaW50ZXJuZXRfYWNjZXNzGAIgASgIEjwKBmxhYmVscxgDIAMoCzIsLnNhbmRib3gudjEuQ3JlYXRlU2FuZGJveFJlcXVlc3QuTGFiZWxzRW50cnkSLAoJbGVhc2VfdHRsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhIKCnJlcXVlc3RfaWQYBSABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI9ChVDcmVhdGVTYW5kYm94UmVzcG9uc2USJAoHc2FuZGJveBgBIAEoCzITLnNhbmRib3gudjEuU2FuZGJveCInChFHZXRTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIjoKEkdldFNhbmRib3hSZXNwb25zZRIkCgdzYW5kYm94GAEgASgLMhMuc2FuZGJveC52MS5TYW5kYm94IsABChRMaXN0U2FuZGJveGVzUmVxdWVzdBJLCg5sYWJlbF9zZWxlY3RvchgBIAMoCzIzLnNhbmRib3gudjEuTGlzdFNhbmRib3hlc1JlcXVlc3QuTGFiZWxTZWxlY3RvckVudHJ5EhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJGjQKEkxhYmVsU2VsZWN0b3JFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlgKFUxpc3RTYW5kYm94ZXNSZXNwb25zZRImCglzYW5kYm94ZXMYASADKAsyEy5zYW5kYm94LnYxLlNhbmRib3gSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIisKFURlc3Ryb3lTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIhgKFkRlc3Ryb3lTYW5kYm94UmVzcG9uc2UiVAoQS2VlcEFsaXZlUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEiwKCWxlYXNlX3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJJChFLZWVwQWxpdmVSZXNwb25zZRI0ChBsZWFzZV9leHBpcmVzX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI/ChhTZXRJbnRlcm5ldEFjY2Vzc1JlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCRIPCgdlbmFibGVkGAIgASgIIkEKGVNldEludGVybmV0QWNjZXNzUmVzcG9uc2USJAoHc2FuZGJveBgBIAEoCzITLnNhbmRib3gudjEuU2FuZGJveCJAChlTZXRFZ3Jlc3NBbGxvd2xpc3RSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSDwoHZW50cmllcxgCIAMoCSJCChpTZXRFZ3Jlc3NBbGxvd2xpc3RSZXNwb25zZRIkCgdzYW5kYm94GAEgASgLMhMuc2FuZGJveC52MS5TYW5kYm94IhQKBEFyZ3YSDAoEYXJncxgBIAMoCSLeAgoLRXhlY1JlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCRIgCgRhcmd2GAIgASgLMhAuc2FuZGJveC52MS5Bcmd2SAASDwoFc2hlbGwYAyABKAlIABItCgNlbnYYBCADKAsyIC5zYW5kYm94LnYxLkV4ZWNSZXF1ZXN0LkVudkVudHJ5EgsKA2N3ZBgFIAEoCRINCgVzdGRpbhgGIAEoDBIqCgd0aW1lb3V0GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhgKEG1heF9vdXRwdXRfYnl0ZXMYCCABKAQSOgoTb3V0cHV0X2xpbWl0X2FjdGlvbhgQIAEoDjIdLnNhbmRib3gudjEuT3V0cHV0TGltaXRBY3Rpb24aKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIJCgdjb21tYW5kSgQICRAQIpEBCgxFeGVjUmVzcG9uc2USKgoHc3RhcnRlZBgBIAEoCzIXLnNhbmRib3gudjEuRXhlY1N0YXJ0ZWRIABIQCgZzdGRvdXQYAiABKAxIABIQCgZzdGRlcnIYAyABKAxIABIoCgZleGl0ZWQYBCABKAsyFi5zYW5kYm94LnYxLkV4ZWNFeGl0ZWRIAEIHCgVldmVudCIrCgtFeGVjU3RhcnRlZBIPCgdleGVjX2lkGAEgASgJEgsKA3BpZBgCIAEoDSLKAgoKRXhlY0V4aXRlZBItCgZyZWFzb24YASABKA4yHS5zYW5kYm94LnYxLkV4ZWNFeGl0ZWQuUmVhc29uEhYKCWV4aXRfY29kZRgCIAEoBUgAiAEBEg4KBnNpZ25hbBgDIAEoCRIYChBzdGRvdXRfdHJ1bmNhdGVkGAQgASgIEhgKEHN0ZGVycl90cnVuY2F0ZWQYBSABKAgSKwoIZHVyYXRpb24YBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24idgoGUmVhc29uEhYKElJFQVNPTl9VTlNQRUNJRklFRBAAEhEKDVJFQVNPTl9FWElURUQQARISCg5SRUFTT05fVElNRU9VVBACEhQKEFJFQVNPTl9DQU5DRUxMRUQQAxIXChNSRUFTT05fT1VUUFVUX0xJTUlUEARCDAoKX2V4aXRfY29kZSJTCg1VcGxvYWRSZXF1ZXN0EioKBmhlYWRlchgBIAEoCzIYLnNhbmRib3gudjEuVXBsb2FkSGVhZGVySAASDgoEZGF0YRgCIAEoDEgAQgYKBHBhcnQimwEKDFVwbG9hZEhlYWRlchISCgpzYW5kYm94X2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDAoEbW9kZRgDIAEoDRIUCgxtYWtlX3BhcmVudHMYBCABKAgSGgoNZXhwZWN0ZWRfc2l6ZRgFIAEoBEgAiAEBEhcKD2V4cGVjdGVkX3NoYTI1NhgGIAEoCUIQCg5fZXhwZWN0ZWRfc2l6ZSI3Cg5VcGxvYWRSZXNwb25zZRIVCg1ieXRlc193cml0dGVuGAEgASgEEg4KBnNoYTI1NhgCIAEoCSJDCg9Eb3dubG9hZFJlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEg4KBm9mZnNldBgDIAEoBCJ+ChBEb3dubG9hZFJlc3BvbnNlEigKBGluZm8YASABKAsyGC5zYW5kYm94LnYxLkRvd25sb2FkSW5mb0gAEg4KBGRhdGEYAiABKAxIABIoCgRkb25lGAMgASgLMhguc2FuZGJveC52MS5Eb3dubG9hZERvbmVIAEIGCgRwYXJ0IjoKDERvd25sb2FkSW5mbxIMCgRzaXplGAEgASgEEgwKBG1vZGUYAiABKA0SDgoGb2Zmc2V0GAMgASgEIi0KDERvd25sb2FkRG9uZRINCgVieXRlcxgBIAEoBBIOCgZzaGEyNTYYAiABKAkqdwoRT3V0cHV0TGltaXRBY3Rpb24SIwofT1VUUFVUX0xJTUlUX0FDVElPTl9VTlNQRUNJRklFRBAAEhwKGE9VVFBVVF9MSU1JVF9BQ1RJT05fS0lMTBABEh8KG09VVFBVVF9MSU1JVF9BQ1RJT05fRElTQ0FSRBACMrwGCg5TYW5kYm94U2VydmljZRJUCg1DcmVhdGVTYW5kYm94EiAuc2FuZGJveC52MS5DcmVhdGVTYW5kYm94UmVxdWVzdBohLnNhbmRib3gudjEuQ3JlYXRlU2FuZGJveFJlc3BvbnNlEksKCkdldFNhbmRib3gSHS5zYW5kYm94LnYxLkdldFNhbmRib3hSZXF1ZXN0Gh4uc2FuZGJveC52MS5HZXRTYW5kYm94UmVzcG9uc2USVAoNTGlzdFNhbmRib3hlcxIgLnNhbmRib3gudjEuTGlzdFNhbmRib3hlc1JlcXVlc3QaIS5zYW5kYm94LnYxLkxpc3RTYW5kYm94ZXNSZXNwb25zZRJXCg5EZXN0cm95U2FuZGJveBIhLnNhbmRib3gudjEuRGVzdHJveVNhbmRib3hSZXF1ZXN0GiIuc2FuZGJveC52MS5EZXN0cm95U2FuZGJveFJlc3BvbnNlEkgKCUtlZXBBbGl2ZRIcLnNhbmRib3gudjEuS2VlcEFsaXZlUmVxdWVzdBodLnNhbmRib3gudjEuS2VlcEFsaXZlUmVzcG9uc2USYAoRU2V0SW50ZXJuZXRBY2Nlc3MSJC5zYW5kYm94LnYxLlNldEludGVybmV0QWNjZXNzUmVxdWVzdBolLnNhbmRib3gudjEuU2V0SW50ZXJuZXRBY2Nlc3NSZXNwb25zZRJjChJTZXRFZ3Jlc3NBbGxvd2xpc3QSJS5zYW5kYm94LnYxLlNldEVncmVzc0FsbG93bGlzdFJlcXVlc3QaJi5zYW5kYm94LnYxLlNldEVncmVzc0FsbG93bGlzdFJlc3BvbnNlEjsKBEV4ZWMSFy5zYW5kYm94LnYxLkV4ZWNSZXF1ZXN0Ghguc2FuZGJveC52MS5FeGVjUmVzcG9uc2UwARJBCgZVcGxvYWQSGS5zYW5kYm94LnYxLlVwbG9hZFJlcXVlc3QaGi5zYW5kYm94LnYxLlVwbG9hZFJlc3BvbnNlKAESRwoIRG93bmxvYWQSGy5zYW5kYm94LnYxLkRvd25sb2FkUmVxdWVzdBocLnNhbmRib3gudjEuRG93bmxvYWRSZXNwb25zZTABQipaKHNhbmRib3hkLmRldi9nZW4vZ28vc2FuZGJveC92MTtzYW5kYm94djFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChhzYW5kYm94L3YxL3NhbmRib3gucHJvdG8SCnNhbmRib3gudjEi9AMKB1NhbmRib3gSCgoCaWQYASABKAkSKAoFc3RhdGUYAiABKA4yGS5zYW5kYm94LnYxLlNhbmRib3guU3RhdGUSLwoGbGFiZWxzGAMgAygLMh8uc2FuZGJveC52MS5TYW5kYm94LkxhYmVsc0VudHJ5EigKCXJlc291cmNlcxgEIAEoCzIVLnNhbmRib3gudjEuUmVzb3VyY2VzEhcKD2ludGVybmV0X2FjY2VzcxgFIAEoCBI0ChBsZWFzZV9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghwcm92aWRlchgIIAEoCRIYChBlZ3Jlc3NfYWxsb3dsaXN0GAkgAygJEg4KBnRlbmFudBgKIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIm4KBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEgoOU1RBVEVfQ1JFQVRJTkcQARIRCg1TVEFURV9SVU5OSU5HEAISFAoQU1RBVEVfREVTVFJPWUlORxADEhEKDVNUQVRFX1NUT1BQRUQQBCJACglSZXNvdXJjZXMSDQoFY29yZXMYASABKA0SEgoKbWVtb3J5X21pYhgCIAEoDRIQCghkaXNrX2dpYhgDIAEoDSKIAgoUQ3JlYXRlU2FuZGJveFJlcXVlc3QSKAoJcmVzb3VyY2VzGAEgASgLMhUuc2FuZGJveC52MS5SZXNvdXJjZXMSFwoPaW50ZXJuZXRfYWNjZXNzGAIgASgIEjwKBmxhYmVscxgDIAMoCzIsLnNhbmRib3gudjEuQ3JlYXRlU2FuZGJveFJlcXVlc3QuTGFiZWxzRW50cnkSLAoJbGVhc2VfdHRsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhIKCnJlcXVlc3RfaWQYBSABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI9ChVDcmVhdGVTYW5kYm94UmVzcG9uc2USJAoHc2FuZGJveBgBIAEoCzITLnNhbmRib3gudjEuU2FuZGJveCInChFHZXRTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIjoKEkdldFNhbmRib3hSZXNwb25zZRIkCgdzYW5kYm94GAEgASgLMhMuc2FuZGJveC52MS5TYW5kYm94IsABChRMaXN0U2FuZGJveGVzUmVxdWVzdBJLCg5sYWJlbF9zZWxlY3RvchgBIAMoCzIzLnNhbmRib3gudjEuTGlzdFNhbmRib3hlc1JlcXVlc3QuTGFiZWxTZWxlY3RvckVudHJ5EhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJGjQKEkxhYmVsU2VsZWN0b3JFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlgKFUxpc3RTYW5kYm94ZXNSZXNwb25zZRImCglzYW5kYm94ZXMYASADKAsyEy5zYW5kYm94LnYxLlNhbmRib3gSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIisKFURlc3Ryb3lTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIhgKFkRlc3Ryb3lTYW5kYm94UmVzcG9uc2UiVAoQS2VlcEFsaXZlUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEiwKCWxlYXNlX3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJJChFLZWVwQWxpdmVSZXNwb25zZRI0ChBsZWFzZV9leHBpcmVzX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI/ChhTZXRJbnRlcm5ldEFjY2Vzc1JlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCRIPCgdlbmFibGVkGAIgASgIIkEKGVNldEludGVybmV0QWNjZXNzUmVzcG9uc2USJAoHc2FuZGJveBgBIAEoCzITLnNhbmRib3gudjEuU2FuZGJveCJAChlTZXRFZ3Jlc3NBbGxvd2xpc3RSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSDwoHZW50cmllcxgCIAMoCSJCChpTZXRFZ3Jlc3NBbGxvd2xpc3RSZXNwb25zZRIkCgdzYW5kYm94GAEgASgLMhMuc2FuZGJveC52MS5TYW5kYm94IhQKBEFyZ3YSDAoEYXJncxgBIAMoCSLQAwoLRXhlY1JlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCRIgCgRhcmd2GAIgASgLMhAuc2FuZGJveC52MS5Bcmd2SAASDwoFc2hlbGwYAyABKAlIABItCgNlbnYYBCADKAsyIC5zYW5kYm94LnYxLkV4ZWNSZXF1ZXN0LkVudkVudHJ5EgsKA2N3ZBgFIAEoCRINCgVzdGRpbhgGIAEoDBIqCgd0aW1lb3V0GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhgKEG1heF9vdXRwdXRfYnl0ZXMYCCABKAQSOgoTb3V0cHV0X2xpbWl0X2FjdGlvbhgQIAEoDjIdLnNhbmRib3gudjEuT3V0cHV0TGltaXRBY3Rpb24SEgoKYmFja2dyb3VuZBgRIAEoCBIXCg9rZWVwX3N0ZGluX29wZW4YEiABKAgSIAoDcHR5GBMgASgLMhMuc2FuZGJveC52MS5QdHlTaXplEgsKA3RhZxgUIAEoCRIUCgxyZXRhaW5fYnl0ZXMYFSABKAQaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIJCgdjb21tYW5kSgQICRAQIjMKB1B0eVNpemUSDAoEcm93cxgBIAEoDRIMCgRjb2xzGAIgASgNEgwKBHRlcm0YAyABKAkiTQoKQ29tbWFuZFJlZhISCgpzYW5kYm94X2lkGAEgASgJEhEKB2V4ZWNfaWQYAiABKAlIABINCgN0YWcYAyABKAlIAEIJCgdjb21tYW5kIn0KDUF0dGFjaFJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIVCg1zdGRvdXRfb2Zmc2V0GAIgASgEEhUKDXN0ZGVycl9vZmZzZXQYAyABKAQSFQoNZnJvbV9lYXJsaWVzdBgEIAEoCCKjAQoOQXR0YWNoUmVzcG9uc2USDgoGb2Zmc2V0GAUgASgEEioKB3N0YXJ0ZWQYASABKAsyFy5zYW5kYm94LnYxLkV4ZWNTdGFydGVkSAASEAoGc3Rkb3V0GAIgASgMSAASEAoGc3RkZXJyGAMgASgMSAASKAoGZXhpdGVkGAQgASgLMhYuc2FuZGJveC52MS5FeGVjRXhpdGVkSABCBwoFZXZlbnQiWQoRV3JpdGVJbnB1dFJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIMCgRkYXRhGAIgASgMEg0KBWNsb3NlGAMgASgIIhQKEldyaXRlSW5wdXRSZXNwb25zZSJaChJTdHJlYW1JbnB1dFJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIMCgRkYXRhGAIgASgMEg0KBWNsb3NlGAMgASgIIhUKE1N0cmVhbUlucHV0UmVzcG9uc2UiTwoUU2lnbmFsQ29tbWFuZFJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIOCgZzaWduYWwYAiABKAkiFwoVU2lnbmFsQ29tbWFuZFJlc3BvbnNlIl4KEFJlc2l6ZVB0eVJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIhCgRzaXplGAIgASgLMhMuc2FuZGJveC52MS5QdHlTaXplIhMKEVJlc2l6ZVB0eVJlc3BvbnNlIikKE0xpc3RDb21tYW5kc1JlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCSJBChRMaXN0Q29tbWFuZHNSZXNwb25zZRIpCghjb21tYW5kcxgBIAMoCzIXLnNhbmRib3gudjEuQ29tbWFuZEluZm8ilgIKC0NvbW1hbmRJbmZvEg8KB2V4ZWNfaWQYASABKAkSCwoDdGFnGAIgASgJEgwKBGFyZ3MYAyADKAkSLgoKc3RhcnRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHcnVubmluZxgFIAEoCBImCgZleGl0ZWQYBiABKAsyFi5zYW5kYm94LnYxLkV4ZWNFeGl0ZWQSFwoPc3Rkb3V0X2VhcmxpZXN0GAcgASgEEhIKCnN0ZG91dF9lbmQYCCABKAQSFwoPc3RkZXJyX2VhcmxpZXN0GAkgASgEEhIKCnN0ZGVycl9lbmQYCiABKAQSCwoDcHR5GAsgASgIEgsKA3BpZBgMIAEoDSKhAQoMRXhlY1Jlc3BvbnNlEg4KBm9mZnNldBgFIAEoBBIqCgdzdGFydGVkGAEgASgLMhcuc2FuZGJveC52MS5FeGVjU3RhcnRlZEgAEhAKBnN0ZG91dBgCIAEoDEgAEhAKBnN0ZGVychgDIAEoDEgAEigKBmV4aXRlZBgEIAEoCzIWLnNhbmRib3gudjEuRXhlY0V4aXRlZEgAQgcKBWV2ZW50IisKC0V4ZWNTdGFydGVkEg8KB2V4ZWNfaWQYASABKAkSCwoDcGlkGAIgASgNIsoCCgpFeGVjRXhpdGVkEi0KBnJlYXNvbhgBIAEoDjIdLnNhbmRib3gudjEuRXhlY0V4aXRlZC5SZWFzb24SFgoJZXhpdF9jb2RlGAIgASgFSACIAQESDgoGc2lnbmFsGAMgASgJEhgKEHN0ZG91dF90cnVuY2F0ZWQYBCABKAgSGAoQc3RkZXJyX3RydW5jYXRlZBgFIAEoCBIrCghkdXJhdGlvbhgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ2CgZSZWFzb24SFgoSUkVBU09OX1VOU1BFQ0lGSUVEEAASEQoNUkVBU09OX0VYSVRFRBABEhIKDlJFQVNPTl9USU1FT1VUEAISFAoQUkVBU09OX0NBTkNFTExFRBADEhcKE1JFQVNPTl9PVVRQVVRfTElNSVQQBEIMCgpfZXhpdF9jb2RlIlMKDVVwbG9hZFJlcXVlc3QSKgoGaGVhZGVyGAEgASgLMhguc2FuZGJveC52MS5VcGxvYWRIZWFkZXJIABIOCgRkYXRhGAIgASgMSABCBgoEcGFydCKbAQoMVXBsb2FkSGVhZGVyEhIKCnNhbmRib3hfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIMCgRtb2RlGAMgASgNEhQKDG1ha2VfcGFyZW50cxgEIAEoCBIaCg1leHBlY3RlZF9zaXplGAUgASgESACIAQESFwoPZXhwZWN0ZWRfc2hhMjU2GAYgASgJQhAKDl9leHBlY3RlZF9zaXplIjcKDlVwbG9hZFJlc3BvbnNlEhUKDWJ5dGVzX3dyaXR0ZW4YASABKAQSDgoGc2hhMjU2GAIgASgJIkMKD0Rvd25sb2FkUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDgoGb2Zmc2V0GAMgASgEIn4KEERvd25sb2FkUmVzcG9uc2USKAoEaW5mbxgBIAEoCzIYLnNhbmRib3gudjEuRG93bmxvYWRJbmZvSAASDgoEZGF0YRgCIAEoDEgAEigKBGRvbmUYAyABKAsyGC5zYW5kYm94LnYxLkRvd25sb2FkRG9uZUgAQgYKBHBhcnQiOgoMRG93bmxvYWRJbmZvEgwKBHNpemUYASABKAQSDAoEbW9kZRgCIAEoDRIOCgZvZmZzZXQYAyABKAQiLQoMRG93bmxvYWREb25lEg0KBWJ5dGVzGAEgASgEEg4KBnNoYTI1NhgCIAEoCSp3ChFPdXRwdXRMaW1pdEFjdGlvbhIjCh9PVVRQVVRfTElNSVRfQUNUSU9OX1VOU1BFQ0lGSUVEEAASHAoYT1VUUFVUX0xJTUlUX0FDVElPTl9LSUxMEAESHwobT1VUUFVUX0xJTUlUX0FDVElPTl9ESVNDQVJEEAIykQoKDlNhbmRib3hTZXJ2aWNlElQKDUNyZWF0ZVNhbmRib3gSIC5zYW5kYm94LnYxLkNyZWF0ZVNhbmRib3hSZXF1ZXN0GiEuc2FuZGJveC52MS5DcmVhdGVTYW5kYm94UmVzcG9uc2USSwoKR2V0U2FuZGJveBIdLnNhbmRib3gudjEuR2V0U2FuZGJveFJlcXVlc3QaHi5zYW5kYm94LnYxLkdldFNhbmRib3hSZXNwb25zZRJUCg1MaXN0U2FuZGJveGVzEiAuc2FuZGJveC52MS5MaXN0U2FuZGJveGVzUmVxdWVzdBohLnNhbmRib3gudjEuTGlzdFNhbmRib3hlc1Jlc3BvbnNlElcKDkRlc3Ryb3lTYW5kYm94EiEuc2FuZGJveC52MS5EZXN0cm95U2FuZGJveFJlcXVlc3QaIi5zYW5kYm94LnYxLkRlc3Ryb3lTYW5kYm94UmVzcG9uc2USSAoJS2VlcEFsaXZlEhwuc2FuZGJveC52MS5LZWVwQWxpdmVSZXF1ZXN0Gh0uc2FuZGJveC52MS5LZWVwQWxpdmVSZXNwb25zZRJgChFTZXRJbnRlcm5ldEFjY2VzcxIkLnNhbmRib3gudjEuU2V0SW50ZXJuZXRBY2Nlc3NSZXF1ZXN0GiUuc2FuZGJveC52MS5TZXRJbnRlcm5ldEFjY2Vzc1Jlc3BvbnNlEmMKElNldEVncmVzc0FsbG93bGlzdBIlLnNhbmRib3gudjEuU2V0RWdyZXNzQWxsb3dsaXN0UmVxdWVzdBomLnNhbmRib3gudjEuU2V0RWdyZXNzQWxsb3dsaXN0UmVzcG9uc2USOwoERXhlYxIXLnNhbmRib3gudjEuRXhlY1JlcXVlc3QaGC5zYW5kYm94LnYxLkV4ZWNSZXNwb25zZTABEkEKBlVwbG9hZBIZLnNhbmRib3gudjEuVXBsb2FkUmVxdWVzdBoaLnNhbmRib3gudjEuVXBsb2FkUmVzcG9uc2UoARJHCghEb3dubG9hZBIbLnNhbmRib3gudjEuRG93bmxvYWRSZXF1ZXN0Ghwuc2FuZGJveC52MS5Eb3dubG9hZFJlc3BvbnNlMAESQQoGQXR0YWNoEhkuc2FuZGJveC52MS5BdHRhY2hSZXF1ZXN0Ghouc2FuZGJveC52MS5BdHRhY2hSZXNwb25zZTABEksKCldyaXRlSW5wdXQSHS5zYW5kYm94LnYxLldyaXRlSW5wdXRSZXF1ZXN0Gh4uc2FuZGJveC52MS5Xcml0ZUlucHV0UmVzcG9uc2USUAoLU3RyZWFtSW5wdXQSHi5zYW5kYm94LnYxLlN0cmVhbUlucHV0UmVxdWVzdBofLnNhbmRib3gudjEuU3RyZWFtSW5wdXRSZXNwb25zZSgBElQKDVNpZ25hbENvbW1hbmQSIC5zYW5kYm94LnYxLlNpZ25hbENvbW1hbmRSZXF1ZXN0GiEuc2FuZGJveC52MS5TaWduYWxDb21tYW5kUmVzcG9uc2USSAoJUmVzaXplUHR5Ehwuc2FuZGJveC52MS5SZXNpemVQdHlSZXF1ZXN0Gh0uc2FuZGJveC52MS5SZXNpemVQdHlSZXNwb25zZRJRCgxMaXN0Q29tbWFuZHMSHy5zYW5kYm94LnYxLkxpc3RDb21tYW5kc1JlcXVlc3QaIC5zYW5kYm94LnYxLkxpc3RDb21tYW5kc1Jlc3BvbnNlQipaKHNhbmRib3hkLmRldi9nZW4vZ28vc2FuZGJveC92MTtzYW5kYm94djFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A sandbox: an isolated Linux machine with its own network address.
@@ -641,6 +641,51 @@ export type ExecRequest = Message<"sandbox.v1.ExecRequest"> & {
    * @generated from field: sandbox.v1.OutputLimitAction output_limit_action = 16;
    */
   outputLimitAction: OutputLimitAction;
+
+  /**
+   * The command outlives this RPC: cancelling the stream (or losing the
+   * connection) detaches instead of killing it. Its output is kept in the
+   * sandbox (up to `retain_bytes` per stream); Attach reads it later, from
+   * any replica. `timeout`, `max_output_bytes` and `stdin` do not apply
+   * (use WriteInput). Events stream until it exits, as for any Exec.
+   *
+   * @generated from field: bool background = 17;
+   */
+  background: boolean;
+
+  /**
+   * Keeps the command's stdin open for WriteInput / StreamInput (a REPL, a
+   * shell) instead of closing it after `stdin`.
+   *
+   * @generated from field: bool keep_stdin_open = 18;
+   */
+  keepStdinOpen: boolean;
+
+  /**
+   * Runs the command on a pseudo-terminal of this size: it sees a terminal
+   * (`tty`, `stty size`, colours), its stderr is merged into stdout, "\x03"
+   * written to it interrupts its foreground job. Implies a kept command.
+   *
+   * @generated from field: sandbox.v1.PtySize pty = 19;
+   */
+  pty?: PtySize | undefined;
+
+  /**
+   * A name for the command, unique among the sandbox's running commands
+   * (ALREADY_EXISTS otherwise): Attach, WriteInput, SignalCommand and
+   * ResizePty take it instead of the exec id. [A-Za-z0-9_.-]{1,64}.
+   *
+   * @generated from field: string tag = 20;
+   */
+  tag: string;
+
+  /**
+   * For kept commands: bytes of each stream kept in the sandbox (counted
+   * against its disk); older output is dropped. 0 means 64 MiB.
+   *
+   * @generated from field: uint64 retain_bytes = 21;
+   */
+  retainBytes: bigint;
 };
 
 /**
@@ -651,9 +696,454 @@ export const ExecRequestSchema: GenMessage<ExecRequest> = /*@__PURE__*/
   messageDesc(file_sandbox_v1_sandbox, 17);
 
 /**
+ * A terminal's size and type.
+ *
+ * @generated from message sandbox.v1.PtySize
+ */
+export type PtySize = Message<"sandbox.v1.PtySize"> & {
+  /**
+   * @generated from field: uint32 rows = 1;
+   */
+  rows: number;
+
+  /**
+   * @generated from field: uint32 cols = 2;
+   */
+  cols: number;
+
+  /**
+   * TERM for the command; "xterm-256color" when empty.
+   *
+   * @generated from field: string term = 3;
+   */
+  term: string;
+};
+
+/**
+ * Describes the message sandbox.v1.PtySize.
+ * Use `create(PtySizeSchema)` to create a new message.
+ */
+export const PtySizeSchema: GenMessage<PtySize> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 18);
+
+/**
+ * Names one command of a sandbox: by the exec id from its `started` event,
+ * or by its tag.
+ *
+ * @generated from message sandbox.v1.CommandRef
+ */
+export type CommandRef = Message<"sandbox.v1.CommandRef"> & {
+  /**
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+
+  /**
+   * @generated from oneof sandbox.v1.CommandRef.command
+   */
+  command: {
+    /**
+     * @generated from field: string exec_id = 2;
+     */
+    value: string;
+    case: "execId";
+  } | {
+    /**
+     * @generated from field: string tag = 3;
+     */
+    value: string;
+    case: "tag";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message sandbox.v1.CommandRef.
+ * Use `create(CommandRefSchema)` to create a new message.
+ */
+export const CommandRefSchema: GenMessage<CommandRef> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 19);
+
+/**
+ * @generated from message sandbox.v1.AttachRequest
+ */
+export type AttachRequest = Message<"sandbox.v1.AttachRequest"> & {
+  /**
+   * @generated from field: sandbox.v1.CommandRef command = 1;
+   */
+  command?: CommandRef | undefined;
+
+  /**
+   * Offsets in the stdout and stderr streams to start from (0: the start).
+   *
+   * @generated from field: uint64 stdout_offset = 2;
+   */
+  stdoutOffset: bigint;
+
+  /**
+   * @generated from field: uint64 stderr_offset = 3;
+   */
+  stderrOffset: bigint;
+
+  /**
+   * Start at the earliest offset still kept when an asked one was dropped,
+   * instead of failing with OUT_OF_RANGE.
+   *
+   * @generated from field: bool from_earliest = 4;
+   */
+  fromEarliest: boolean;
+};
+
+/**
+ * Describes the message sandbox.v1.AttachRequest.
+ * Use `create(AttachRequestSchema)` to create a new message.
+ */
+export const AttachRequestSchema: GenMessage<AttachRequest> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 20);
+
+/**
+ * @generated from message sandbox.v1.AttachResponse
+ */
+export type AttachResponse = Message<"sandbox.v1.AttachResponse"> & {
+  /**
+   * For `stdout` and `stderr` events: the offset of this chunk's first byte
+   * in its stream. A jump between consecutive offsets means output was
+   * dropped meanwhile (past the retention while attached).
+   *
+   * @generated from field: uint64 offset = 5;
+   */
+  offset: bigint;
+
+  /**
+   * @generated from oneof sandbox.v1.AttachResponse.event
+   */
+  event: {
+    /**
+     * First event: the command (its exec id and pid).
+     *
+     * @generated from field: sandbox.v1.ExecStarted started = 1;
+     */
+    value: ExecStarted;
+    case: "started";
+  } | {
+    /**
+     * @generated from field: bytes stdout = 2;
+     */
+    value: Uint8Array;
+    case: "stdout";
+  } | {
+    /**
+     * @generated from field: bytes stderr = 3;
+     */
+    value: Uint8Array;
+    case: "stderr";
+  } | {
+    /**
+     * Last event: how the command ended.
+     *
+     * @generated from field: sandbox.v1.ExecExited exited = 4;
+     */
+    value: ExecExited;
+    case: "exited";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message sandbox.v1.AttachResponse.
+ * Use `create(AttachResponseSchema)` to create a new message.
+ */
+export const AttachResponseSchema: GenMessage<AttachResponse> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 21);
+
+/**
+ * @generated from message sandbox.v1.WriteInputRequest
+ */
+export type WriteInputRequest = Message<"sandbox.v1.WriteInputRequest"> & {
+  /**
+   * @generated from field: sandbox.v1.CommandRef command = 1;
+   */
+  command?: CommandRef | undefined;
+
+  /**
+   * Bytes for the command's stdin.
+   *
+   * @generated from field: bytes data = 2;
+   */
+  data: Uint8Array;
+
+  /**
+   * Close stdin after `data` (the command sees end of file).
+   *
+   * @generated from field: bool close = 3;
+   */
+  close: boolean;
+};
+
+/**
+ * Describes the message sandbox.v1.WriteInputRequest.
+ * Use `create(WriteInputRequestSchema)` to create a new message.
+ */
+export const WriteInputRequestSchema: GenMessage<WriteInputRequest> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 22);
+
+/**
+ * @generated from message sandbox.v1.WriteInputResponse
+ */
+export type WriteInputResponse = Message<"sandbox.v1.WriteInputResponse"> & {
+};
+
+/**
+ * Describes the message sandbox.v1.WriteInputResponse.
+ * Use `create(WriteInputResponseSchema)` to create a new message.
+ */
+export const WriteInputResponseSchema: GenMessage<WriteInputResponse> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 23);
+
+/**
+ * @generated from message sandbox.v1.StreamInputRequest
+ */
+export type StreamInputRequest = Message<"sandbox.v1.StreamInputRequest"> & {
+  /**
+   * Required in the first message; ignored after it.
+   *
+   * @generated from field: sandbox.v1.CommandRef command = 1;
+   */
+  command?: CommandRef | undefined;
+
+  /**
+   * Bytes for the command's stdin, written as they arrive.
+   *
+   * @generated from field: bytes data = 2;
+   */
+  data: Uint8Array;
+
+  /**
+   * Close stdin after `data` (the command sees end of file).
+   *
+   * @generated from field: bool close = 3;
+   */
+  close: boolean;
+};
+
+/**
+ * Describes the message sandbox.v1.StreamInputRequest.
+ * Use `create(StreamInputRequestSchema)` to create a new message.
+ */
+export const StreamInputRequestSchema: GenMessage<StreamInputRequest> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 24);
+
+/**
+ * @generated from message sandbox.v1.StreamInputResponse
+ */
+export type StreamInputResponse = Message<"sandbox.v1.StreamInputResponse"> & {
+};
+
+/**
+ * Describes the message sandbox.v1.StreamInputResponse.
+ * Use `create(StreamInputResponseSchema)` to create a new message.
+ */
+export const StreamInputResponseSchema: GenMessage<StreamInputResponse> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 25);
+
+/**
+ * @generated from message sandbox.v1.SignalCommandRequest
+ */
+export type SignalCommandRequest = Message<"sandbox.v1.SignalCommandRequest"> & {
+  /**
+   * @generated from field: sandbox.v1.CommandRef command = 1;
+   */
+  command?: CommandRef | undefined;
+
+  /**
+   * "SIGINT" or "INT", case-insensitive: HUP INT QUIT KILL USR1 USR2 TERM
+   * CONT STOP TSTP WINCH ALRM PIPE.
+   *
+   * @generated from field: string signal = 2;
+   */
+  signal: string;
+};
+
+/**
+ * Describes the message sandbox.v1.SignalCommandRequest.
+ * Use `create(SignalCommandRequestSchema)` to create a new message.
+ */
+export const SignalCommandRequestSchema: GenMessage<SignalCommandRequest> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 26);
+
+/**
+ * @generated from message sandbox.v1.SignalCommandResponse
+ */
+export type SignalCommandResponse = Message<"sandbox.v1.SignalCommandResponse"> & {
+};
+
+/**
+ * Describes the message sandbox.v1.SignalCommandResponse.
+ * Use `create(SignalCommandResponseSchema)` to create a new message.
+ */
+export const SignalCommandResponseSchema: GenMessage<SignalCommandResponse> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 27);
+
+/**
+ * @generated from message sandbox.v1.ResizePtyRequest
+ */
+export type ResizePtyRequest = Message<"sandbox.v1.ResizePtyRequest"> & {
+  /**
+   * @generated from field: sandbox.v1.CommandRef command = 1;
+   */
+  command?: CommandRef | undefined;
+
+  /**
+   * @generated from field: sandbox.v1.PtySize size = 2;
+   */
+  size?: PtySize | undefined;
+};
+
+/**
+ * Describes the message sandbox.v1.ResizePtyRequest.
+ * Use `create(ResizePtyRequestSchema)` to create a new message.
+ */
+export const ResizePtyRequestSchema: GenMessage<ResizePtyRequest> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 28);
+
+/**
+ * @generated from message sandbox.v1.ResizePtyResponse
+ */
+export type ResizePtyResponse = Message<"sandbox.v1.ResizePtyResponse"> & {
+};
+
+/**
+ * Describes the message sandbox.v1.ResizePtyResponse.
+ * Use `create(ResizePtyResponseSchema)` to create a new message.
+ */
+export const ResizePtyResponseSchema: GenMessage<ResizePtyResponse> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 29);
+
+/**
+ * @generated from message sandbox.v1.ListCommandsRequest
+ */
+export type ListCommandsRequest = Message<"sandbox.v1.ListCommandsRequest"> & {
+  /**
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+};
+
+/**
+ * Describes the message sandbox.v1.ListCommandsRequest.
+ * Use `create(ListCommandsRequestSchema)` to create a new message.
+ */
+export const ListCommandsRequestSchema: GenMessage<ListCommandsRequest> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 30);
+
+/**
+ * @generated from message sandbox.v1.ListCommandsResponse
+ */
+export type ListCommandsResponse = Message<"sandbox.v1.ListCommandsResponse"> & {
+  /**
+   * @generated from field: repeated sandbox.v1.CommandInfo commands = 1;
+   */
+  commands: CommandInfo[];
+};
+
+/**
+ * Describes the message sandbox.v1.ListCommandsResponse.
+ * Use `create(ListCommandsResponseSchema)` to create a new message.
+ */
+export const ListCommandsResponseSchema: GenMessage<ListCommandsResponse> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 31);
+
+/**
+ * @generated from message sandbox.v1.CommandInfo
+ */
+export type CommandInfo = Message<"sandbox.v1.CommandInfo"> & {
+  /**
+   * @generated from field: string exec_id = 1;
+   */
+  execId: string;
+
+  /**
+   * @generated from field: string tag = 2;
+   */
+  tag: string;
+
+  /**
+   * The command as given: argv, or ["bash", "-c", <shell>].
+   *
+   * @generated from field: repeated string args = 3;
+   */
+  args: string[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp started_at = 4;
+   */
+  startedAt?: Timestamp | undefined;
+
+  /**
+   * Whether it still runs.
+   *
+   * @generated from field: bool running = 5;
+   */
+  running: boolean;
+
+  /**
+   * How it ended, once it has.
+   *
+   * @generated from field: sandbox.v1.ExecExited exited = 6;
+   */
+  exited?: ExecExited | undefined;
+
+  /**
+   * Output kept: [earliest, end) byte offsets of each stream.
+   *
+   * @generated from field: uint64 stdout_earliest = 7;
+   */
+  stdoutEarliest: bigint;
+
+  /**
+   * @generated from field: uint64 stdout_end = 8;
+   */
+  stdoutEnd: bigint;
+
+  /**
+   * @generated from field: uint64 stderr_earliest = 9;
+   */
+  stderrEarliest: bigint;
+
+  /**
+   * @generated from field: uint64 stderr_end = 10;
+   */
+  stderrEnd: bigint;
+
+  /**
+   * @generated from field: bool pty = 11;
+   */
+  pty: boolean;
+
+  /**
+   * @generated from field: uint32 pid = 12;
+   */
+  pid: number;
+};
+
+/**
+ * Describes the message sandbox.v1.CommandInfo.
+ * Use `create(CommandInfoSchema)` to create a new message.
+ */
+export const CommandInfoSchema: GenMessage<CommandInfo> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 32);
+
+/**
  * @generated from message sandbox.v1.ExecResponse
  */
 export type ExecResponse = Message<"sandbox.v1.ExecResponse"> & {
+  /**
+   * For `stdout` and `stderr` events: the offset of this chunk's first byte
+   * in its stream (0 for the first byte the command wrote), so a client can
+   * resume exactly with Attach.
+   *
+   * @generated from field: uint64 offset = 5;
+   */
+  offset: bigint;
+
   /**
    * @generated from oneof sandbox.v1.ExecResponse.event
    */
@@ -697,7 +1187,7 @@ export type ExecResponse = Message<"sandbox.v1.ExecResponse"> & {
  * Use `create(ExecResponseSchema)` to create a new message.
  */
 export const ExecResponseSchema: GenMessage<ExecResponse> = /*@__PURE__*/
-  messageDesc(file_sandbox_v1_sandbox, 18);
+  messageDesc(file_sandbox_v1_sandbox, 33);
 
 /**
  * @generated from message sandbox.v1.ExecStarted
@@ -723,7 +1213,7 @@ export type ExecStarted = Message<"sandbox.v1.ExecStarted"> & {
  * Use `create(ExecStartedSchema)` to create a new message.
  */
 export const ExecStartedSchema: GenMessage<ExecStarted> = /*@__PURE__*/
-  messageDesc(file_sandbox_v1_sandbox, 19);
+  messageDesc(file_sandbox_v1_sandbox, 34);
 
 /**
  * @generated from message sandbox.v1.ExecExited
@@ -773,7 +1263,7 @@ export type ExecExited = Message<"sandbox.v1.ExecExited"> & {
  * Use `create(ExecExitedSchema)` to create a new message.
  */
 export const ExecExitedSchema: GenMessage<ExecExited> = /*@__PURE__*/
-  messageDesc(file_sandbox_v1_sandbox, 20);
+  messageDesc(file_sandbox_v1_sandbox, 35);
 
 /**
  * What ended the command.
@@ -820,7 +1310,7 @@ export enum ExecExited_Reason {
  * Describes the enum sandbox.v1.ExecExited.Reason.
  */
 export const ExecExited_ReasonSchema: GenEnum<ExecExited_Reason> = /*@__PURE__*/
-  enumDesc(file_sandbox_v1_sandbox, 20, 0);
+  enumDesc(file_sandbox_v1_sandbox, 35, 0);
 
 /**
  * @generated from message sandbox.v1.UploadRequest
@@ -853,7 +1343,7 @@ export type UploadRequest = Message<"sandbox.v1.UploadRequest"> & {
  * Use `create(UploadRequestSchema)` to create a new message.
  */
 export const UploadRequestSchema: GenMessage<UploadRequest> = /*@__PURE__*/
-  messageDesc(file_sandbox_v1_sandbox, 21);
+  messageDesc(file_sandbox_v1_sandbox, 36);
 
 /**
  * @generated from message sandbox.v1.UploadHeader
@@ -905,7 +1395,7 @@ export type UploadHeader = Message<"sandbox.v1.UploadHeader"> & {
  * Use `create(UploadHeaderSchema)` to create a new message.
  */
 export const UploadHeaderSchema: GenMessage<UploadHeader> = /*@__PURE__*/
-  messageDesc(file_sandbox_v1_sandbox, 22);
+  messageDesc(file_sandbox_v1_sandbox, 37);
 
 /**
  * @generated from message sandbox.v1.UploadResponse
@@ -929,7 +1419,7 @@ export type UploadResponse = Message<"sandbox.v1.UploadResponse"> & {
  * Use `create(UploadResponseSchema)` to create a new message.
  */
 export const UploadResponseSchema: GenMessage<UploadResponse> = /*@__PURE__*/
-  messageDesc(file_sandbox_v1_sandbox, 23);
+  messageDesc(file_sandbox_v1_sandbox, 38);
 
 /**
  * @generated from message sandbox.v1.DownloadRequest
@@ -960,7 +1450,7 @@ export type DownloadRequest = Message<"sandbox.v1.DownloadRequest"> & {
  * Use `create(DownloadRequestSchema)` to create a new message.
  */
 export const DownloadRequestSchema: GenMessage<DownloadRequest> = /*@__PURE__*/
-  messageDesc(file_sandbox_v1_sandbox, 24);
+  messageDesc(file_sandbox_v1_sandbox, 39);
 
 /**
  * @generated from message sandbox.v1.DownloadResponse
@@ -1001,7 +1491,7 @@ export type DownloadResponse = Message<"sandbox.v1.DownloadResponse"> & {
  * Use `create(DownloadResponseSchema)` to create a new message.
  */
 export const DownloadResponseSchema: GenMessage<DownloadResponse> = /*@__PURE__*/
-  messageDesc(file_sandbox_v1_sandbox, 25);
+  messageDesc(file_sandbox_v1_sandbox, 40);
 
 /**
  * @generated from message sandbox.v1.DownloadInfo
@@ -1034,7 +1524,7 @@ export type DownloadInfo = Message<"sandbox.v1.DownloadInfo"> & {
  * Use `create(DownloadInfoSchema)` to create a new message.
  */
 export const DownloadInfoSchema: GenMessage<DownloadInfo> = /*@__PURE__*/
-  messageDesc(file_sandbox_v1_sandbox, 26);
+  messageDesc(file_sandbox_v1_sandbox, 41);
 
 /**
  * @generated from message sandbox.v1.DownloadDone
@@ -1060,7 +1550,7 @@ export type DownloadDone = Message<"sandbox.v1.DownloadDone"> & {
  * Use `create(DownloadDoneSchema)` to create a new message.
  */
 export const DownloadDoneSchema: GenMessage<DownloadDone> = /*@__PURE__*/
-  messageDesc(file_sandbox_v1_sandbox, 27);
+  messageDesc(file_sandbox_v1_sandbox, 42);
 
 /**
  * What happens to a command whose output goes past `max_output_bytes`.
@@ -1234,6 +1724,79 @@ export const SandboxService: GenService<{
     methodKind: "server_streaming";
     input: typeof DownloadRequestSchema;
     output: typeof DownloadResponseSchema;
+  },
+  /**
+   * Streams a command's output from the given offsets: what is stored first,
+   * then live output until it exits, then the `exited` event. Cancelling the
+   * stream detaches; the command goes on. NOT_FOUND for an unknown command;
+   * OUT_OF_RANGE when an offset is older than what is kept (the message names
+   * the earliest offset held; `from_earliest` starts there instead).
+   *
+   * @generated from rpc sandbox.v1.SandboxService.Attach
+   */
+  attach: {
+    methodKind: "server_streaming";
+    input: typeof AttachRequestSchema;
+    output: typeof AttachResponseSchema;
+  },
+  /**
+   * Writes bytes to a command's stdin (`keep_stdin_open`), and optionally
+   * closes it. FAILED_PRECONDITION when the command has ended, its stdin is
+   * closed, or it was started without `keep_stdin_open`. Usable over every
+   * protocol, HTTP/1.1 included.
+   *
+   * @generated from rpc sandbox.v1.SandboxService.WriteInput
+   */
+  writeInput: {
+    methodKind: "unary";
+    input: typeof WriteInputRequestSchema;
+    output: typeof WriteInputResponseSchema;
+  },
+  /**
+   * The same as a client stream, for gRPC (and Connect over HTTP/2) clients
+   * that type as they go: each message's bytes are written as they arrive.
+   * The first message names the command.
+   *
+   * @generated from rpc sandbox.v1.SandboxService.StreamInput
+   */
+  streamInput: {
+    methodKind: "client_streaming";
+    input: typeof StreamInputRequestSchema;
+    output: typeof StreamInputResponseSchema;
+  },
+  /**
+   * Sends a signal ("SIGINT", "INT", "SIGTERM", "SIGKILL", "SIGHUP",
+   * "SIGUSR1", "SIGWINCH"...) to a command's process group. INVALID_ARGUMENT
+   * for an unknown name; FAILED_PRECONDITION when it has ended.
+   *
+   * @generated from rpc sandbox.v1.SandboxService.SignalCommand
+   */
+  signalCommand: {
+    methodKind: "unary";
+    input: typeof SignalCommandRequestSchema;
+    output: typeof SignalCommandResponseSchema;
+  },
+  /**
+   * Changes a PTY command's window size (the command sees it at once, with
+   * SIGWINCH). FAILED_PRECONDITION without a PTY or when it has ended.
+   *
+   * @generated from rpc sandbox.v1.SandboxService.ResizePty
+   */
+  resizePty: {
+    methodKind: "unary";
+    input: typeof ResizePtyRequestSchema;
+    output: typeof ResizePtyResponseSchema;
+  },
+  /**
+   * The sandbox's kept commands: running ones and those finished within
+   * the retention time (1 h), newest first.
+   *
+   * @generated from rpc sandbox.v1.SandboxService.ListCommands
+   */
+  listCommands: {
+    methodKind: "unary";
+    input: typeof ListCommandsRequestSchema;
+    output: typeof ListCommandsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_sandbox_v1_sandbox, 0);

@@ -88,6 +88,23 @@ const (
 	SandboxServiceUploadProcedure = "/sandbox.v1.SandboxService/Upload"
 	// SandboxServiceDownloadProcedure is the fully-qualified name of the SandboxService's Download RPC.
 	SandboxServiceDownloadProcedure = "/sandbox.v1.SandboxService/Download"
+	// SandboxServiceAttachProcedure is the fully-qualified name of the SandboxService's Attach RPC.
+	SandboxServiceAttachProcedure = "/sandbox.v1.SandboxService/Attach"
+	// SandboxServiceWriteInputProcedure is the fully-qualified name of the SandboxService's WriteInput
+	// RPC.
+	SandboxServiceWriteInputProcedure = "/sandbox.v1.SandboxService/WriteInput"
+	// SandboxServiceStreamInputProcedure is the fully-qualified name of the SandboxService's
+	// StreamInput RPC.
+	SandboxServiceStreamInputProcedure = "/sandbox.v1.SandboxService/StreamInput"
+	// SandboxServiceSignalCommandProcedure is the fully-qualified name of the SandboxService's
+	// SignalCommand RPC.
+	SandboxServiceSignalCommandProcedure = "/sandbox.v1.SandboxService/SignalCommand"
+	// SandboxServiceResizePtyProcedure is the fully-qualified name of the SandboxService's ResizePty
+	// RPC.
+	SandboxServiceResizePtyProcedure = "/sandbox.v1.SandboxService/ResizePty"
+	// SandboxServiceListCommandsProcedure is the fully-qualified name of the SandboxService's
+	// ListCommands RPC.
+	SandboxServiceListCommandsProcedure = "/sandbox.v1.SandboxService/ListCommands"
 )
 
 // SandboxServiceClient is a client for the sandbox.v1.SandboxService service.
@@ -140,6 +157,31 @@ type SandboxServiceClient interface {
 	Upload(context.Context) *connect.ClientStreamForClient[v1.UploadRequest, v1.UploadResponse]
 	// Reads a file from the sandbox, from an optional byte offset (to resume).
 	Download(context.Context, *connect.Request[v1.DownloadRequest]) (*connect.ServerStreamForClient[v1.DownloadResponse], error)
+	// Streams a command's output from the given offsets: what is stored first,
+	// then live output until it exits, then the `exited` event. Cancelling the
+	// stream detaches; the command goes on. NOT_FOUND for an unknown command;
+	// OUT_OF_RANGE when an offset is older than what is kept (the message names
+	// the earliest offset held; `from_earliest` starts there instead).
+	Attach(context.Context, *connect.Request[v1.AttachRequest]) (*connect.ServerStreamForClient[v1.AttachResponse], error)
+	// Writes bytes to a command's stdin (`keep_stdin_open`), and optionally
+	// closes it. FAILED_PRECONDITION when the command has ended, its stdin is
+	// closed, or it was started without `keep_stdin_open`. Usable over every
+	// protocol, HTTP/1.1 included.
+	WriteInput(context.Context, *connect.Request[v1.WriteInputRequest]) (*connect.Response[v1.WriteInputResponse], error)
+	// The same as a client stream, for gRPC (and Connect over HTTP/2) clients
+	// that type as they go: each message's bytes are written as they arrive.
+	// The first message names the command.
+	StreamInput(context.Context) *connect.ClientStreamForClient[v1.StreamInputRequest, v1.StreamInputResponse]
+	// Sends a signal ("SIGINT", "INT", "SIGTERM", "SIGKILL", "SIGHUP",
+	// "SIGUSR1", "SIGWINCH"...) to a command's process group. INVALID_ARGUMENT
+	// for an unknown name; FAILED_PRECONDITION when it has ended.
+	SignalCommand(context.Context, *connect.Request[v1.SignalCommandRequest]) (*connect.Response[v1.SignalCommandResponse], error)
+	// Changes a PTY command's window size (the command sees it at once, with
+	// SIGWINCH). FAILED_PRECONDITION without a PTY or when it has ended.
+	ResizePty(context.Context, *connect.Request[v1.ResizePtyRequest]) (*connect.Response[v1.ResizePtyResponse], error)
+	// The sandbox's kept commands: running ones and those finished within
+	// the retention time (1 h), newest first.
+	ListCommands(context.Context, *connect.Request[v1.ListCommandsRequest]) (*connect.Response[v1.ListCommandsResponse], error)
 }
 
 // NewSandboxServiceClient constructs a client for the sandbox.v1.SandboxService service. By
@@ -213,6 +255,42 @@ func NewSandboxServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(sandboxServiceMethods.ByName("Download")),
 			connect.WithClientOptions(opts...),
 		),
+		attach: connect.NewClient[v1.AttachRequest, v1.AttachResponse](
+			httpClient,
+			baseURL+SandboxServiceAttachProcedure,
+			connect.WithSchema(sandboxServiceMethods.ByName("Attach")),
+			connect.WithClientOptions(opts...),
+		),
+		writeInput: connect.NewClient[v1.WriteInputRequest, v1.WriteInputResponse](
+			httpClient,
+			baseURL+SandboxServiceWriteInputProcedure,
+			connect.WithSchema(sandboxServiceMethods.ByName("WriteInput")),
+			connect.WithClientOptions(opts...),
+		),
+		streamInput: connect.NewClient[v1.StreamInputRequest, v1.StreamInputResponse](
+			httpClient,
+			baseURL+SandboxServiceStreamInputProcedure,
+			connect.WithSchema(sandboxServiceMethods.ByName("StreamInput")),
+			connect.WithClientOptions(opts...),
+		),
+		signalCommand: connect.NewClient[v1.SignalCommandRequest, v1.SignalCommandResponse](
+			httpClient,
+			baseURL+SandboxServiceSignalCommandProcedure,
+			connect.WithSchema(sandboxServiceMethods.ByName("SignalCommand")),
+			connect.WithClientOptions(opts...),
+		),
+		resizePty: connect.NewClient[v1.ResizePtyRequest, v1.ResizePtyResponse](
+			httpClient,
+			baseURL+SandboxServiceResizePtyProcedure,
+			connect.WithSchema(sandboxServiceMethods.ByName("ResizePty")),
+			connect.WithClientOptions(opts...),
+		),
+		listCommands: connect.NewClient[v1.ListCommandsRequest, v1.ListCommandsResponse](
+			httpClient,
+			baseURL+SandboxServiceListCommandsProcedure,
+			connect.WithSchema(sandboxServiceMethods.ByName("ListCommands")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -228,6 +306,12 @@ type sandboxServiceClient struct {
 	exec               *connect.Client[v1.ExecRequest, v1.ExecResponse]
 	upload             *connect.Client[v1.UploadRequest, v1.UploadResponse]
 	download           *connect.Client[v1.DownloadRequest, v1.DownloadResponse]
+	attach             *connect.Client[v1.AttachRequest, v1.AttachResponse]
+	writeInput         *connect.Client[v1.WriteInputRequest, v1.WriteInputResponse]
+	streamInput        *connect.Client[v1.StreamInputRequest, v1.StreamInputResponse]
+	signalCommand      *connect.Client[v1.SignalCommandRequest, v1.SignalCommandResponse]
+	resizePty          *connect.Client[v1.ResizePtyRequest, v1.ResizePtyResponse]
+	listCommands       *connect.Client[v1.ListCommandsRequest, v1.ListCommandsResponse]
 }
 
 // CreateSandbox calls sandbox.v1.SandboxService.CreateSandbox.
@@ -280,6 +364,36 @@ func (c *sandboxServiceClient) Download(ctx context.Context, req *connect.Reques
 	return c.download.CallServerStream(ctx, req)
 }
 
+// Attach calls sandbox.v1.SandboxService.Attach.
+func (c *sandboxServiceClient) Attach(ctx context.Context, req *connect.Request[v1.AttachRequest]) (*connect.ServerStreamForClient[v1.AttachResponse], error) {
+	return c.attach.CallServerStream(ctx, req)
+}
+
+// WriteInput calls sandbox.v1.SandboxService.WriteInput.
+func (c *sandboxServiceClient) WriteInput(ctx context.Context, req *connect.Request[v1.WriteInputRequest]) (*connect.Response[v1.WriteInputResponse], error) {
+	return c.writeInput.CallUnary(ctx, req)
+}
+
+// StreamInput calls sandbox.v1.SandboxService.StreamInput.
+func (c *sandboxServiceClient) StreamInput(ctx context.Context) *connect.ClientStreamForClient[v1.StreamInputRequest, v1.StreamInputResponse] {
+	return c.streamInput.CallClientStream(ctx)
+}
+
+// SignalCommand calls sandbox.v1.SandboxService.SignalCommand.
+func (c *sandboxServiceClient) SignalCommand(ctx context.Context, req *connect.Request[v1.SignalCommandRequest]) (*connect.Response[v1.SignalCommandResponse], error) {
+	return c.signalCommand.CallUnary(ctx, req)
+}
+
+// ResizePty calls sandbox.v1.SandboxService.ResizePty.
+func (c *sandboxServiceClient) ResizePty(ctx context.Context, req *connect.Request[v1.ResizePtyRequest]) (*connect.Response[v1.ResizePtyResponse], error) {
+	return c.resizePty.CallUnary(ctx, req)
+}
+
+// ListCommands calls sandbox.v1.SandboxService.ListCommands.
+func (c *sandboxServiceClient) ListCommands(ctx context.Context, req *connect.Request[v1.ListCommandsRequest]) (*connect.Response[v1.ListCommandsResponse], error) {
+	return c.listCommands.CallUnary(ctx, req)
+}
+
 // SandboxServiceHandler is an implementation of the sandbox.v1.SandboxService service.
 type SandboxServiceHandler interface {
 	// Creates a sandbox and returns it once it is ready for Exec. Retrying with
@@ -330,6 +444,31 @@ type SandboxServiceHandler interface {
 	Upload(context.Context, *connect.ClientStream[v1.UploadRequest]) (*connect.Response[v1.UploadResponse], error)
 	// Reads a file from the sandbox, from an optional byte offset (to resume).
 	Download(context.Context, *connect.Request[v1.DownloadRequest], *connect.ServerStream[v1.DownloadResponse]) error
+	// Streams a command's output from the given offsets: what is stored first,
+	// then live output until it exits, then the `exited` event. Cancelling the
+	// stream detaches; the command goes on. NOT_FOUND for an unknown command;
+	// OUT_OF_RANGE when an offset is older than what is kept (the message names
+	// the earliest offset held; `from_earliest` starts there instead).
+	Attach(context.Context, *connect.Request[v1.AttachRequest], *connect.ServerStream[v1.AttachResponse]) error
+	// Writes bytes to a command's stdin (`keep_stdin_open`), and optionally
+	// closes it. FAILED_PRECONDITION when the command has ended, its stdin is
+	// closed, or it was started without `keep_stdin_open`. Usable over every
+	// protocol, HTTP/1.1 included.
+	WriteInput(context.Context, *connect.Request[v1.WriteInputRequest]) (*connect.Response[v1.WriteInputResponse], error)
+	// The same as a client stream, for gRPC (and Connect over HTTP/2) clients
+	// that type as they go: each message's bytes are written as they arrive.
+	// The first message names the command.
+	StreamInput(context.Context, *connect.ClientStream[v1.StreamInputRequest]) (*connect.Response[v1.StreamInputResponse], error)
+	// Sends a signal ("SIGINT", "INT", "SIGTERM", "SIGKILL", "SIGHUP",
+	// "SIGUSR1", "SIGWINCH"...) to a command's process group. INVALID_ARGUMENT
+	// for an unknown name; FAILED_PRECONDITION when it has ended.
+	SignalCommand(context.Context, *connect.Request[v1.SignalCommandRequest]) (*connect.Response[v1.SignalCommandResponse], error)
+	// Changes a PTY command's window size (the command sees it at once, with
+	// SIGWINCH). FAILED_PRECONDITION without a PTY or when it has ended.
+	ResizePty(context.Context, *connect.Request[v1.ResizePtyRequest]) (*connect.Response[v1.ResizePtyResponse], error)
+	// The sandbox's kept commands: running ones and those finished within
+	// the retention time (1 h), newest first.
+	ListCommands(context.Context, *connect.Request[v1.ListCommandsRequest]) (*connect.Response[v1.ListCommandsResponse], error)
 }
 
 // NewSandboxServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -399,6 +538,42 @@ func NewSandboxServiceHandler(svc SandboxServiceHandler, opts ...connect.Handler
 		connect.WithSchema(sandboxServiceMethods.ByName("Download")),
 		connect.WithHandlerOptions(opts...),
 	)
+	sandboxServiceAttachHandler := connect.NewServerStreamHandler(
+		SandboxServiceAttachProcedure,
+		svc.Attach,
+		connect.WithSchema(sandboxServiceMethods.ByName("Attach")),
+		connect.WithHandlerOptions(opts...),
+	)
+	sandboxServiceWriteInputHandler := connect.NewUnaryHandler(
+		SandboxServiceWriteInputProcedure,
+		svc.WriteInput,
+		connect.WithSchema(sandboxServiceMethods.ByName("WriteInput")),
+		connect.WithHandlerOptions(opts...),
+	)
+	sandboxServiceStreamInputHandler := connect.NewClientStreamHandler(
+		SandboxServiceStreamInputProcedure,
+		svc.StreamInput,
+		connect.WithSchema(sandboxServiceMethods.ByName("StreamInput")),
+		connect.WithHandlerOptions(opts...),
+	)
+	sandboxServiceSignalCommandHandler := connect.NewUnaryHandler(
+		SandboxServiceSignalCommandProcedure,
+		svc.SignalCommand,
+		connect.WithSchema(sandboxServiceMethods.ByName("SignalCommand")),
+		connect.WithHandlerOptions(opts...),
+	)
+	sandboxServiceResizePtyHandler := connect.NewUnaryHandler(
+		SandboxServiceResizePtyProcedure,
+		svc.ResizePty,
+		connect.WithSchema(sandboxServiceMethods.ByName("ResizePty")),
+		connect.WithHandlerOptions(opts...),
+	)
+	sandboxServiceListCommandsHandler := connect.NewUnaryHandler(
+		SandboxServiceListCommandsProcedure,
+		svc.ListCommands,
+		connect.WithSchema(sandboxServiceMethods.ByName("ListCommands")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/sandbox.v1.SandboxService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case SandboxServiceCreateSandboxProcedure:
@@ -421,6 +596,18 @@ func NewSandboxServiceHandler(svc SandboxServiceHandler, opts ...connect.Handler
 			sandboxServiceUploadHandler.ServeHTTP(w, r)
 		case SandboxServiceDownloadProcedure:
 			sandboxServiceDownloadHandler.ServeHTTP(w, r)
+		case SandboxServiceAttachProcedure:
+			sandboxServiceAttachHandler.ServeHTTP(w, r)
+		case SandboxServiceWriteInputProcedure:
+			sandboxServiceWriteInputHandler.ServeHTTP(w, r)
+		case SandboxServiceStreamInputProcedure:
+			sandboxServiceStreamInputHandler.ServeHTTP(w, r)
+		case SandboxServiceSignalCommandProcedure:
+			sandboxServiceSignalCommandHandler.ServeHTTP(w, r)
+		case SandboxServiceResizePtyProcedure:
+			sandboxServiceResizePtyHandler.ServeHTTP(w, r)
+		case SandboxServiceListCommandsProcedure:
+			sandboxServiceListCommandsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -468,4 +655,28 @@ func (UnimplementedSandboxServiceHandler) Upload(context.Context, *connect.Clien
 
 func (UnimplementedSandboxServiceHandler) Download(context.Context, *connect.Request[v1.DownloadRequest], *connect.ServerStream[v1.DownloadResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("sandbox.v1.SandboxService.Download is not implemented"))
+}
+
+func (UnimplementedSandboxServiceHandler) Attach(context.Context, *connect.Request[v1.AttachRequest], *connect.ServerStream[v1.AttachResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("sandbox.v1.SandboxService.Attach is not implemented"))
+}
+
+func (UnimplementedSandboxServiceHandler) WriteInput(context.Context, *connect.Request[v1.WriteInputRequest]) (*connect.Response[v1.WriteInputResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sandbox.v1.SandboxService.WriteInput is not implemented"))
+}
+
+func (UnimplementedSandboxServiceHandler) StreamInput(context.Context, *connect.ClientStream[v1.StreamInputRequest]) (*connect.Response[v1.StreamInputResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sandbox.v1.SandboxService.StreamInput is not implemented"))
+}
+
+func (UnimplementedSandboxServiceHandler) SignalCommand(context.Context, *connect.Request[v1.SignalCommandRequest]) (*connect.Response[v1.SignalCommandResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sandbox.v1.SandboxService.SignalCommand is not implemented"))
+}
+
+func (UnimplementedSandboxServiceHandler) ResizePty(context.Context, *connect.Request[v1.ResizePtyRequest]) (*connect.Response[v1.ResizePtyResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sandbox.v1.SandboxService.ResizePty is not implemented"))
+}
+
+func (UnimplementedSandboxServiceHandler) ListCommands(context.Context, *connect.Request[v1.ListCommandsRequest]) (*connect.Response[v1.ListCommandsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sandbox.v1.SandboxService.ListCommands is not implemented"))
 }
