@@ -1223,8 +1223,14 @@ type ExecRequest struct {
 	// The command outlives this RPC: cancelling the stream (or losing the
 	// connection) detaches instead of killing it. Its output is kept in the
 	// sandbox (up to `retain_bytes` per stream); Attach reads it later, from
-	// any replica. `timeout`, `max_output_bytes` and `stdin` do not apply
-	// (use WriteInput). Events stream until it exits, as for any Exec.
+	// any replica. Events stream until it exits, as for any Exec.
+	//
+	// Background, `keep_stdin_open`, `pty` and `tag` make a kept command (see
+	// Attach): `stdin` is written to it first (and then closed unless
+	// `keep_stdin_open`); `timeout` and `max_output_bytes` are INVALID_ARGUMENT
+	// (use SignalCommand, and `retain_bytes`); a foreground kept command is
+	// killed when the RPC ends early, like any Exec. Every chunk carries its
+	// `offset`.
 	Background bool `protobuf:"varint,17,opt,name=background,proto3" json:"background,omitempty"`
 	// Keeps the command's stdin open for WriteInput / StreamInput (a REPL, a
 	// shell) instead of closing it after `stdin`.
@@ -1238,7 +1244,8 @@ type ExecRequest struct {
 	// ResizePty take it instead of the exec id. [A-Za-z0-9_.-]{1,64}.
 	Tag string `protobuf:"bytes,20,opt,name=tag,proto3" json:"tag,omitempty"`
 	// For kept commands: bytes of each stream kept in the sandbox (counted
-	// against its disk); older output is dropped. 0 means 64 MiB.
+	// against its disk); older output is dropped. 0 means 64 MiB; otherwise
+	// 64 KiB to 1 GiB.
 	RetainBytes   uint64 `protobuf:"varint,21,opt,name=retain_bytes,json=retainBytes,proto3" json:"retain_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

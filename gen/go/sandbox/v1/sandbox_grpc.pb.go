@@ -126,18 +126,19 @@ type SandboxServiceClient interface {
 	// OUT_OF_RANGE when an offset is older than what is kept (the message names
 	// the earliest offset held; `from_earliest` starts there instead).
 	Attach(ctx context.Context, in *AttachRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AttachResponse], error)
-	// Writes bytes to a command's stdin (`keep_stdin_open`), and optionally
-	// closes it. FAILED_PRECONDITION when the command has ended, its stdin is
-	// closed, or it was started without `keep_stdin_open`. Usable over every
-	// protocol, HTTP/1.1 included.
+	// Writes bytes to a kept command's stdin (`keep_stdin_open`), and
+	// optionally closes it. FAILED_PRECONDITION when the command has ended, its
+	// stdin is closed, or it was started without `keep_stdin_open`. Usable over
+	// every protocol, HTTP/1.1 included; each call is one round trip into the
+	// sandbox (a few ms): for typing, StreamInput is the fast path.
 	WriteInput(ctx context.Context, in *WriteInputRequest, opts ...grpc.CallOption) (*WriteInputResponse, error)
 	// The same as a client stream, for gRPC (and Connect over HTTP/2) clients
 	// that type as they go: each message's bytes are written as they arrive.
 	// The first message names the command.
 	StreamInput(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[StreamInputRequest, StreamInputResponse], error)
 	// Sends a signal ("SIGINT", "INT", "SIGTERM", "SIGKILL", "SIGHUP",
-	// "SIGUSR1", "SIGWINCH"...) to a command's process group. INVALID_ARGUMENT
-	// for an unknown name; FAILED_PRECONDITION when it has ended.
+	// "SIGUSR1", "SIGWINCH"...) to a kept command's process group.
+	// INVALID_ARGUMENT for an unknown name; FAILED_PRECONDITION when it has ended.
 	SignalCommand(ctx context.Context, in *SignalCommandRequest, opts ...grpc.CallOption) (*SignalCommandResponse, error)
 	// Changes a PTY command's window size (the command sees it at once, with
 	// SIGWINCH). FAILED_PRECONDITION without a PTY or when it has ended.
@@ -408,18 +409,19 @@ type SandboxServiceServer interface {
 	// OUT_OF_RANGE when an offset is older than what is kept (the message names
 	// the earliest offset held; `from_earliest` starts there instead).
 	Attach(*AttachRequest, grpc.ServerStreamingServer[AttachResponse]) error
-	// Writes bytes to a command's stdin (`keep_stdin_open`), and optionally
-	// closes it. FAILED_PRECONDITION when the command has ended, its stdin is
-	// closed, or it was started without `keep_stdin_open`. Usable over every
-	// protocol, HTTP/1.1 included.
+	// Writes bytes to a kept command's stdin (`keep_stdin_open`), and
+	// optionally closes it. FAILED_PRECONDITION when the command has ended, its
+	// stdin is closed, or it was started without `keep_stdin_open`. Usable over
+	// every protocol, HTTP/1.1 included; each call is one round trip into the
+	// sandbox (a few ms): for typing, StreamInput is the fast path.
 	WriteInput(context.Context, *WriteInputRequest) (*WriteInputResponse, error)
 	// The same as a client stream, for gRPC (and Connect over HTTP/2) clients
 	// that type as they go: each message's bytes are written as they arrive.
 	// The first message names the command.
 	StreamInput(grpc.ClientStreamingServer[StreamInputRequest, StreamInputResponse]) error
 	// Sends a signal ("SIGINT", "INT", "SIGTERM", "SIGKILL", "SIGHUP",
-	// "SIGUSR1", "SIGWINCH"...) to a command's process group. INVALID_ARGUMENT
-	// for an unknown name; FAILED_PRECONDITION when it has ended.
+	// "SIGUSR1", "SIGWINCH"...) to a kept command's process group.
+	// INVALID_ARGUMENT for an unknown name; FAILED_PRECONDITION when it has ended.
 	SignalCommand(context.Context, *SignalCommandRequest) (*SignalCommandResponse, error)
 	// Changes a PTY command's window size (the command sees it at once, with
 	// SIGWINCH). FAILED_PRECONDITION without a PTY or when it has ended.

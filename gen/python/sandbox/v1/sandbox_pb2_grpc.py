@@ -238,10 +238,11 @@ class SandboxServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def WriteInput(self, request, context):
-        """Writes bytes to a command's stdin (`keep_stdin_open`), and optionally
-        closes it. FAILED_PRECONDITION when the command has ended, its stdin is
-        closed, or it was started without `keep_stdin_open`. Usable over every
-        protocol, HTTP/1.1 included.
+        """Writes bytes to a kept command's stdin (`keep_stdin_open`), and
+        optionally closes it. FAILED_PRECONDITION when the command has ended, its
+        stdin is closed, or it was started without `keep_stdin_open`. Usable over
+        every protocol, HTTP/1.1 included; each call is one round trip into the
+        sandbox (a few ms): for typing, StreamInput is the fast path.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -258,8 +259,8 @@ class SandboxServiceServicer(object):
 
     def SignalCommand(self, request, context):
         """Sends a signal ("SIGINT", "INT", "SIGTERM", "SIGKILL", "SIGHUP",
-        "SIGUSR1", "SIGWINCH"...) to a command's process group. INVALID_ARGUMENT
-        for an unknown name; FAILED_PRECONDITION when it has ended.
+        "SIGUSR1", "SIGWINCH"...) to a kept command's process group.
+        INVALID_ARGUMENT for an unknown name; FAILED_PRECONDITION when it has ended.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

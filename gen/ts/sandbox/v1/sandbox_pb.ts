@@ -646,8 +646,14 @@ export type ExecRequest = Message<"sandbox.v1.ExecRequest"> & {
    * The command outlives this RPC: cancelling the stream (or losing the
    * connection) detaches instead of killing it. Its output is kept in the
    * sandbox (up to `retain_bytes` per stream); Attach reads it later, from
-   * any replica. `timeout`, `max_output_bytes` and `stdin` do not apply
-   * (use WriteInput). Events stream until it exits, as for any Exec.
+   * any replica. Events stream until it exits, as for any Exec.
+   *
+   * Background, `keep_stdin_open`, `pty` and `tag` make a kept command (see
+   * Attach): `stdin` is written to it first (and then closed unless
+   * `keep_stdin_open`); `timeout` and `max_output_bytes` are INVALID_ARGUMENT
+   * (use SignalCommand, and `retain_bytes`); a foreground kept command is
+   * killed when the RPC ends early, like any Exec. Every chunk carries its
+   * `offset`.
    *
    * @generated from field: bool background = 17;
    */
@@ -681,7 +687,8 @@ export type ExecRequest = Message<"sandbox.v1.ExecRequest"> & {
 
   /**
    * For kept commands: bytes of each stream kept in the sandbox (counted
-   * against its disk); older output is dropped. 0 means 64 MiB.
+   * against its disk); older output is dropped. 0 means 64 MiB; otherwise
+   * 64 KiB to 1 GiB.
    *
    * @generated from field: uint64 retain_bytes = 21;
    */
@@ -1740,10 +1747,11 @@ export const SandboxService: GenService<{
     output: typeof AttachResponseSchema;
   },
   /**
-   * Writes bytes to a command's stdin (`keep_stdin_open`), and optionally
-   * closes it. FAILED_PRECONDITION when the command has ended, its stdin is
-   * closed, or it was started without `keep_stdin_open`. Usable over every
-   * protocol, HTTP/1.1 included.
+   * Writes bytes to a kept command's stdin (`keep_stdin_open`), and
+   * optionally closes it. FAILED_PRECONDITION when the command has ended, its
+   * stdin is closed, or it was started without `keep_stdin_open`. Usable over
+   * every protocol, HTTP/1.1 included; each call is one round trip into the
+   * sandbox (a few ms): for typing, StreamInput is the fast path.
    *
    * @generated from rpc sandbox.v1.SandboxService.WriteInput
    */
@@ -1766,8 +1774,8 @@ export const SandboxService: GenService<{
   },
   /**
    * Sends a signal ("SIGINT", "INT", "SIGTERM", "SIGKILL", "SIGHUP",
-   * "SIGUSR1", "SIGWINCH"...) to a command's process group. INVALID_ARGUMENT
-   * for an unknown name; FAILED_PRECONDITION when it has ended.
+   * "SIGUSR1", "SIGWINCH"...) to a kept command's process group.
+   * INVALID_ARGUMENT for an unknown name; FAILED_PRECONDITION when it has ended.
    *
    * @generated from rpc sandbox.v1.SandboxService.SignalCommand
    */

@@ -163,18 +163,19 @@ type SandboxServiceClient interface {
 	// OUT_OF_RANGE when an offset is older than what is kept (the message names
 	// the earliest offset held; `from_earliest` starts there instead).
 	Attach(context.Context, *connect.Request[v1.AttachRequest]) (*connect.ServerStreamForClient[v1.AttachResponse], error)
-	// Writes bytes to a command's stdin (`keep_stdin_open`), and optionally
-	// closes it. FAILED_PRECONDITION when the command has ended, its stdin is
-	// closed, or it was started without `keep_stdin_open`. Usable over every
-	// protocol, HTTP/1.1 included.
+	// Writes bytes to a kept command's stdin (`keep_stdin_open`), and
+	// optionally closes it. FAILED_PRECONDITION when the command has ended, its
+	// stdin is closed, or it was started without `keep_stdin_open`. Usable over
+	// every protocol, HTTP/1.1 included; each call is one round trip into the
+	// sandbox (a few ms): for typing, StreamInput is the fast path.
 	WriteInput(context.Context, *connect.Request[v1.WriteInputRequest]) (*connect.Response[v1.WriteInputResponse], error)
 	// The same as a client stream, for gRPC (and Connect over HTTP/2) clients
 	// that type as they go: each message's bytes are written as they arrive.
 	// The first message names the command.
 	StreamInput(context.Context) *connect.ClientStreamForClient[v1.StreamInputRequest, v1.StreamInputResponse]
 	// Sends a signal ("SIGINT", "INT", "SIGTERM", "SIGKILL", "SIGHUP",
-	// "SIGUSR1", "SIGWINCH"...) to a command's process group. INVALID_ARGUMENT
-	// for an unknown name; FAILED_PRECONDITION when it has ended.
+	// "SIGUSR1", "SIGWINCH"...) to a kept command's process group.
+	// INVALID_ARGUMENT for an unknown name; FAILED_PRECONDITION when it has ended.
 	SignalCommand(context.Context, *connect.Request[v1.SignalCommandRequest]) (*connect.Response[v1.SignalCommandResponse], error)
 	// Changes a PTY command's window size (the command sees it at once, with
 	// SIGWINCH). FAILED_PRECONDITION without a PTY or when it has ended.
@@ -450,18 +451,19 @@ type SandboxServiceHandler interface {
 	// OUT_OF_RANGE when an offset is older than what is kept (the message names
 	// the earliest offset held; `from_earliest` starts there instead).
 	Attach(context.Context, *connect.Request[v1.AttachRequest], *connect.ServerStream[v1.AttachResponse]) error
-	// Writes bytes to a command's stdin (`keep_stdin_open`), and optionally
-	// closes it. FAILED_PRECONDITION when the command has ended, its stdin is
-	// closed, or it was started without `keep_stdin_open`. Usable over every
-	// protocol, HTTP/1.1 included.
+	// Writes bytes to a kept command's stdin (`keep_stdin_open`), and
+	// optionally closes it. FAILED_PRECONDITION when the command has ended, its
+	// stdin is closed, or it was started without `keep_stdin_open`. Usable over
+	// every protocol, HTTP/1.1 included; each call is one round trip into the
+	// sandbox (a few ms): for typing, StreamInput is the fast path.
 	WriteInput(context.Context, *connect.Request[v1.WriteInputRequest]) (*connect.Response[v1.WriteInputResponse], error)
 	// The same as a client stream, for gRPC (and Connect over HTTP/2) clients
 	// that type as they go: each message's bytes are written as they arrive.
 	// The first message names the command.
 	StreamInput(context.Context, *connect.ClientStream[v1.StreamInputRequest]) (*connect.Response[v1.StreamInputResponse], error)
 	// Sends a signal ("SIGINT", "INT", "SIGTERM", "SIGKILL", "SIGHUP",
-	// "SIGUSR1", "SIGWINCH"...) to a command's process group. INVALID_ARGUMENT
-	// for an unknown name; FAILED_PRECONDITION when it has ended.
+	// "SIGUSR1", "SIGWINCH"...) to a kept command's process group.
+	// INVALID_ARGUMENT for an unknown name; FAILED_PRECONDITION when it has ended.
 	SignalCommand(context.Context, *connect.Request[v1.SignalCommandRequest]) (*connect.Response[v1.SignalCommandResponse], error)
 	// Changes a PTY command's window size (the command sees it at once, with
 	// SIGWINCH). FAILED_PRECONDITION without a PTY or when it has ended.
