@@ -16,6 +16,8 @@ export const DEFAULT_RETAIN_BYTES = 64 * 2 ** 20;
 /** Finished commands are listed this long, then removed. */
 export const KEEP_FINISHED_S = 3600;
 const TAG = /^[A-Za-z0-9_.-]{1,64}$/;
+/** How a `shell` command is run (no rc files, as for a plain Exec); listed as the proto documents it: ["bash", "-c", <shell>]. */
+const SHELL = ["/bin/bash", "--norc", "--noprofile", "-c"];
 
 export interface PtySpec {
   rows: number;
@@ -40,7 +42,7 @@ export function checkTag(tag: string | undefined): void {
 
 /** Starts a kept command; resolves its pid once it runs. */
 export async function startKept(registry: SessionRegistry, sandboxId: string, execId: string, s: KeptStart): Promise<{ pid: number }> {
-  const command = s.argv && s.argv.length ? s.argv : ["/bin/bash", "--norc", "--noprofile", "-c", s.shell ?? ""];
+  const command = s.argv && s.argv.length ? s.argv : [...SHELL, s.shell ?? ""];
   const args = [
     "start", "--dir", COMMANDS_DIR, "--id", execId,
     ...(s.tag ? ["--tag", s.tag] : []),
@@ -141,6 +143,12 @@ export interface KeptInfo {
 const num = (v: unknown) => (Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : 0);
 const range = (v: unknown) => ({ earliest: num((v as Record<string, unknown> | undefined)?.earliest), end: num((v as Record<string, unknown> | undefined)?.end) });
 
+/** The command line as ListCommands shows it: argv as given, a shell command as ["bash", "-c", <shell>]. */
+function shownArgs(argv: string[]): string[] {
+  const isShell = argv.length === SHELL.length + 1 && SHELL.every((a, i) => argv[i] === a);
+  return isShell ? ["bash", "-c", argv[SHELL.length]!] : argv;
+}
+
 /** The sandbox's kept commands, newest first (from `sbx-run list`, one JSON object a line; malformed lines are skipped). */
 export async function listKept(registry: SessionRegistry, sandboxId: string): Promise<KeptInfo[]> {
   const r = await runHelper(registry, sandboxId, ["list", "--dir", COMMANDS_DIR]);
@@ -158,7 +166,7 @@ export async function listKept(registry: SessionRegistry, sandboxId: string): Pr
     const running = o.state === "running";
     out.push({
       execId: o.id, tag: typeof o.tag === "string" ? o.tag : "",
-      args: Array.isArray(o.argv) ? o.argv.filter((a): a is string => typeof a === "string").slice(0, 1000) : [],
+      args: Array.isArray(o.argv) ? shownArgs(o.argv.filter((a): a is string => typeof a === "string").slice(0, 1000)) : [],
       startedAt: new Date(num(o.startedAt)), running,
       ...(running ? {} : { exit: parseExit(o.exit ?? { lost: true }) }),
       stdout: range(o.stdout), stderr: range(o.stderr), pty: o.pty === true, pid: num(o.pid),
