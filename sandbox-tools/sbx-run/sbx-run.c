@@ -33,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SBX_RUN_VERSION 1
+#define SBX_RUN_VERSION 2
 #define FRAME_MAX 262144            /* largest data frame payload */
 #define DEFAULT_CAP (64ULL << 20)   /* bytes held per stream */
 #define MIN_CAP 65536ULL
@@ -510,7 +510,7 @@ static u64 parse_u64(const char *opt, const char *s, u64 min, u64 max) {
 struct opts {
   const char *dir, *id, *tag, *term, *cwd, *signal;
   u64 rows, cols, cap, out_off, err_off, keep_finished;
-  bool pty, keep_stdin, close, from_earliest, no_follow, has_rows, has_cols, has_keep;
+  bool pty, keep_stdin, close, from_earliest, no_follow, kill_on_hangup, has_rows, has_cols, has_keep;
   char **env;
   int nenv;
   char **argv;
@@ -553,6 +553,7 @@ static void parse_opts(int argc, char **argv, struct opts *o, const char *allowe
     else if (!strcmp(a, "--close")) o->close = true;
     else if (!strcmp(a, "--from-earliest")) o->from_earliest = true;
     else if (!strcmp(a, "--no-follow")) o->no_follow = true;
+    else if (!strcmp(a, "--kill-on-hangup")) o->kill_on_hangup = true;
 #undef NEED
   }
   if (!o->dir) die(RC_USAGE, "--dir is required");
@@ -973,11 +974,25 @@ struct rstream {
   offs_t segs;
 };
 
+/*
+ * attach --kill-on-hangup: the command's process group and directory, set
+ * while attached. A foreground command dies with the RPC that attaches to it:
+ * when the reader goes away (the RPC ended, sandboxd's SSH connection died),
+ * the command is killed, unless it has already ended.
+ */
+static long long hangup_pgid;
+static const char *hangup_cdir;
+
+static void reader_gone(void) {
+  if (hangup_pgid > 0 && !exists(hangup_cdir, "exit.json")) kill((pid_t)-hangup_pgid, SIGKILL);
+  exit(RC_OK);
+}
+
 static void out_iov(struct iovec *iov, int n) {
   while (n > 0) {
     ssize_t w = writev(1, iov, n);
     if (w < 0 && errno == EINTR) continue;
-    if (w < 0) exit(RC_OK); /* the reader went away */
+    if (w < 0) reader_gone();
     while (n > 0 && (size_t)w >= iov->iov_len) w -= (ssize_t)iov->iov_len, iov++, n--;
     if (n > 0) iov->iov_base = (char *)iov->iov_base + w, iov->iov_len -= (size_t)w;
   }
@@ -1081,7 +1096,7 @@ static int cmd_attach(int argc, char **argv) {
   struct opts o;
   struct meta m;
   char cdir[PATH_MAX];
-  parse_opts(argc, argv, &o, " --dir --id --stdout-offset --stderr-offset --from-earliest --no-follow ");
+  parse_opts(argc, argv, &o, " --dir --id --stdout-offset --stderr-offset --from-earliest --no-follow --kill-on-hangup ");
   cmd_dir(cdir, o.dir, o.id);
   signal(SIGPIPE, SIG_IGN);
   /* Watch before the first look, so nothing written in between is missed. */
@@ -1092,6 +1107,7 @@ static int cmd_attach(int argc, char **argv) {
     ifd = -1;
   }
   meta_must(cdir, o.id, &m);
+  if (o.kill_on_hangup) hangup_pgid = m.pid, hangup_cdir = cdir;
   sb_t xj = {0};
   int st = cmd_state(cdir, &m, &xj);
   struct rstream rs[2] = {{.name = "stdout", .type = 'O', .sid = 1, .pos = o.out_off, .fd = -1},
@@ -1135,7 +1151,7 @@ static int cmd_attach(int argc, char **argv) {
     if (gone) die(RC_NOTFOUND, "command %s was removed", o.id);
     struct pollfd pf[3] = {{.fd = ifd, .events = POLLIN}, {.fd = 1, .events = 0}, {.fd = pidfd, .events = POLLIN}};
     if (poll(pf, 3, ifd < 0 ? 50 : (pidfd < 0 ? 1000 : -1)) < 0 && errno != EINTR) die(RC_ERR, "poll: %s", strerror(errno));
-    if (pf[1].revents & (POLLERR | POLLHUP | POLLNVAL)) return RC_OK; /* the reader went away */
+    if (pf[1].revents & (POLLERR | POLLHUP | POLLNVAL)) reader_gone();
     if (pidfd >= 0 && pf[2].revents) sup_dead = true;
   }
 }

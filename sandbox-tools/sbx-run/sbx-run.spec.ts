@@ -217,7 +217,24 @@ describe("frames", () => {
 
 describe("sbx-run", () => {
   it("prints its version", async () => {
-    expect(await sbx(["version"])).toEqual({ code: 0, stdout: "sbx-run 1\n", stderr: "" });
+    expect(await sbx(["version"])).toEqual({ code: 0, stdout: "sbx-run 2\n", stderr: "" });
+  });
+
+  it("attach --kill-on-hangup kills the command when its reader goes away, and only then", async () => {
+    await start("hang", ["sleep", "100"]);
+    const child = spawn(bin, ["attach", "--dir", dir, "--id", "hang", "--kill-on-hangup"], { stdio: ["ignore", "pipe", "ignore"] });
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await list()).find((c) => c.id === "hang")?.state).toBe("running");
+    child.stdout.destroy(); // the reader hangs up
+    expect(await waitExit("hang")).toMatchObject({ signal: "SIGKILL" });
+    // Without the flag the reader going away leaves the command running.
+    await start("stay", ["sleep", "100"]);
+    const plain = spawn(bin, ["attach", "--dir", dir, "--id", "stay"], { stdio: ["ignore", "pipe", "ignore"] });
+    await new Promise((r) => setTimeout(r, 300));
+    plain.stdout.destroy();
+    await new Promise((r) => plain.on("close", r));
+    expect((await list()).find((c) => c.id === "stay")?.state).toBe("running");
+    await sbx(["signal", "--dir", dir, "--id", "stay", "--signal", "KILL"]);
   });
 
   it("runs a command and replays its output, then the exit", async () => {

@@ -9,6 +9,7 @@
  */
 import { DEFAULT_TENANT } from "../auth/principal.js";
 import { createHash } from "node:crypto";
+import { forgetHelper } from "../ssh/commands/helper.js";
 import { failedPrecondition, invalidArgument, isSandboxError, notFound, unavailable, type SandboxError } from "../errors.js";
 import { LeaseReaper } from "../leases/lease-reaper.js";
 import { Periodic } from "../periodic.js";
@@ -312,6 +313,7 @@ export class SandboxManager {
 
   /** Drops what this replica holds for a sandbox that is gone. */
   private forget(id: string): void {
+    forgetHelper(id);
     this.entries.delete(id);
     this.leases.delete(id);
     this.requestIds.forgetSandbox(id);

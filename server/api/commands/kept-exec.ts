@@ -47,7 +47,7 @@ export async function* keptExec(deps: ApiDeps, req: ExecRequest, ctx: HandlerCon
     started = true;
     if (req.stdin.length > 0) await writeKeptInput(deps.registry, id, execId, req.stdin, !req.keepStdinOpen, ctx.signal);
     yield { event: { case: "started", value: { execId, pid } } };
-    for await (const ev of attachKept(deps.registry, id, execId, { stdoutOffset: 0, stderrOffset: 0, fromEarliest: true, signal: ctx.signal })) {
+    for await (const ev of attachKept(deps.registry, id, execId, { stdoutOffset: 0, stderrOffset: 0, fromEarliest: true, killOnHangup: !req.background, signal: ctx.signal })) {
       if (ev.type === "exited") yield { event: { case: "exited", value: keptExited(ev.exit) } };
       else yield { offset: BigInt(ev.offset), event: { case: ev.type, value: ev.data } };
     }
@@ -56,7 +56,8 @@ export async function* keptExec(deps: ApiDeps, req: ExecRequest, ctx: HandlerCon
     if (ctx.signal.aborted) throw ConnectError.from(ctx.signal.reason);
     throw err;
   } finally {
-    // A foreground kept command dies with its RPC; a background one is only detached from.
+    // A foreground kept command dies with its RPC: killed from here when the RPC ends early (the attach
+    // itself is killed then), and by its attach on hang-up when sandboxd's connection dies. A background one is detached from.
     if (started && !req.background && ctx.signal.aborted) void signalKept(deps.registry, id, execId, "SIGKILL").catch(() => {});
     release();
   }

@@ -69,6 +69,8 @@ export interface AttachOptions {
   stdoutOffset: number;
   stderrOffset: number;
   fromEarliest: boolean;
+  /** Kill the command when this attach ends early (its RPC, or sandboxd's SSH connection): a foreground kept command. */
+  killOnHangup?: boolean;
   signal?: AbortSignal;
 }
 
@@ -78,6 +80,7 @@ export async function* attachKept(registry: SessionRegistry, sandboxId: string, 
     "attach", "--dir", COMMANDS_DIR, "--id", execId,
     "--stdout-offset", String(o.stdoutOffset), "--stderr-offset", String(o.stderrOffset),
     ...(o.fromEarliest ? ["--from-earliest"] : []),
+    ...(o.killOnHangup ? ["--kill-on-hangup"] : []),
   ], { signal: o.signal, maxStderrBytes: 4096, onOutputLimit: "discard" });
   const parser = new FrameParser();
   let dropped: { stdoutEarliest: number; stderrEarliest: number } | undefined;

@@ -1237,7 +1237,8 @@ type ExecRequest struct {
 	KeepStdinOpen bool `protobuf:"varint,18,opt,name=keep_stdin_open,json=keepStdinOpen,proto3" json:"keep_stdin_open,omitempty"`
 	// Runs the command on a pseudo-terminal of this size: it sees a terminal
 	// (`tty`, `stty size`, colours), its stderr is merged into stdout, "\x03"
-	// written to it interrupts its foreground job. Implies a kept command.
+	// written to it (WriteInput: needs `keep_stdin_open`) interrupts its
+	// foreground job. Implies a kept command.
 	Pty *PtySize `protobuf:"bytes,19,opt,name=pty,proto3" json:"pty,omitempty"`
 	// A name for the command, unique among the sandbox's running commands
 	// (ALREADY_EXISTS otherwise): Attach, WriteInput, SignalCommand and

@@ -670,7 +670,8 @@ export type ExecRequest = Message<"sandbox.v1.ExecRequest"> & {
   /**
    * Runs the command on a pseudo-terminal of this size: it sees a terminal
    * (`tty`, `stty size`, colours), its stderr is merged into stdout, "\x03"
-   * written to it interrupts its foreground job. Implies a kept command.
+   * written to it (WriteInput: needs `keep_stdin_open`) interrupts its
+   * foreground job. Implies a kept command.
    *
    * @generated from field: sandbox.v1.PtySize pty = 19;
    */
