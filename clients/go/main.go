@@ -1,7 +1,8 @@
 // Command sandboxd-client-go exercises the sandboxd gRPC API end to end with
 // grpc-go: create a sandbox, stream a few commands (two of them past an
-// output cap), upload a file and download it back (checking sizes and sha256),
-// and destroy the sandbox.
+// output cap), leave a background command and come back to it by its tag
+// (Attach from offset 0, ListCommands, SignalCommand), upload a file and
+// download it back (checking sizes and sha256), and destroy the sandbox.
 //
 //	go run . --addr 127.0.0.1:8080    (or SANDBOXD_ADDR; plaintext h2c)
 //
@@ -212,7 +213,13 @@ func run(addr, token string) error {
 			res.exited.GetStdoutTruncated(), res.stdout.Len(), res.stderr.String(), outputCap)
 	}
 
-	// 4. Upload a few MiB of random bytes in chunks, with expected size and sha256.
+	// 4. Kept commands: a background command left after its first line and
+	// re-attached by tag; another one stopped with SIGTERM.
+	if err := keptCommands(ctx, client, id); err != nil {
+		return err
+	}
+
+	// 5. Upload a few MiB of random bytes in chunks, with expected size and sha256.
 	data := make([]byte, fileSize)
 	if _, err := rand.Read(data); err != nil {
 		return err
@@ -248,7 +255,7 @@ func run(addr, token string) error {
 		return fmt.Errorf("upload: server says %d bytes sha256 %s, want %d %s", ur.GetBytesWritten(), ur.GetSha256(), size, want)
 	}
 
-	// 5. Download it back and verify the done message and a local hash.
+	// 6. Download it back and verify the done message and a local hash.
 	dl, err := client.Download(ctx, &sandboxv1.DownloadRequest{SandboxId: id, Path: filePath})
 	if err != nil {
 		return fmt.Errorf("Download: %w", err)
@@ -288,6 +295,148 @@ func run(addr, token string) error {
 		return fmt.Errorf("download: sha256 done %s local %s, want %s", done.GetSha256(), local, want)
 	}
 	return nil
+}
+
+// keptCommands starts a background command with a tag, detaches after its
+// first line (cancelling the Exec stream does not stop a background command),
+// sees it running in ListCommands, re-attaches by tag from offset 0 and gets
+// every line and the exit; then ends a second background command, `sleep 60`,
+// with SignalCommand SIGTERM.
+func keptCommands(ctx context.Context, c sandboxv1.SandboxServiceClient, id string) error {
+	const tag = "counter"
+	ectx, detach := context.WithCancel(ctx)
+	defer detach()
+	stream, err := c.Exec(ectx, &sandboxv1.ExecRequest{
+		SandboxId:  id,
+		Command:    &sandboxv1.ExecRequest_Shell{Shell: "for i in 1 2 3; do echo $i; sleep 1; done"},
+		Background: true,
+		Tag:        tag,
+	})
+	if err != nil {
+		return fmt.Errorf("exec background: %w", err)
+	}
+	var started *sandboxv1.ExecStarted
+	var first []byte
+	for first == nil {
+		msg, err := stream.Recv()
+		if err != nil {
+			return fmt.Errorf("exec background (before its first line): %w", err)
+		}
+		switch ev := msg.GetEvent().(type) {
+		case *sandboxv1.ExecResponse_Started:
+			started = ev.Started
+		case *sandboxv1.ExecResponse_Stdout:
+			if msg.GetOffset() != 0 {
+				return fmt.Errorf("exec background: first stdout chunk at offset %d, want 0", msg.GetOffset())
+			}
+			first = ev.Stdout
+		case *sandboxv1.ExecResponse_Stderr:
+			return fmt.Errorf("exec background: unexpected stderr %q", ev.Stderr)
+		case *sandboxv1.ExecResponse_Exited:
+			return fmt.Errorf("exec background: exited before its first line (%v)", ev.Exited)
+		}
+	}
+	detach() // leave it running
+	if started == nil || started.GetExecId() == "" || !bytes.HasPrefix(first, []byte("1\n")) {
+		return fmt.Errorf("exec background: started %v, first stdout %q; want an exec id and \"1\\n\"", started, first)
+	}
+	fmt.Printf("[background tag=%s exec_id=%s pid=%d: first line %q, detached]\n", tag, started.GetExecId(), started.GetPid(), first)
+
+	list, err := c.ListCommands(ctx, &sandboxv1.ListCommandsRequest{SandboxId: id})
+	if err != nil {
+		return fmt.Errorf("ListCommands: %w", err)
+	}
+	var info *sandboxv1.CommandInfo
+	for _, ci := range list.GetCommands() {
+		if ci.GetTag() == tag {
+			info = ci
+		}
+	}
+	if info == nil || info.GetExecId() != started.GetExecId() || !info.GetRunning() {
+		return fmt.Errorf("ListCommands: %v, want %s running with tag %s", list.GetCommands(), started.GetExecId(), tag)
+	}
+	fmt.Printf("[list: tag=%s running=%v, %d stdout bytes so far]\n", info.GetTag(), info.GetRunning(), info.GetStdoutEnd())
+
+	byTag := &sandboxv1.CommandRef{SandboxId: id, Command: &sandboxv1.CommandRef_Tag{Tag: tag}}
+	out, exited, err := attach(ctx, c, byTag)
+	if err != nil {
+		return fmt.Errorf("Attach %s: %w", tag, err)
+	}
+	fmt.Printf("[attach tag=%s from offset 0: %q, exit_code=%d]\n", tag, out, exited.GetExitCode())
+	if string(out) != "1\n2\n3\n" {
+		return fmt.Errorf("Attach %s: stdout %q, want \"1\\n2\\n3\\n\"", tag, out)
+	}
+	if err := expectExit(exited, 0); err != nil {
+		return fmt.Errorf("Attach %s: %w", tag, err)
+	}
+
+	// A second one, ended by a signal to its process group.
+	const sleeper = "sleeper"
+	sctx, detachSleeper := context.WithCancel(ctx)
+	defer detachSleeper()
+	ss, err := c.Exec(sctx, &sandboxv1.ExecRequest{
+		SandboxId:  id,
+		Command:    &sandboxv1.ExecRequest_Argv{Argv: &sandboxv1.Argv{Args: []string{"sleep", "60"}}},
+		Background: true,
+		Tag:        sleeper,
+	})
+	if err != nil {
+		return fmt.Errorf("exec sleep: %w", err)
+	}
+	msg, err := ss.Recv()
+	if err != nil {
+		return fmt.Errorf("exec sleep: %w", err)
+	}
+	if msg.GetStarted() == nil {
+		return fmt.Errorf("exec sleep: first event %v, want started", msg)
+	}
+	detachSleeper()
+	bySleeper := &sandboxv1.CommandRef{SandboxId: id, Command: &sandboxv1.CommandRef_Tag{Tag: sleeper}}
+	if _, err := c.SignalCommand(ctx, &sandboxv1.SignalCommandRequest{Command: bySleeper, Signal: "SIGTERM"}); err != nil {
+		return fmt.Errorf("SignalCommand: %w", err)
+	}
+	_, exited, err = attach(ctx, c, bySleeper)
+	if err != nil {
+		return fmt.Errorf("Attach %s: %w", sleeper, err)
+	}
+	fmt.Printf("[signal SIGTERM to tag=%s: exited signal=%q after %s]\n", sleeper, exited.GetSignal(), exited.GetDuration().AsDuration())
+	if exited.GetSignal() != "SIGTERM" || exited.ExitCode != nil {
+		return fmt.Errorf("%s: exited %v, want ended by SIGTERM", sleeper, exited)
+	}
+	return nil
+}
+
+// attach reads a kept command's stdout from offset 0 until its exit, checking
+// that every chunk's offset continues the previous one.
+func attach(ctx context.Context, c sandboxv1.SandboxServiceClient, ref *sandboxv1.CommandRef) ([]byte, *sandboxv1.ExecExited, error) {
+	stream, err := c.Attach(ctx, &sandboxv1.AttachRequest{Command: ref})
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []byte
+	var exited *sandboxv1.ExecExited
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		switch ev := msg.GetEvent().(type) {
+		case *sandboxv1.AttachResponse_Stdout:
+			if msg.GetOffset() != uint64(len(out)) {
+				return nil, nil, fmt.Errorf("stdout chunk at offset %d, want %d", msg.GetOffset(), len(out))
+			}
+			out = append(out, ev.Stdout...)
+		case *sandboxv1.AttachResponse_Exited:
+			exited = ev.Exited
+		}
+	}
+	if exited == nil {
+		return nil, nil, errors.New("stream ended without an exited event")
+	}
+	return out, exited, nil
 }
 
 type execResult struct {

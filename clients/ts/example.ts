@@ -1,8 +1,9 @@
 // sandboxd end-to-end example client (connect-es over the gRPC protocol, h2c).
 //
 // Creates a sandbox, streams a few commands (two of them past an output cap),
-// uploads a file and downloads it back (checking size and sha256), destroys the
-// sandbox, prints "OK ts".
+// leaves a background command and comes back to it by its tag (Attach from
+// offset 0, ListCommands, SignalCommand), uploads a file and downloads it back
+// (checking size and sha256), destroys the sandbox, prints "OK ts".
 //
 //   npx tsx clients/ts/example.ts --addr 127.0.0.1:8080   (or SANDBOXD_ADDR)
 //
@@ -20,6 +21,7 @@ import {
   OutputLimitAction,
   SandboxService,
   Sandbox_State,
+  type CommandRefSchema,
   type DownloadDone,
   type DownloadInfo,
   type ExecExited,
@@ -99,6 +101,116 @@ function expectExit(e: ExecExited, code: number, what: string): void {
   check(
     e.reason === ExecExited_Reason.EXITED && e.exitCode === code,
     `${what}: exited reason=${ExecExited_Reason[e.reason]} exit_code=${e.exitCode} signal=${JSON.stringify(e.signal)}, want code ${code}`,
+  );
+}
+
+/** Reads a kept command's stdout from offset 0 until its exit, checking that every chunk's offset continues the previous one. */
+async function attach(client: SandboxClient, ref: MessageInitShape<typeof CommandRefSchema>): Promise<{ stdout: Buffer; exited: ExecExited }> {
+  const out: Buffer[] = [];
+  let size = 0;
+  let exited: ExecExited | undefined;
+  for await (const res of client.attach({ command: ref }, { timeoutMs: TIMEOUT_MS })) {
+    if (res.event.case === "stdout") {
+      check(res.offset === BigInt(size), `attach: stdout chunk at offset ${res.offset}, want ${size}`);
+      out.push(Buffer.from(res.event.value));
+      size += res.event.value.length;
+    } else if (res.event.case === "exited") {
+      exited = res.event.value;
+    }
+  }
+  check(exited !== undefined, "attach stream ended without an exited event");
+  return { stdout: Buffer.concat(out), exited };
+}
+
+/**
+ * Leaves a stream: aborts it and reads it to its end. (A stream merely left,
+ * with `break`, would keep the call's deadline timer, and the process, alive
+ * for `timeoutMs`: connect-es clears it only once the stream has ended.)
+ */
+async function detachFrom(stream: AsyncIterator<unknown>, controller: AbortController): Promise<void> {
+  controller.abort();
+  try {
+    while (!(await stream.next()).done);
+  } catch (e) {
+    if (!(e instanceof ConnectError && e.code === Code.Canceled)) throw e;
+  }
+}
+
+/**
+ * Starts a background command with a tag, detaches after its first line
+ * (cancelling the Exec stream does not stop a background command), sees it
+ * running in ListCommands, re-attaches by tag from offset 0 and gets every
+ * line and the exit; then ends a second background command, `sleep 60`, with
+ * SignalCommand SIGTERM.
+ */
+async function keptCommands(client: SandboxClient, sandboxId: string): Promise<void> {
+  const tag = "counter";
+  const detach = new AbortController();
+  const stream = client
+    .exec(
+      { sandboxId, command: { case: "shell", value: "for i in 1 2 3; do echo $i; sleep 1; done" }, background: true, tag },
+      { timeoutMs: TIMEOUT_MS, signal: detach.signal },
+    )
+    [Symbol.asyncIterator]();
+  let started: { execId: string; pid: number } | undefined;
+  let first: Buffer | undefined;
+  try {
+    while (first === undefined) {
+      const r = await stream.next();
+      if (r.done) throw new Mismatch("exec background: stream ended before its first line");
+      const ev = r.value.event;
+      if (ev.case === "started") started = ev.value;
+      else if (ev.case === "stdout") {
+        check(r.value.offset === 0n, `exec background: first stdout chunk at offset ${r.value.offset}, want 0`);
+        first = Buffer.from(ev.value);
+      } else if (ev.case === "stderr") throw new Mismatch(`exec background: unexpected stderr ${JSON.stringify(Buffer.from(ev.value).toString())}`);
+      else if (ev.case === "exited") throw new Mismatch(`exec background: exited before its first line (${ExecExited_Reason[ev.value.reason]})`);
+    }
+  } finally {
+    await detachFrom(stream, detach); // leave it running
+  }
+  check(
+    started !== undefined && started.execId !== "" && first !== undefined && first.toString().startsWith("1\n"),
+    `exec background: started ${JSON.stringify(started)}, first stdout ${JSON.stringify(first?.toString())}; want an exec id and "1\\n"`,
+  );
+  console.log(`[background tag=${tag} exec_id=${started.execId} pid=${started.pid}: first line ${JSON.stringify(first.toString())}, detached]`);
+
+  const { commands } = await client.listCommands({ sandboxId }, { timeoutMs: TIMEOUT_MS });
+  const listed = commands.filter((c) => c.tag === tag);
+  check(
+    listed.length === 1 && listed[0]!.execId === started.execId && listed[0]!.running,
+    `ListCommands: ${JSON.stringify(listed.map((c) => ({ execId: c.execId, tag: c.tag, running: c.running })))}, want ${started.execId} running with tag ${tag}`,
+  );
+  console.log(`[list: tag=${tag} running=${listed[0]!.running}, ${listed[0]!.stdoutEnd} stdout bytes so far]`);
+
+  const counted = await attach(client, { sandboxId, command: { case: "tag", value: tag } });
+  console.log(`[attach tag=${tag} from offset 0: ${JSON.stringify(counted.stdout.toString())}, exit_code=${counted.exited.exitCode ?? "none"}]`);
+  check(counted.stdout.toString() === "1\n2\n3\n", `attach ${tag}: stdout ${JSON.stringify(counted.stdout.toString())}, want "1\\n2\\n3\\n"`);
+  expectExit(counted.exited, 0, `attach ${tag}`);
+
+  // A second one, ended by a signal to its process group.
+  const sleeper = "sleeper";
+  const detachSleeper = new AbortController();
+  const sleeping = client
+    .exec(
+      { sandboxId, command: { case: "argv", value: { args: ["sleep", "60"] } }, background: true, tag: sleeper },
+      { timeoutMs: TIMEOUT_MS, signal: detachSleeper.signal },
+    )
+    [Symbol.asyncIterator]();
+  try {
+    const r = await sleeping.next();
+    check(!r.done && r.value.event.case === "started", `exec sleep: first event ${r.done ? "none" : r.value.event.case}, want started`);
+  } finally {
+    await detachFrom(sleeping, detachSleeper);
+  }
+  const ref: MessageInitShape<typeof CommandRefSchema> = { sandboxId, command: { case: "tag", value: sleeper } };
+  await client.signalCommand({ command: ref, signal: "SIGTERM" }, { timeoutMs: TIMEOUT_MS });
+  const { exited } = await attach(client, ref);
+  const ms = Number(exited.duration?.seconds ?? 0n) * 1e3 + (exited.duration?.nanos ?? 0) / 1e6;
+  console.log(`[signal SIGTERM to tag=${sleeper}: exited signal=${JSON.stringify(exited.signal)} after ${ms}ms]`);
+  check(
+    exited.signal === "SIGTERM" && exited.exitCode === undefined,
+    `${sleeper}: exited signal=${JSON.stringify(exited.signal)} exit_code=${exited.exitCode}, want ended by SIGTERM`,
   );
 }
 
@@ -206,6 +318,8 @@ async function scenario(client: SandboxClient): Promise<void> {
       `discard: stdout_truncated=${r.exited.stdoutTruncated} with ${r.stdout.length} stdout bytes, ` +
         `stderr ${JSON.stringify(r.stderr.toString())}; want truncated, ${OUTPUT_CAP} bytes, "done\\n"`,
     );
+
+    await keptCommands(client, id);
 
     const data = randomBytes(FILE_SIZE);
     const want = createHash("sha256").update(data).digest("hex");

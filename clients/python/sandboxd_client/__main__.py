@@ -1,8 +1,9 @@
 """sandboxd end-to-end example client (grpcio, plaintext).
 
 Creates a sandbox, streams a few commands (two of them past an output cap),
-uploads a file and downloads it back (checking size and sha256), destroys the
-sandbox, and prints "OK python".
+leaves a background command and comes back to it by its tag (Attach from
+offset 0, ListCommands, SignalCommand), uploads a file and downloads it back
+(checking size and sha256), destroys the sandbox, and prints "OK python".
 
     python -m sandboxd_client --addr 127.0.0.1:8080   (or SANDBOXD_ADDR)
 
@@ -148,6 +149,90 @@ def expect_exit(exited: pb.ExecExited, code: int, what: str) -> None:
     )
 
 
+def attach(stub: pb_grpc.SandboxServiceStub, ref: pb.CommandRef):
+    """Reads a kept command's stdout from offset 0 until its exit, checking that
+    every chunk's offset continues the previous one."""
+    out, exited = bytearray(), None
+    for ev in stub.Attach(pb.AttachRequest(command=ref), timeout=TIMEOUT):
+        kind = ev.WhichOneof("event")
+        if kind == "stdout":
+            check(ev.offset == len(out), f"attach: stdout chunk at offset {ev.offset}, want {len(out)}")
+            out += ev.stdout
+        elif kind == "exited":
+            exited = ev.exited
+    check(exited is not None, "attach stream ended without an exited event")
+    return bytes(out), exited
+
+
+def kept_commands(stub: pb_grpc.SandboxServiceStub, sandbox_id: str) -> None:
+    """Starts a background command with a tag, detaches after its first line
+    (cancelling the Exec stream does not stop a background command), sees it
+    running in ListCommands, re-attaches by tag from offset 0 and gets every
+    line and the exit; then ends a second background command, `sleep 60`, with
+    SignalCommand SIGTERM."""
+    tag = "counter"
+    call = stub.Exec(
+        pb.ExecRequest(
+            sandbox_id=sandbox_id, shell="for i in 1 2 3; do echo $i; sleep 1; done", background=True, tag=tag
+        ),
+        timeout=TIMEOUT,
+    )
+    started, first = None, None
+    try:
+        for ev in call:
+            kind = ev.WhichOneof("event")
+            if kind == "started":
+                started = ev.started
+            elif kind == "stdout":
+                check(ev.offset == 0, f"exec background: first stdout chunk at offset {ev.offset}, want 0")
+                first = ev.stdout
+                break
+            elif kind == "stderr":
+                raise Mismatch(f"exec background: unexpected stderr {ev.stderr!r}")
+            elif kind == "exited":
+                raise Mismatch(f"exec background: exited before its first line ({ev.exited})")
+    finally:
+        call.cancel()  # detach: it goes on running
+    check(
+        started is not None and started.exec_id != "" and first is not None and first.startswith(b"1\n"),
+        f"exec background: started {started}, first stdout {first!r}; want an exec id and b'1\\n'",
+    )
+    print(f"[background tag={tag} exec_id={started.exec_id} pid={started.pid}: first line {first!r}, detached]", flush=True)
+
+    commands = stub.ListCommands(pb.ListCommandsRequest(sandbox_id=sandbox_id), timeout=TIMEOUT).commands
+    listed = [c for c in commands if c.tag == tag]
+    check(
+        len(listed) == 1 and listed[0].exec_id == started.exec_id and listed[0].running,
+        f"ListCommands: {listed}, want {started.exec_id} running with tag {tag}",
+    )
+    print(f"[list: tag={tag} running={listed[0].running}, {listed[0].stdout_end} stdout bytes so far]", flush=True)
+
+    out, exited = attach(stub, pb.CommandRef(sandbox_id=sandbox_id, tag=tag))
+    print(f"[attach tag={tag} from offset 0: {out!r}, exit_code={exited.exit_code}]", flush=True)
+    check(out == b"1\n2\n3\n", f"attach {tag}: stdout {out!r}, want b'1\\n2\\n3\\n'")
+    expect_exit(exited, 0, f"attach {tag}")
+
+    # A second one, ended by a signal to its process group.
+    sleeper = "sleeper"
+    call = stub.Exec(
+        pb.ExecRequest(sandbox_id=sandbox_id, argv=pb.Argv(args=["sleep", "60"]), background=True, tag=sleeper),
+        timeout=TIMEOUT,
+    )
+    try:
+        ev = next(call)
+        check(ev.WhichOneof("event") == "started", f"exec sleep: first event {ev}, want started")
+    finally:
+        call.cancel()
+    ref = pb.CommandRef(sandbox_id=sandbox_id, tag=sleeper)
+    stub.SignalCommand(pb.SignalCommandRequest(command=ref, signal="SIGTERM"), timeout=TIMEOUT)
+    _, exited = attach(stub, ref)
+    print(f"[signal SIGTERM to tag={sleeper}: exited signal={exited.signal!r} after {exited.duration.ToTimedelta()}]", flush=True)
+    check(
+        exited.signal == "SIGTERM" and not exited.HasField("exit_code"),
+        f"{sleeper}: exited {exited}, want ended by SIGTERM",
+    )
+
+
 def upload_requests(sandbox_id: str, data: bytes, sha: str):
     yield pb.UploadRequest(
         header=pb.UploadHeader(
@@ -247,6 +332,8 @@ def scenario(stub: pb_grpc.SandboxServiceStub) -> None:
             f"discard: stdout_truncated={exited.stdout_truncated} with {len(out)} stdout bytes, stderr {err!r}; "
             f"want truncated, {OUTPUT_CAP} bytes, b'done\\n'",
         )
+
+        kept_commands(stub, sb.id)
 
         data = os.urandom(FILE_SIZE)
         want = hashlib.sha256(data).hexdigest()
