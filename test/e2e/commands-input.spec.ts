@@ -103,6 +103,24 @@ describe("StreamInput (local)", () => {
     expect(Code[(late as ConnectError).code]).toBe("FailedPrecondition");
   });
 
+  it("over gRPC: `exit` with the close flag in the last message succeeds although the command ended before the close", async () => {
+    const ac = new AbortController();
+    const out = reader(api.exec({ sandboxId, command: { case: "argv", value: { args: ["bash", "--norc", "--noprofile"] } }, keepStdinOpen: true }, { signal: ac.signal }));
+    const first = await out.it.next();
+    const execId = (first.value!.event.value as { execId: string }).execId;
+    async function* input(): AsyncGenerator<Input> {
+      yield { command: { sandboxId, command: { case: "execId", value: execId } }, data: enc("echo hi\n") };
+      answers.push(await out.until((o) => o.includes("hi\n")));
+      // Give bash the time to exit before the close arrives.
+      yield { data: enc("exit 3\n") };
+      await out.until((o) => /exited/.test(o));
+      yield { data: new Uint8Array(0), close: true };
+    }
+    const answers: string[] = [];
+    await api.streamInput(input());
+    expect(await out.until((o) => /exited/.test(o))).toBe("hi\nexited 3");
+  });
+
   it("over gRPC: errors of the first message (no command, unknown command, finished command)", async () => {
     async function* of(...msgs: Input[]): AsyncGenerator<Input> {
       for (const m of msgs) yield m;

@@ -2,7 +2,7 @@
 import type { HandlerContext } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { StreamInputRequest, StreamInputResponseSchema, WriteInputRequest, WriteInputResponseSchema } from "../../../gen/ts/sandbox/v1/sandbox_pb.js";
-import { invalidArgument } from "../../errors.js";
+import { invalidArgument, isSandboxError } from "../../errors.js";
 import { writeKeptInput } from "../../ssh/commands/kept.js";
 import type { ApiDeps } from "../deps.js";
 import { resolveCommand } from "./command-ref.js";
@@ -44,7 +44,12 @@ export async function streamInput(deps: ApiDeps, requests: AsyncIterable<StreamI
     // The close flag is only known at the end: the helper closes stdin after the stream when asked (--close).
     const stream = data();
     await writeKeptInput(deps.registry, c.sandboxId, c.execId, stream, false, ctx.signal);
-    if (close) await writeKeptInput(deps.registry, c.sandboxId, c.execId, new Uint8Array(0), true, ctx.signal);
+    if (close) {
+      // Everything was delivered; a command that has ended meanwhile (an `exit` just sent) has no stdin left to close.
+      await writeKeptInput(deps.registry, c.sandboxId, c.execId, new Uint8Array(0), true, ctx.signal).catch((err: unknown) => {
+        if (!isSandboxError(err, "failed_precondition") || !/finished/.test((err as Error).message)) throw err;
+      });
+    }
     return {};
   } finally {
     c.release();

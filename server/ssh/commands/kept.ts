@@ -175,7 +175,11 @@ export async function listKept(registry: SessionRegistry, sandboxId: string): Pr
       stdout: range(o.stdout), stderr: range(o.stderr), pty: o.pty === true, pid: num(o.pid),
     });
   }
-  return out.sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime());
+  // Finished ones are listed for KEEP_FINISHED_S (the helper's gc removes them when a command starts).
+  const cutoff = Date.now() - KEEP_FINISHED_S * 1000;
+  return out
+    .filter((c) => c.running || c.startedAt.getTime() + (c.exit?.durationMs ?? 0) >= cutoff)
+    .sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime());
 }
 
 /** The exec id a tag names: the running command with that tag, else the newest finished one. */
