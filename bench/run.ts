@@ -13,6 +13,7 @@ import type { FromWorker, ToWorker } from "./lib/server-worker.js";
 import { benchGrpc, grpcClient } from "./grpc.js";
 import { benchPve } from "./pve.js";
 import { benchAuth } from "./auth.js";
+import { benchCommands } from "./commands.js";
 import { benchLeaseReap } from "./lease-reap.js";
 import { benchLeaseRenewal } from "./lease-renew.js";
 import { benchCreate, benchSsh, ensureHostFile } from "./local.js";
@@ -20,9 +21,9 @@ import { BenchResults } from "./lib/results.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-const PARTS = ["local", "grpc", "pve", "lease", "auth"];
+const PARTS = ["local", "grpc", "pve", "lease", "auth", "commands"];
 
-/** `npm run bench` runs every part; `npm run bench -- grpc` (or `local`, `pve`, `lease`, `auth`) just one. */
+/** `npm run bench` runs every part; `npm run bench -- grpc` (or `local`, `pve`, `lease`, `auth`, `commands`) just one. */
 async function main(): Promise<void> {
   const only = process.argv[2];
   if (only !== undefined && !PARTS.includes(only)) throw new Error(`unknown part '${only}' (parts: ${PARTS.join(", ")})`);
@@ -33,6 +34,7 @@ async function main(): Promise<void> {
   if (only === undefined || only === "grpc") await benchThroughServer(results, await hostFile());
   if (only === undefined || only === "pve") await benchPve(results);
   if (only === undefined || only === "auth") await benchAuth(results);
+  if (only === undefined || only === "commands") await benchCommands(results);
   if (only === undefined || only === "lease") {
     await benchLeaseRenewal(results);
     await benchLeaseReap(results);

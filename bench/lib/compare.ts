@@ -15,10 +15,13 @@ const FILE_ROUNDS = 3;
 
 const runHost = (cmd: string, ...args: string[]) => promisify(execFile)(cmd, args);
 
-/** Warms both paths, then alternates batches so drift hits both alike. Samples in ms. */
-export async function compareLatency(raw: () => Promise<unknown>, ours: () => Promise<unknown>) {
-  await timeEach(20, raw);
-  await timeEach(20, ours);
+/**
+ * Warms both paths (20 calls each unless `warmup` says more), then alternates
+ * batches so drift hits both alike. Samples in ms.
+ */
+export async function compareLatency(raw: () => Promise<unknown>, ours: () => Promise<unknown>, { warmup = 20 } = {}) {
+  await timeEach(warmup, raw);
+  await timeEach(warmup, ours);
   const rawSamples: number[] = [];
   const ourSamples: number[] = [];
   for (let batch = 0; batch < 10; batch++) {
