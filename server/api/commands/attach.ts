@@ -1,5 +1,5 @@
 /** Attach: a kept command's output from given offsets (stored, then live), then its exit. Cancelling detaches. */
-import { ConnectError, type HandlerContext } from "@connectrpc/connect";
+import type { HandlerContext } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { AttachRequest, AttachResponseSchema } from "../../../gen/ts/sandbox/v1/sandbox_pb.js";
 import { notFound } from "../../errors.js";
@@ -7,7 +7,7 @@ import { attachKept, listKept } from "../../ssh/commands/kept.js";
 import { u64 } from "../convert.js";
 import type { ApiDeps } from "../deps.js";
 import { resolveCommand } from "./command-ref.js";
-import { keptExited } from "./exited.js";
+import { keptResponses } from "./events.js";
 
 export async function* attachCommand(deps: ApiDeps, req: AttachRequest, ctx: HandlerContext): AsyncGenerator<MessageInitShape<typeof AttachResponseSchema>> {
   const c = await resolveCommand(deps, ctx, req.command);
@@ -20,14 +20,7 @@ export async function* attachCommand(deps: ApiDeps, req: AttachRequest, ctx: Han
       stdoutOffset: u64(req.stdoutOffset, "stdout_offset"), stderrOffset: u64(req.stderrOffset, "stderr_offset"),
       fromEarliest: req.fromEarliest, signal: ctx.signal,
     });
-    for await (const ev of events) {
-      if (ev.type === "exited") yield { event: { case: "exited", value: keptExited(ev.exit) } };
-      else yield { offset: BigInt(ev.offset), event: { case: ev.type, value: ev.data } };
-    }
-    if (ctx.signal.aborted) throw ConnectError.from(ctx.signal.reason);
-  } catch (err) {
-    if (ctx.signal.aborted) throw ConnectError.from(ctx.signal.reason);
-    throw err;
+    yield* keptResponses(events, ctx);
   } finally {
     c.release();
   }

@@ -13,7 +13,7 @@ import { visibleSandbox } from "../access.js";
 import { requireSandboxId, u64 } from "../convert.js";
 import type { ApiDeps } from "../deps.js";
 import { noteSandbox } from "../rpc-log.js";
-import { keptExited } from "./exited.js";
+import { keptResponses } from "./events.js";
 import { ptySize } from "./pty.js";
 
 const MIN_RETAIN = 64 * 1024;
@@ -47,11 +47,8 @@ export async function* keptExec(deps: ApiDeps, req: ExecRequest, ctx: HandlerCon
     started = true;
     if (req.stdin.length > 0) await writeKeptInput(deps.registry, id, execId, req.stdin, !req.keepStdinOpen, ctx.signal);
     yield { event: { case: "started", value: { execId, pid } } };
-    for await (const ev of attachKept(deps.registry, id, execId, { stdoutOffset: 0, stderrOffset: 0, fromEarliest: true, killOnHangup: !req.background, signal: ctx.signal })) {
-      if (ev.type === "exited") yield { event: { case: "exited", value: keptExited(ev.exit) } };
-      else yield { offset: BigInt(ev.offset), event: { case: ev.type, value: ev.data } };
-    }
-    if (ctx.signal.aborted) throw ConnectError.from(ctx.signal.reason);
+    const events = attachKept(deps.registry, id, execId, { stdoutOffset: 0, stderrOffset: 0, fromEarliest: true, killOnHangup: !req.background, signal: ctx.signal });
+    yield* keptResponses(events, ctx);
   } catch (err) {
     if (ctx.signal.aborted) throw ConnectError.from(ctx.signal.reason);
     throw err;

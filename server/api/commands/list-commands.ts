@@ -8,7 +8,7 @@ import { visibleSandbox } from "../access.js";
 import { requireSandboxId } from "../convert.js";
 import type { ApiDeps } from "../deps.js";
 import { noteSandbox } from "../rpc-log.js";
-import { keptExited } from "./exited.js";
+import { keptExited } from "./events.js";
 
 export async function listCommands(deps: ApiDeps, req: ListCommandsRequest, ctx: HandlerContext): Promise<MessageInitShape<typeof ListCommandsResponseSchema>> {
   const id = requireSandboxId(req.sandboxId);
