@@ -17,6 +17,9 @@ import { streamInput, writeInput } from "./commands/input.js";
 import { listCommands } from "./commands/list-commands.js";
 import { resizePty } from "./commands/resize-pty.js";
 import { signalCommand } from "./commands/signal-command.js";
+import { listDir } from "./files/list-dir.js";
+import { makeDir, move, remove } from "./files/mutate.js";
+import { stat } from "./files/stat.js";
 
 export function sandboxRoutes(router: ConnectRouter, deps: ApiDeps): void {
   router.service(SandboxService, {
@@ -36,5 +39,10 @@ export function sandboxRoutes(router: ConnectRouter, deps: ApiDeps): void {
     signalCommand: (req, ctx) => signalCommand(deps, req, ctx),
     resizePty: (req, ctx) => resizePty(deps, req, ctx),
     listCommands: (req, ctx) => listCommands(deps, req, ctx),
+    stat: (req, ctx) => stat(deps, req, ctx),
+    listDir: (req, ctx) => listDir(deps, req, ctx),
+    makeDir: (req, ctx) => makeDir(deps, req, ctx),
+    remove: (req, ctx) => remove(deps, req, ctx),
+    move: (req, ctx) => move(deps, req, ctx),
   });
 }

@@ -110,6 +110,64 @@ func (OutputLimitAction) EnumDescriptor() ([]byte, []int) {
 	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{0}
 }
 
+// What kind of file a path is.
+type FileType int32
+
+const (
+	FileType_FILE_TYPE_UNSPECIFIED FileType = 0
+	// A regular file.
+	FileType_FILE_TYPE_FILE      FileType = 1
+	FileType_FILE_TYPE_DIRECTORY FileType = 2
+	FileType_FILE_TYPE_SYMLINK   FileType = 3
+	// A device, FIFO or socket.
+	FileType_FILE_TYPE_OTHER FileType = 4
+)
+
+// Enum value maps for FileType.
+var (
+	FileType_name = map[int32]string{
+		0: "FILE_TYPE_UNSPECIFIED",
+		1: "FILE_TYPE_FILE",
+		2: "FILE_TYPE_DIRECTORY",
+		3: "FILE_TYPE_SYMLINK",
+		4: "FILE_TYPE_OTHER",
+	}
+	FileType_value = map[string]int32{
+		"FILE_TYPE_UNSPECIFIED": 0,
+		"FILE_TYPE_FILE":        1,
+		"FILE_TYPE_DIRECTORY":   2,
+		"FILE_TYPE_SYMLINK":     3,
+		"FILE_TYPE_OTHER":       4,
+	}
+)
+
+func (x FileType) Enum() *FileType {
+	p := new(FileType)
+	*p = x
+	return p
+}
+
+func (x FileType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FileType) Descriptor() protoreflect.EnumDescriptor {
+	return file_sandbox_v1_sandbox_proto_enumTypes[1].Descriptor()
+}
+
+func (FileType) Type() protoreflect.EnumType {
+	return &file_sandbox_v1_sandbox_proto_enumTypes[1]
+}
+
+func (x FileType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FileType.Descriptor instead.
+func (FileType) EnumDescriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{1}
+}
+
 // Life cycle of a sandbox.
 type Sandbox_State int32
 
@@ -157,11 +215,11 @@ func (x Sandbox_State) String() string {
 }
 
 func (Sandbox_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_sandbox_v1_sandbox_proto_enumTypes[1].Descriptor()
+	return file_sandbox_v1_sandbox_proto_enumTypes[2].Descriptor()
 }
 
 func (Sandbox_State) Type() protoreflect.EnumType {
-	return &file_sandbox_v1_sandbox_proto_enumTypes[1]
+	return &file_sandbox_v1_sandbox_proto_enumTypes[2]
 }
 
 func (x Sandbox_State) Number() protoreflect.EnumNumber {
@@ -218,11 +276,11 @@ func (x ExecExited_Reason) String() string {
 }
 
 func (ExecExited_Reason) Descriptor() protoreflect.EnumDescriptor {
-	return file_sandbox_v1_sandbox_proto_enumTypes[2].Descriptor()
+	return file_sandbox_v1_sandbox_proto_enumTypes[3].Descriptor()
 }
 
 func (ExecExited_Reason) Type() protoreflect.EnumType {
-	return &file_sandbox_v1_sandbox_proto_enumTypes[2]
+	return &file_sandbox_v1_sandbox_proto_enumTypes[3]
 }
 
 func (x ExecExited_Reason) Number() protoreflect.EnumNumber {
@@ -3137,6 +3195,652 @@ func (x *DownloadDone) GetSha256() string {
 	return ""
 }
 
+// One file, as the sandbox sees it.
+type FileInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The last path component ("" for "/").
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The path as asked for (for ListDir: the listed path joined with the
+	// entry's path below it).
+	Path string   `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Type FileType `protobuf:"varint,3,opt,name=type,proto3,enum=sandbox.v1.FileType" json:"type,omitempty"`
+	// Size in bytes.
+	Size uint64 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	// Permission bits (0 to 0o7777, without the file type).
+	Mode uint32 `protobuf:"varint,5,opt,name=mode,proto3" json:"mode,omitempty"`
+	// Owner's user and group id in the sandbox.
+	Uid uint32 `protobuf:"varint,6,opt,name=uid,proto3" json:"uid,omitempty"`
+	Gid uint32 `protobuf:"varint,7,opt,name=gid,proto3" json:"gid,omitempty"`
+	// Last modification, to the second.
+	Mtime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=mtime,proto3" json:"mtime,omitempty"`
+	// For a symlink: what it points to, as written in the link.
+	SymlinkTarget string `protobuf:"bytes,9,opt,name=symlink_target,json=symlinkTarget,proto3" json:"symlink_target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileInfo) Reset() {
+	*x = FileInfo{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileInfo) ProtoMessage() {}
+
+func (x *FileInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileInfo.ProtoReflect.Descriptor instead.
+func (*FileInfo) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *FileInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FileInfo) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *FileInfo) GetType() FileType {
+	if x != nil {
+		return x.Type
+	}
+	return FileType_FILE_TYPE_UNSPECIFIED
+}
+
+func (x *FileInfo) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *FileInfo) GetMode() uint32 {
+	if x != nil {
+		return x.Mode
+	}
+	return 0
+}
+
+func (x *FileInfo) GetUid() uint32 {
+	if x != nil {
+		return x.Uid
+	}
+	return 0
+}
+
+func (x *FileInfo) GetGid() uint32 {
+	if x != nil {
+		return x.Gid
+	}
+	return 0
+}
+
+func (x *FileInfo) GetMtime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Mtime
+	}
+	return nil
+}
+
+func (x *FileInfo) GetSymlinkTarget() string {
+	if x != nil {
+		return x.SymlinkTarget
+	}
+	return ""
+}
+
+type StatRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SandboxId string                 `protobuf:"bytes,1,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
+	// Absolute, or relative to the home directory.
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// Describe what a symlink points to instead of the link itself (a
+	// dangling link is then NOT_FOUND).
+	FollowSymlinks bool `protobuf:"varint,3,opt,name=follow_symlinks,json=followSymlinks,proto3" json:"follow_symlinks,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *StatRequest) Reset() {
+	*x = StatRequest{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatRequest) ProtoMessage() {}
+
+func (x *StatRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatRequest.ProtoReflect.Descriptor instead.
+func (*StatRequest) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *StatRequest) GetSandboxId() string {
+	if x != nil {
+		return x.SandboxId
+	}
+	return ""
+}
+
+func (x *StatRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *StatRequest) GetFollowSymlinks() bool {
+	if x != nil {
+		return x.FollowSymlinks
+	}
+	return false
+}
+
+type StatResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Info          *FileInfo              `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatResponse) Reset() {
+	*x = StatResponse{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatResponse) ProtoMessage() {}
+
+func (x *StatResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatResponse.ProtoReflect.Descriptor instead.
+func (*StatResponse) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *StatResponse) GetInfo() *FileInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+type ListDirRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SandboxId string                 `protobuf:"bytes,1,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
+	// The directory; a symlink to a directory is followed.
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// 0 or 1: the directory's own entries; N: recursive down to N levels
+	// (entries of subdirectories up to N - 1 below). Symlinks to directories
+	// are listed, never descended into; a subdirectory that cannot be read
+	// (permission) or vanished meanwhile is listed but not descended into.
+	// At most 64 (INVALID_ARGUMENT beyond).
+	Depth         uint32 `protobuf:"varint,3,opt,name=depth,proto3" json:"depth,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDirRequest) Reset() {
+	*x = ListDirRequest{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDirRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDirRequest) ProtoMessage() {}
+
+func (x *ListDirRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDirRequest.ProtoReflect.Descriptor instead.
+func (*ListDirRequest) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ListDirRequest) GetSandboxId() string {
+	if x != nil {
+		return x.SandboxId
+	}
+	return ""
+}
+
+func (x *ListDirRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ListDirRequest) GetDepth() uint32 {
+	if x != nil {
+		return x.Depth
+	}
+	return 0
+}
+
+type ListDirResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A batch of at most 1000 entries, each directory's entries before those
+	// of its subdirectories; no order within a directory is promised.
+	Entries       []*FileInfo `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDirResponse) Reset() {
+	*x = ListDirResponse{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDirResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDirResponse) ProtoMessage() {}
+
+func (x *ListDirResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDirResponse.ProtoReflect.Descriptor instead.
+func (*ListDirResponse) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ListDirResponse) GetEntries() []*FileInfo {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+type MakeDirRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SandboxId string                 `protobuf:"bytes,1,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
+	Path      string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// Create missing parents too, and accept an existing directory (mkdir -p).
+	Parents bool `protobuf:"varint,3,opt,name=parents,proto3" json:"parents,omitempty"`
+	// Permission bits of the new directories (default 0o755).
+	Mode          *uint32 `protobuf:"varint,4,opt,name=mode,proto3,oneof" json:"mode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MakeDirRequest) Reset() {
+	*x = MakeDirRequest{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MakeDirRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MakeDirRequest) ProtoMessage() {}
+
+func (x *MakeDirRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MakeDirRequest.ProtoReflect.Descriptor instead.
+func (*MakeDirRequest) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *MakeDirRequest) GetSandboxId() string {
+	if x != nil {
+		return x.SandboxId
+	}
+	return ""
+}
+
+func (x *MakeDirRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *MakeDirRequest) GetParents() bool {
+	if x != nil {
+		return x.Parents
+	}
+	return false
+}
+
+func (x *MakeDirRequest) GetMode() uint32 {
+	if x != nil && x.Mode != nil {
+		return *x.Mode
+	}
+	return 0
+}
+
+type MakeDirResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MakeDirResponse) Reset() {
+	*x = MakeDirResponse{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MakeDirResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MakeDirResponse) ProtoMessage() {}
+
+func (x *MakeDirResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MakeDirResponse.ProtoReflect.Descriptor instead.
+func (*MakeDirResponse) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{49}
+}
+
+type RemoveRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SandboxId string                 `protobuf:"bytes,1,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
+	Path      string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// Remove a directory with everything in it (depth first; symlinks inside
+	// are removed, never followed).
+	Recursive     bool `protobuf:"varint,3,opt,name=recursive,proto3" json:"recursive,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveRequest) Reset() {
+	*x = RemoveRequest{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveRequest) ProtoMessage() {}
+
+func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
+func (*RemoveRequest) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *RemoveRequest) GetSandboxId() string {
+	if x != nil {
+		return x.SandboxId
+	}
+	return ""
+}
+
+func (x *RemoveRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *RemoveRequest) GetRecursive() bool {
+	if x != nil {
+		return x.Recursive
+	}
+	return false
+}
+
+type RemoveResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveResponse) Reset() {
+	*x = RemoveResponse{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveResponse) ProtoMessage() {}
+
+func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
+func (*RemoveResponse) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{51}
+}
+
+type MoveRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SandboxId string                 `protobuf:"bytes,1,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
+	// Absolute, or relative to the home directory.
+	From string `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To   string `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	// Replace an existing target (atomically, posix-rename@openssh.com).
+	Overwrite     bool `protobuf:"varint,4,opt,name=overwrite,proto3" json:"overwrite,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveRequest) Reset() {
+	*x = MoveRequest{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveRequest) ProtoMessage() {}
+
+func (x *MoveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveRequest.ProtoReflect.Descriptor instead.
+func (*MoveRequest) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *MoveRequest) GetSandboxId() string {
+	if x != nil {
+		return x.SandboxId
+	}
+	return ""
+}
+
+func (x *MoveRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *MoveRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *MoveRequest) GetOverwrite() bool {
+	if x != nil {
+		return x.Overwrite
+	}
+	return false
+}
+
+type MoveResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveResponse) Reset() {
+	*x = MoveResponse{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveResponse) ProtoMessage() {}
+
+func (x *MoveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveResponse.ProtoReflect.Descriptor instead.
+func (*MoveResponse) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{53}
+}
+
 var File_sandbox_v1_sandbox_proto protoreflect.FileDescriptor
 
 const file_sandbox_v1_sandbox_proto_rawDesc = "" +
@@ -3365,12 +4069,62 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x06offset\x18\x03 \x01(\x04R\x06offset\"<\n" +
 	"\fDownloadDone\x12\x14\n" +
 	"\x05bytes\x18\x01 \x01(\x04R\x05bytes\x12\x16\n" +
-	"\x06sha256\x18\x02 \x01(\tR\x06sha256*w\n" +
+	"\x06sha256\x18\x02 \x01(\tR\x06sha256\"\x81\x02\n" +
+	"\bFileInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12(\n" +
+	"\x04type\x18\x03 \x01(\x0e2\x14.sandbox.v1.FileTypeR\x04type\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x04R\x04size\x12\x12\n" +
+	"\x04mode\x18\x05 \x01(\rR\x04mode\x12\x10\n" +
+	"\x03uid\x18\x06 \x01(\rR\x03uid\x12\x10\n" +
+	"\x03gid\x18\a \x01(\rR\x03gid\x120\n" +
+	"\x05mtime\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x05mtime\x12%\n" +
+	"\x0esymlink_target\x18\t \x01(\tR\rsymlinkTarget\"i\n" +
+	"\vStatRequest\x12\x1d\n" +
+	"\n" +
+	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12'\n" +
+	"\x0ffollow_symlinks\x18\x03 \x01(\bR\x0efollowSymlinks\"8\n" +
+	"\fStatResponse\x12(\n" +
+	"\x04info\x18\x01 \x01(\v2\x14.sandbox.v1.FileInfoR\x04info\"Y\n" +
+	"\x0eListDirRequest\x12\x1d\n" +
+	"\n" +
+	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x14\n" +
+	"\x05depth\x18\x03 \x01(\rR\x05depth\"A\n" +
+	"\x0fListDirResponse\x12.\n" +
+	"\aentries\x18\x01 \x03(\v2\x14.sandbox.v1.FileInfoR\aentries\"\x7f\n" +
+	"\x0eMakeDirRequest\x12\x1d\n" +
+	"\n" +
+	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x18\n" +
+	"\aparents\x18\x03 \x01(\bR\aparents\x12\x17\n" +
+	"\x04mode\x18\x04 \x01(\rH\x00R\x04mode\x88\x01\x01B\a\n" +
+	"\x05_mode\"\x11\n" +
+	"\x0fMakeDirResponse\"`\n" +
+	"\rRemoveRequest\x12\x1d\n" +
+	"\n" +
+	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x1c\n" +
+	"\trecursive\x18\x03 \x01(\bR\trecursive\"\x10\n" +
+	"\x0eRemoveResponse\"n\n" +
+	"\vMoveRequest\x12\x1d\n" +
+	"\n" +
+	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\tR\x02to\x12\x1c\n" +
+	"\toverwrite\x18\x04 \x01(\bR\toverwrite\"\x0e\n" +
+	"\fMoveResponse*w\n" +
 	"\x11OutputLimitAction\x12#\n" +
 	"\x1fOUTPUT_LIMIT_ACTION_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18OUTPUT_LIMIT_ACTION_KILL\x10\x01\x12\x1f\n" +
-	"\x1bOUTPUT_LIMIT_ACTION_DISCARD\x10\x022\x91\n" +
-	"\n" +
+	"\x1bOUTPUT_LIMIT_ACTION_DISCARD\x10\x02*~\n" +
+	"\bFileType\x12\x19\n" +
+	"\x15FILE_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eFILE_TYPE_FILE\x10\x01\x12\x17\n" +
+	"\x13FILE_TYPE_DIRECTORY\x10\x02\x12\x15\n" +
+	"\x11FILE_TYPE_SYMLINK\x10\x03\x12\x13\n" +
+	"\x0fFILE_TYPE_OTHER\x10\x042\xd2\f\n" +
 	"\x0eSandboxService\x12T\n" +
 	"\rCreateSandbox\x12 .sandbox.v1.CreateSandboxRequest\x1a!.sandbox.v1.CreateSandboxResponse\x12K\n" +
 	"\n" +
@@ -3389,7 +4143,12 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\vStreamInput\x12\x1e.sandbox.v1.StreamInputRequest\x1a\x1f.sandbox.v1.StreamInputResponse(\x01\x12T\n" +
 	"\rSignalCommand\x12 .sandbox.v1.SignalCommandRequest\x1a!.sandbox.v1.SignalCommandResponse\x12H\n" +
 	"\tResizePty\x12\x1c.sandbox.v1.ResizePtyRequest\x1a\x1d.sandbox.v1.ResizePtyResponse\x12Q\n" +
-	"\fListCommands\x12\x1f.sandbox.v1.ListCommandsRequest\x1a .sandbox.v1.ListCommandsResponseB*Z(sandboxd.dev/gen/go/sandbox/v1;sandboxv1b\x06proto3"
+	"\fListCommands\x12\x1f.sandbox.v1.ListCommandsRequest\x1a .sandbox.v1.ListCommandsResponse\x129\n" +
+	"\x04Stat\x12\x17.sandbox.v1.StatRequest\x1a\x18.sandbox.v1.StatResponse\x12D\n" +
+	"\aListDir\x12\x1a.sandbox.v1.ListDirRequest\x1a\x1b.sandbox.v1.ListDirResponse0\x01\x12B\n" +
+	"\aMakeDir\x12\x1a.sandbox.v1.MakeDirRequest\x1a\x1b.sandbox.v1.MakeDirResponse\x12?\n" +
+	"\x06Remove\x12\x19.sandbox.v1.RemoveRequest\x1a\x1a.sandbox.v1.RemoveResponse\x129\n" +
+	"\x04Move\x12\x17.sandbox.v1.MoveRequest\x1a\x18.sandbox.v1.MoveResponseB*Z(sandboxd.dev/gen/go/sandbox/v1;sandboxv1b\x06proto3"
 
 var (
 	file_sandbox_v1_sandbox_proto_rawDescOnce sync.Once
@@ -3403,139 +4162,165 @@ func file_sandbox_v1_sandbox_proto_rawDescGZIP() []byte {
 	return file_sandbox_v1_sandbox_proto_rawDescData
 }
 
-var file_sandbox_v1_sandbox_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_sandbox_v1_sandbox_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_sandbox_v1_sandbox_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_sandbox_v1_sandbox_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_sandbox_v1_sandbox_proto_goTypes = []any{
 	(OutputLimitAction)(0),             // 0: sandbox.v1.OutputLimitAction
-	(Sandbox_State)(0),                 // 1: sandbox.v1.Sandbox.State
-	(ExecExited_Reason)(0),             // 2: sandbox.v1.ExecExited.Reason
-	(*Sandbox)(nil),                    // 3: sandbox.v1.Sandbox
-	(*Resources)(nil),                  // 4: sandbox.v1.Resources
-	(*CreateSandboxRequest)(nil),       // 5: sandbox.v1.CreateSandboxRequest
-	(*CreateSandboxResponse)(nil),      // 6: sandbox.v1.CreateSandboxResponse
-	(*GetSandboxRequest)(nil),          // 7: sandbox.v1.GetSandboxRequest
-	(*GetSandboxResponse)(nil),         // 8: sandbox.v1.GetSandboxResponse
-	(*ListSandboxesRequest)(nil),       // 9: sandbox.v1.ListSandboxesRequest
-	(*ListSandboxesResponse)(nil),      // 10: sandbox.v1.ListSandboxesResponse
-	(*DestroySandboxRequest)(nil),      // 11: sandbox.v1.DestroySandboxRequest
-	(*DestroySandboxResponse)(nil),     // 12: sandbox.v1.DestroySandboxResponse
-	(*KeepAliveRequest)(nil),           // 13: sandbox.v1.KeepAliveRequest
-	(*KeepAliveResponse)(nil),          // 14: sandbox.v1.KeepAliveResponse
-	(*SetInternetAccessRequest)(nil),   // 15: sandbox.v1.SetInternetAccessRequest
-	(*SetInternetAccessResponse)(nil),  // 16: sandbox.v1.SetInternetAccessResponse
-	(*SetEgressAllowlistRequest)(nil),  // 17: sandbox.v1.SetEgressAllowlistRequest
-	(*SetEgressAllowlistResponse)(nil), // 18: sandbox.v1.SetEgressAllowlistResponse
-	(*Argv)(nil),                       // 19: sandbox.v1.Argv
-	(*ExecRequest)(nil),                // 20: sandbox.v1.ExecRequest
-	(*PtySize)(nil),                    // 21: sandbox.v1.PtySize
-	(*CommandRef)(nil),                 // 22: sandbox.v1.CommandRef
-	(*AttachRequest)(nil),              // 23: sandbox.v1.AttachRequest
-	(*AttachResponse)(nil),             // 24: sandbox.v1.AttachResponse
-	(*WriteInputRequest)(nil),          // 25: sandbox.v1.WriteInputRequest
-	(*WriteInputResponse)(nil),         // 26: sandbox.v1.WriteInputResponse
-	(*StreamInputRequest)(nil),         // 27: sandbox.v1.StreamInputRequest
-	(*StreamInputResponse)(nil),        // 28: sandbox.v1.StreamInputResponse
-	(*SignalCommandRequest)(nil),       // 29: sandbox.v1.SignalCommandRequest
-	(*SignalCommandResponse)(nil),      // 30: sandbox.v1.SignalCommandResponse
-	(*ResizePtyRequest)(nil),           // 31: sandbox.v1.ResizePtyRequest
-	(*ResizePtyResponse)(nil),          // 32: sandbox.v1.ResizePtyResponse
-	(*ListCommandsRequest)(nil),        // 33: sandbox.v1.ListCommandsRequest
-	(*ListCommandsResponse)(nil),       // 34: sandbox.v1.ListCommandsResponse
-	(*CommandInfo)(nil),                // 35: sandbox.v1.CommandInfo
-	(*ExecResponse)(nil),               // 36: sandbox.v1.ExecResponse
-	(*ExecStarted)(nil),                // 37: sandbox.v1.ExecStarted
-	(*ExecExited)(nil),                 // 38: sandbox.v1.ExecExited
-	(*UploadRequest)(nil),              // 39: sandbox.v1.UploadRequest
-	(*UploadHeader)(nil),               // 40: sandbox.v1.UploadHeader
-	(*UploadResponse)(nil),             // 41: sandbox.v1.UploadResponse
-	(*DownloadRequest)(nil),            // 42: sandbox.v1.DownloadRequest
-	(*DownloadResponse)(nil),           // 43: sandbox.v1.DownloadResponse
-	(*DownloadInfo)(nil),               // 44: sandbox.v1.DownloadInfo
-	(*DownloadDone)(nil),               // 45: sandbox.v1.DownloadDone
-	nil,                                // 46: sandbox.v1.Sandbox.LabelsEntry
-	nil,                                // 47: sandbox.v1.CreateSandboxRequest.LabelsEntry
-	nil,                                // 48: sandbox.v1.ListSandboxesRequest.LabelSelectorEntry
-	nil,                                // 49: sandbox.v1.ExecRequest.EnvEntry
-	(*timestamppb.Timestamp)(nil),      // 50: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 51: google.protobuf.Duration
+	(FileType)(0),                      // 1: sandbox.v1.FileType
+	(Sandbox_State)(0),                 // 2: sandbox.v1.Sandbox.State
+	(ExecExited_Reason)(0),             // 3: sandbox.v1.ExecExited.Reason
+	(*Sandbox)(nil),                    // 4: sandbox.v1.Sandbox
+	(*Resources)(nil),                  // 5: sandbox.v1.Resources
+	(*CreateSandboxRequest)(nil),       // 6: sandbox.v1.CreateSandboxRequest
+	(*CreateSandboxResponse)(nil),      // 7: sandbox.v1.CreateSandboxResponse
+	(*GetSandboxRequest)(nil),          // 8: sandbox.v1.GetSandboxRequest
+	(*GetSandboxResponse)(nil),         // 9: sandbox.v1.GetSandboxResponse
+	(*ListSandboxesRequest)(nil),       // 10: sandbox.v1.ListSandboxesRequest
+	(*ListSandboxesResponse)(nil),      // 11: sandbox.v1.ListSandboxesResponse
+	(*DestroySandboxRequest)(nil),      // 12: sandbox.v1.DestroySandboxRequest
+	(*DestroySandboxResponse)(nil),     // 13: sandbox.v1.DestroySandboxResponse
+	(*KeepAliveRequest)(nil),           // 14: sandbox.v1.KeepAliveRequest
+	(*KeepAliveResponse)(nil),          // 15: sandbox.v1.KeepAliveResponse
+	(*SetInternetAccessRequest)(nil),   // 16: sandbox.v1.SetInternetAccessRequest
+	(*SetInternetAccessResponse)(nil),  // 17: sandbox.v1.SetInternetAccessResponse
+	(*SetEgressAllowlistRequest)(nil),  // 18: sandbox.v1.SetEgressAllowlistRequest
+	(*SetEgressAllowlistResponse)(nil), // 19: sandbox.v1.SetEgressAllowlistResponse
+	(*Argv)(nil),                       // 20: sandbox.v1.Argv
+	(*ExecRequest)(nil),                // 21: sandbox.v1.ExecRequest
+	(*PtySize)(nil),                    // 22: sandbox.v1.PtySize
+	(*CommandRef)(nil),                 // 23: sandbox.v1.CommandRef
+	(*AttachRequest)(nil),              // 24: sandbox.v1.AttachRequest
+	(*AttachResponse)(nil),             // 25: sandbox.v1.AttachResponse
+	(*WriteInputRequest)(nil),          // 26: sandbox.v1.WriteInputRequest
+	(*WriteInputResponse)(nil),         // 27: sandbox.v1.WriteInputResponse
+	(*StreamInputRequest)(nil),         // 28: sandbox.v1.StreamInputRequest
+	(*StreamInputResponse)(nil),        // 29: sandbox.v1.StreamInputResponse
+	(*SignalCommandRequest)(nil),       // 30: sandbox.v1.SignalCommandRequest
+	(*SignalCommandResponse)(nil),      // 31: sandbox.v1.SignalCommandResponse
+	(*ResizePtyRequest)(nil),           // 32: sandbox.v1.ResizePtyRequest
+	(*ResizePtyResponse)(nil),          // 33: sandbox.v1.ResizePtyResponse
+	(*ListCommandsRequest)(nil),        // 34: sandbox.v1.ListCommandsRequest
+	(*ListCommandsResponse)(nil),       // 35: sandbox.v1.ListCommandsResponse
+	(*CommandInfo)(nil),                // 36: sandbox.v1.CommandInfo
+	(*ExecResponse)(nil),               // 37: sandbox.v1.ExecResponse
+	(*ExecStarted)(nil),                // 38: sandbox.v1.ExecStarted
+	(*ExecExited)(nil),                 // 39: sandbox.v1.ExecExited
+	(*UploadRequest)(nil),              // 40: sandbox.v1.UploadRequest
+	(*UploadHeader)(nil),               // 41: sandbox.v1.UploadHeader
+	(*UploadResponse)(nil),             // 42: sandbox.v1.UploadResponse
+	(*DownloadRequest)(nil),            // 43: sandbox.v1.DownloadRequest
+	(*DownloadResponse)(nil),           // 44: sandbox.v1.DownloadResponse
+	(*DownloadInfo)(nil),               // 45: sandbox.v1.DownloadInfo
+	(*DownloadDone)(nil),               // 46: sandbox.v1.DownloadDone
+	(*FileInfo)(nil),                   // 47: sandbox.v1.FileInfo
+	(*StatRequest)(nil),                // 48: sandbox.v1.StatRequest
+	(*StatResponse)(nil),               // 49: sandbox.v1.StatResponse
+	(*ListDirRequest)(nil),             // 50: sandbox.v1.ListDirRequest
+	(*ListDirResponse)(nil),            // 51: sandbox.v1.ListDirResponse
+	(*MakeDirRequest)(nil),             // 52: sandbox.v1.MakeDirRequest
+	(*MakeDirResponse)(nil),            // 53: sandbox.v1.MakeDirResponse
+	(*RemoveRequest)(nil),              // 54: sandbox.v1.RemoveRequest
+	(*RemoveResponse)(nil),             // 55: sandbox.v1.RemoveResponse
+	(*MoveRequest)(nil),                // 56: sandbox.v1.MoveRequest
+	(*MoveResponse)(nil),               // 57: sandbox.v1.MoveResponse
+	nil,                                // 58: sandbox.v1.Sandbox.LabelsEntry
+	nil,                                // 59: sandbox.v1.CreateSandboxRequest.LabelsEntry
+	nil,                                // 60: sandbox.v1.ListSandboxesRequest.LabelSelectorEntry
+	nil,                                // 61: sandbox.v1.ExecRequest.EnvEntry
+	(*timestamppb.Timestamp)(nil),      // 62: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 63: google.protobuf.Duration
 }
 var file_sandbox_v1_sandbox_proto_depIdxs = []int32{
-	1,  // 0: sandbox.v1.Sandbox.state:type_name -> sandbox.v1.Sandbox.State
-	46, // 1: sandbox.v1.Sandbox.labels:type_name -> sandbox.v1.Sandbox.LabelsEntry
-	4,  // 2: sandbox.v1.Sandbox.resources:type_name -> sandbox.v1.Resources
-	50, // 3: sandbox.v1.Sandbox.lease_expires_at:type_name -> google.protobuf.Timestamp
-	50, // 4: sandbox.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
-	4,  // 5: sandbox.v1.CreateSandboxRequest.resources:type_name -> sandbox.v1.Resources
-	47, // 6: sandbox.v1.CreateSandboxRequest.labels:type_name -> sandbox.v1.CreateSandboxRequest.LabelsEntry
-	51, // 7: sandbox.v1.CreateSandboxRequest.lease_ttl:type_name -> google.protobuf.Duration
-	3,  // 8: sandbox.v1.CreateSandboxResponse.sandbox:type_name -> sandbox.v1.Sandbox
-	3,  // 9: sandbox.v1.GetSandboxResponse.sandbox:type_name -> sandbox.v1.Sandbox
-	48, // 10: sandbox.v1.ListSandboxesRequest.label_selector:type_name -> sandbox.v1.ListSandboxesRequest.LabelSelectorEntry
-	3,  // 11: sandbox.v1.ListSandboxesResponse.sandboxes:type_name -> sandbox.v1.Sandbox
-	51, // 12: sandbox.v1.KeepAliveRequest.lease_ttl:type_name -> google.protobuf.Duration
-	50, // 13: sandbox.v1.KeepAliveResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
-	3,  // 14: sandbox.v1.SetInternetAccessResponse.sandbox:type_name -> sandbox.v1.Sandbox
-	3,  // 15: sandbox.v1.SetEgressAllowlistResponse.sandbox:type_name -> sandbox.v1.Sandbox
-	19, // 16: sandbox.v1.ExecRequest.argv:type_name -> sandbox.v1.Argv
-	49, // 17: sandbox.v1.ExecRequest.env:type_name -> sandbox.v1.ExecRequest.EnvEntry
-	51, // 18: sandbox.v1.ExecRequest.timeout:type_name -> google.protobuf.Duration
+	2,  // 0: sandbox.v1.Sandbox.state:type_name -> sandbox.v1.Sandbox.State
+	58, // 1: sandbox.v1.Sandbox.labels:type_name -> sandbox.v1.Sandbox.LabelsEntry
+	5,  // 2: sandbox.v1.Sandbox.resources:type_name -> sandbox.v1.Resources
+	62, // 3: sandbox.v1.Sandbox.lease_expires_at:type_name -> google.protobuf.Timestamp
+	62, // 4: sandbox.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
+	5,  // 5: sandbox.v1.CreateSandboxRequest.resources:type_name -> sandbox.v1.Resources
+	59, // 6: sandbox.v1.CreateSandboxRequest.labels:type_name -> sandbox.v1.CreateSandboxRequest.LabelsEntry
+	63, // 7: sandbox.v1.CreateSandboxRequest.lease_ttl:type_name -> google.protobuf.Duration
+	4,  // 8: sandbox.v1.CreateSandboxResponse.sandbox:type_name -> sandbox.v1.Sandbox
+	4,  // 9: sandbox.v1.GetSandboxResponse.sandbox:type_name -> sandbox.v1.Sandbox
+	60, // 10: sandbox.v1.ListSandboxesRequest.label_selector:type_name -> sandbox.v1.ListSandboxesRequest.LabelSelectorEntry
+	4,  // 11: sandbox.v1.ListSandboxesResponse.sandboxes:type_name -> sandbox.v1.Sandbox
+	63, // 12: sandbox.v1.KeepAliveRequest.lease_ttl:type_name -> google.protobuf.Duration
+	62, // 13: sandbox.v1.KeepAliveResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	4,  // 14: sandbox.v1.SetInternetAccessResponse.sandbox:type_name -> sandbox.v1.Sandbox
+	4,  // 15: sandbox.v1.SetEgressAllowlistResponse.sandbox:type_name -> sandbox.v1.Sandbox
+	20, // 16: sandbox.v1.ExecRequest.argv:type_name -> sandbox.v1.Argv
+	61, // 17: sandbox.v1.ExecRequest.env:type_name -> sandbox.v1.ExecRequest.EnvEntry
+	63, // 18: sandbox.v1.ExecRequest.timeout:type_name -> google.protobuf.Duration
 	0,  // 19: sandbox.v1.ExecRequest.output_limit_action:type_name -> sandbox.v1.OutputLimitAction
-	21, // 20: sandbox.v1.ExecRequest.pty:type_name -> sandbox.v1.PtySize
-	22, // 21: sandbox.v1.AttachRequest.command:type_name -> sandbox.v1.CommandRef
-	37, // 22: sandbox.v1.AttachResponse.started:type_name -> sandbox.v1.ExecStarted
-	38, // 23: sandbox.v1.AttachResponse.exited:type_name -> sandbox.v1.ExecExited
-	22, // 24: sandbox.v1.WriteInputRequest.command:type_name -> sandbox.v1.CommandRef
-	22, // 25: sandbox.v1.StreamInputRequest.command:type_name -> sandbox.v1.CommandRef
-	22, // 26: sandbox.v1.SignalCommandRequest.command:type_name -> sandbox.v1.CommandRef
-	22, // 27: sandbox.v1.ResizePtyRequest.command:type_name -> sandbox.v1.CommandRef
-	21, // 28: sandbox.v1.ResizePtyRequest.size:type_name -> sandbox.v1.PtySize
-	35, // 29: sandbox.v1.ListCommandsResponse.commands:type_name -> sandbox.v1.CommandInfo
-	50, // 30: sandbox.v1.CommandInfo.started_at:type_name -> google.protobuf.Timestamp
-	38, // 31: sandbox.v1.CommandInfo.exited:type_name -> sandbox.v1.ExecExited
-	37, // 32: sandbox.v1.ExecResponse.started:type_name -> sandbox.v1.ExecStarted
-	38, // 33: sandbox.v1.ExecResponse.exited:type_name -> sandbox.v1.ExecExited
-	2,  // 34: sandbox.v1.ExecExited.reason:type_name -> sandbox.v1.ExecExited.Reason
-	51, // 35: sandbox.v1.ExecExited.duration:type_name -> google.protobuf.Duration
-	40, // 36: sandbox.v1.UploadRequest.header:type_name -> sandbox.v1.UploadHeader
-	44, // 37: sandbox.v1.DownloadResponse.info:type_name -> sandbox.v1.DownloadInfo
-	45, // 38: sandbox.v1.DownloadResponse.done:type_name -> sandbox.v1.DownloadDone
-	5,  // 39: sandbox.v1.SandboxService.CreateSandbox:input_type -> sandbox.v1.CreateSandboxRequest
-	7,  // 40: sandbox.v1.SandboxService.GetSandbox:input_type -> sandbox.v1.GetSandboxRequest
-	9,  // 41: sandbox.v1.SandboxService.ListSandboxes:input_type -> sandbox.v1.ListSandboxesRequest
-	11, // 42: sandbox.v1.SandboxService.DestroySandbox:input_type -> sandbox.v1.DestroySandboxRequest
-	13, // 43: sandbox.v1.SandboxService.KeepAlive:input_type -> sandbox.v1.KeepAliveRequest
-	15, // 44: sandbox.v1.SandboxService.SetInternetAccess:input_type -> sandbox.v1.SetInternetAccessRequest
-	17, // 45: sandbox.v1.SandboxService.SetEgressAllowlist:input_type -> sandbox.v1.SetEgressAllowlistRequest
-	20, // 46: sandbox.v1.SandboxService.Exec:input_type -> sandbox.v1.ExecRequest
-	39, // 47: sandbox.v1.SandboxService.Upload:input_type -> sandbox.v1.UploadRequest
-	42, // 48: sandbox.v1.SandboxService.Download:input_type -> sandbox.v1.DownloadRequest
-	23, // 49: sandbox.v1.SandboxService.Attach:input_type -> sandbox.v1.AttachRequest
-	25, // 50: sandbox.v1.SandboxService.WriteInput:input_type -> sandbox.v1.WriteInputRequest
-	27, // 51: sandbox.v1.SandboxService.StreamInput:input_type -> sandbox.v1.StreamInputRequest
-	29, // 52: sandbox.v1.SandboxService.SignalCommand:input_type -> sandbox.v1.SignalCommandRequest
-	31, // 53: sandbox.v1.SandboxService.ResizePty:input_type -> sandbox.v1.ResizePtyRequest
-	33, // 54: sandbox.v1.SandboxService.ListCommands:input_type -> sandbox.v1.ListCommandsRequest
-	6,  // 55: sandbox.v1.SandboxService.CreateSandbox:output_type -> sandbox.v1.CreateSandboxResponse
-	8,  // 56: sandbox.v1.SandboxService.GetSandbox:output_type -> sandbox.v1.GetSandboxResponse
-	10, // 57: sandbox.v1.SandboxService.ListSandboxes:output_type -> sandbox.v1.ListSandboxesResponse
-	12, // 58: sandbox.v1.SandboxService.DestroySandbox:output_type -> sandbox.v1.DestroySandboxResponse
-	14, // 59: sandbox.v1.SandboxService.KeepAlive:output_type -> sandbox.v1.KeepAliveResponse
-	16, // 60: sandbox.v1.SandboxService.SetInternetAccess:output_type -> sandbox.v1.SetInternetAccessResponse
-	18, // 61: sandbox.v1.SandboxService.SetEgressAllowlist:output_type -> sandbox.v1.SetEgressAllowlistResponse
-	36, // 62: sandbox.v1.SandboxService.Exec:output_type -> sandbox.v1.ExecResponse
-	41, // 63: sandbox.v1.SandboxService.Upload:output_type -> sandbox.v1.UploadResponse
-	43, // 64: sandbox.v1.SandboxService.Download:output_type -> sandbox.v1.DownloadResponse
-	24, // 65: sandbox.v1.SandboxService.Attach:output_type -> sandbox.v1.AttachResponse
-	26, // 66: sandbox.v1.SandboxService.WriteInput:output_type -> sandbox.v1.WriteInputResponse
-	28, // 67: sandbox.v1.SandboxService.StreamInput:output_type -> sandbox.v1.StreamInputResponse
-	30, // 68: sandbox.v1.SandboxService.SignalCommand:output_type -> sandbox.v1.SignalCommandResponse
-	32, // 69: sandbox.v1.SandboxService.ResizePty:output_type -> sandbox.v1.ResizePtyResponse
-	34, // 70: sandbox.v1.SandboxService.ListCommands:output_type -> sandbox.v1.ListCommandsResponse
-	55, // [55:71] is the sub-list for method output_type
-	39, // [39:55] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	22, // 20: sandbox.v1.ExecRequest.pty:type_name -> sandbox.v1.PtySize
+	23, // 21: sandbox.v1.AttachRequest.command:type_name -> sandbox.v1.CommandRef
+	38, // 22: sandbox.v1.AttachResponse.started:type_name -> sandbox.v1.ExecStarted
+	39, // 23: sandbox.v1.AttachResponse.exited:type_name -> sandbox.v1.ExecExited
+	23, // 24: sandbox.v1.WriteInputRequest.command:type_name -> sandbox.v1.CommandRef
+	23, // 25: sandbox.v1.StreamInputRequest.command:type_name -> sandbox.v1.CommandRef
+	23, // 26: sandbox.v1.SignalCommandRequest.command:type_name -> sandbox.v1.CommandRef
+	23, // 27: sandbox.v1.ResizePtyRequest.command:type_name -> sandbox.v1.CommandRef
+	22, // 28: sandbox.v1.ResizePtyRequest.size:type_name -> sandbox.v1.PtySize
+	36, // 29: sandbox.v1.ListCommandsResponse.commands:type_name -> sandbox.v1.CommandInfo
+	62, // 30: sandbox.v1.CommandInfo.started_at:type_name -> google.protobuf.Timestamp
+	39, // 31: sandbox.v1.CommandInfo.exited:type_name -> sandbox.v1.ExecExited
+	38, // 32: sandbox.v1.ExecResponse.started:type_name -> sandbox.v1.ExecStarted
+	39, // 33: sandbox.v1.ExecResponse.exited:type_name -> sandbox.v1.ExecExited
+	3,  // 34: sandbox.v1.ExecExited.reason:type_name -> sandbox.v1.ExecExited.Reason
+	63, // 35: sandbox.v1.ExecExited.duration:type_name -> google.protobuf.Duration
+	41, // 36: sandbox.v1.UploadRequest.header:type_name -> sandbox.v1.UploadHeader
+	45, // 37: sandbox.v1.DownloadResponse.info:type_name -> sandbox.v1.DownloadInfo
+	46, // 38: sandbox.v1.DownloadResponse.done:type_name -> sandbox.v1.DownloadDone
+	1,  // 39: sandbox.v1.FileInfo.type:type_name -> sandbox.v1.FileType
+	62, // 40: sandbox.v1.FileInfo.mtime:type_name -> google.protobuf.Timestamp
+	47, // 41: sandbox.v1.StatResponse.info:type_name -> sandbox.v1.FileInfo
+	47, // 42: sandbox.v1.ListDirResponse.entries:type_name -> sandbox.v1.FileInfo
+	6,  // 43: sandbox.v1.SandboxService.CreateSandbox:input_type -> sandbox.v1.CreateSandboxRequest
+	8,  // 44: sandbox.v1.SandboxService.GetSandbox:input_type -> sandbox.v1.GetSandboxRequest
+	10, // 45: sandbox.v1.SandboxService.ListSandboxes:input_type -> sandbox.v1.ListSandboxesRequest
+	12, // 46: sandbox.v1.SandboxService.DestroySandbox:input_type -> sandbox.v1.DestroySandboxRequest
+	14, // 47: sandbox.v1.SandboxService.KeepAlive:input_type -> sandbox.v1.KeepAliveRequest
+	16, // 48: sandbox.v1.SandboxService.SetInternetAccess:input_type -> sandbox.v1.SetInternetAccessRequest
+	18, // 49: sandbox.v1.SandboxService.SetEgressAllowlist:input_type -> sandbox.v1.SetEgressAllowlistRequest
+	21, // 50: sandbox.v1.SandboxService.Exec:input_type -> sandbox.v1.ExecRequest
+	40, // 51: sandbox.v1.SandboxService.Upload:input_type -> sandbox.v1.UploadRequest
+	43, // 52: sandbox.v1.SandboxService.Download:input_type -> sandbox.v1.DownloadRequest
+	24, // 53: sandbox.v1.SandboxService.Attach:input_type -> sandbox.v1.AttachRequest
+	26, // 54: sandbox.v1.SandboxService.WriteInput:input_type -> sandbox.v1.WriteInputRequest
+	28, // 55: sandbox.v1.SandboxService.StreamInput:input_type -> sandbox.v1.StreamInputRequest
+	30, // 56: sandbox.v1.SandboxService.SignalCommand:input_type -> sandbox.v1.SignalCommandRequest
+	32, // 57: sandbox.v1.SandboxService.ResizePty:input_type -> sandbox.v1.ResizePtyRequest
+	34, // 58: sandbox.v1.SandboxService.ListCommands:input_type -> sandbox.v1.ListCommandsRequest
+	48, // 59: sandbox.v1.SandboxService.Stat:input_type -> sandbox.v1.StatRequest
+	50, // 60: sandbox.v1.SandboxService.ListDir:input_type -> sandbox.v1.ListDirRequest
+	52, // 61: sandbox.v1.SandboxService.MakeDir:input_type -> sandbox.v1.MakeDirRequest
+	54, // 62: sandbox.v1.SandboxService.Remove:input_type -> sandbox.v1.RemoveRequest
+	56, // 63: sandbox.v1.SandboxService.Move:input_type -> sandbox.v1.MoveRequest
+	7,  // 64: sandbox.v1.SandboxService.CreateSandbox:output_type -> sandbox.v1.CreateSandboxResponse
+	9,  // 65: sandbox.v1.SandboxService.GetSandbox:output_type -> sandbox.v1.GetSandboxResponse
+	11, // 66: sandbox.v1.SandboxService.ListSandboxes:output_type -> sandbox.v1.ListSandboxesResponse
+	13, // 67: sandbox.v1.SandboxService.DestroySandbox:output_type -> sandbox.v1.DestroySandboxResponse
+	15, // 68: sandbox.v1.SandboxService.KeepAlive:output_type -> sandbox.v1.KeepAliveResponse
+	17, // 69: sandbox.v1.SandboxService.SetInternetAccess:output_type -> sandbox.v1.SetInternetAccessResponse
+	19, // 70: sandbox.v1.SandboxService.SetEgressAllowlist:output_type -> sandbox.v1.SetEgressAllowlistResponse
+	37, // 71: sandbox.v1.SandboxService.Exec:output_type -> sandbox.v1.ExecResponse
+	42, // 72: sandbox.v1.SandboxService.Upload:output_type -> sandbox.v1.UploadResponse
+	44, // 73: sandbox.v1.SandboxService.Download:output_type -> sandbox.v1.DownloadResponse
+	25, // 74: sandbox.v1.SandboxService.Attach:output_type -> sandbox.v1.AttachResponse
+	27, // 75: sandbox.v1.SandboxService.WriteInput:output_type -> sandbox.v1.WriteInputResponse
+	29, // 76: sandbox.v1.SandboxService.StreamInput:output_type -> sandbox.v1.StreamInputResponse
+	31, // 77: sandbox.v1.SandboxService.SignalCommand:output_type -> sandbox.v1.SignalCommandResponse
+	33, // 78: sandbox.v1.SandboxService.ResizePty:output_type -> sandbox.v1.ResizePtyResponse
+	35, // 79: sandbox.v1.SandboxService.ListCommands:output_type -> sandbox.v1.ListCommandsResponse
+	49, // 80: sandbox.v1.SandboxService.Stat:output_type -> sandbox.v1.StatResponse
+	51, // 81: sandbox.v1.SandboxService.ListDir:output_type -> sandbox.v1.ListDirResponse
+	53, // 82: sandbox.v1.SandboxService.MakeDir:output_type -> sandbox.v1.MakeDirResponse
+	55, // 83: sandbox.v1.SandboxService.Remove:output_type -> sandbox.v1.RemoveResponse
+	57, // 84: sandbox.v1.SandboxService.Move:output_type -> sandbox.v1.MoveResponse
+	64, // [64:85] is the sub-list for method output_type
+	43, // [43:64] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_sandbox_v1_sandbox_proto_init() }
@@ -3574,13 +4359,14 @@ func file_sandbox_v1_sandbox_proto_init() {
 		(*DownloadResponse_Data)(nil),
 		(*DownloadResponse_Done)(nil),
 	}
+	file_sandbox_v1_sandbox_proto_msgTypes[48].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sandbox_v1_sandbox_proto_rawDesc), len(file_sandbox_v1_sandbox_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   47,
+			NumEnums:      4,
+			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

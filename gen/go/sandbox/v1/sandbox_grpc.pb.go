@@ -64,6 +64,11 @@ const (
 	SandboxService_SignalCommand_FullMethodName      = "/sandbox.v1.SandboxService/SignalCommand"
 	SandboxService_ResizePty_FullMethodName          = "/sandbox.v1.SandboxService/ResizePty"
 	SandboxService_ListCommands_FullMethodName       = "/sandbox.v1.SandboxService/ListCommands"
+	SandboxService_Stat_FullMethodName               = "/sandbox.v1.SandboxService/Stat"
+	SandboxService_ListDir_FullMethodName            = "/sandbox.v1.SandboxService/ListDir"
+	SandboxService_MakeDir_FullMethodName            = "/sandbox.v1.SandboxService/MakeDir"
+	SandboxService_Remove_FullMethodName             = "/sandbox.v1.SandboxService/Remove"
+	SandboxService_Move_FullMethodName               = "/sandbox.v1.SandboxService/Move"
 )
 
 // SandboxServiceClient is the client API for SandboxService service.
@@ -146,6 +151,26 @@ type SandboxServiceClient interface {
 	// The sandbox's kept commands: running ones and those finished within
 	// the retention time (1 h), newest first.
 	ListCommands(ctx context.Context, in *ListCommandsRequest, opts ...grpc.CallOption) (*ListCommandsResponse, error)
+	// What a path is: type, size, mode, owner, mtime, symlink target.
+	Stat(ctx context.Context, in *StatRequest, opts ...grpc.CallOption) (*StatResponse, error)
+	// A directory's entries, streamed in batches of at most 1000, optionally
+	// recursive (`depth`). FAILED_PRECONDITION when the path is not a directory.
+	ListDir(ctx context.Context, in *ListDirRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListDirResponse], error)
+	// Creates a directory. ALREADY_EXISTS when the path exists (unless `parents`
+	// and it is a directory); FAILED_PRECONDITION when a file is in the way of
+	// a parent; NOT_FOUND for a missing parent without `parents`;
+	// RESOURCE_EXHAUSTED when the disk or its inodes are full.
+	MakeDir(ctx context.Context, in *MakeDirRequest, opts ...grpc.CallOption) (*MakeDirResponse, error)
+	// Removes a file, a symlink (never what it points to) or an empty
+	// directory; a non-empty directory only with `recursive`, else
+	// FAILED_PRECONDITION.
+	Remove(ctx context.Context, in *RemoveRequest, opts ...grpc.CallOption) (*RemoveResponse, error)
+	// Renames a file or directory, also across directories. ALREADY_EXISTS when
+	// the target exists, unless `overwrite` (then it is replaced atomically;
+	// a directory can only replace an empty directory, else
+	// FAILED_PRECONDITION). NOT_FOUND when the source or the target's parent is
+	// missing.
+	Move(ctx context.Context, in *MoveRequest, opts ...grpc.CallOption) (*MoveResponse, error)
 }
 
 type sandboxServiceClient struct {
@@ -349,6 +374,65 @@ func (c *sandboxServiceClient) ListCommands(ctx context.Context, in *ListCommand
 	return out, nil
 }
 
+func (c *sandboxServiceClient) Stat(ctx context.Context, in *StatRequest, opts ...grpc.CallOption) (*StatResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StatResponse)
+	err := c.cc.Invoke(ctx, SandboxService_Stat_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sandboxServiceClient) ListDir(ctx context.Context, in *ListDirRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListDirResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SandboxService_ServiceDesc.Streams[5], SandboxService_ListDir_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ListDirRequest, ListDirResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SandboxService_ListDirClient = grpc.ServerStreamingClient[ListDirResponse]
+
+func (c *sandboxServiceClient) MakeDir(ctx context.Context, in *MakeDirRequest, opts ...grpc.CallOption) (*MakeDirResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MakeDirResponse)
+	err := c.cc.Invoke(ctx, SandboxService_MakeDir_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sandboxServiceClient) Remove(ctx context.Context, in *RemoveRequest, opts ...grpc.CallOption) (*RemoveResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveResponse)
+	err := c.cc.Invoke(ctx, SandboxService_Remove_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sandboxServiceClient) Move(ctx context.Context, in *MoveRequest, opts ...grpc.CallOption) (*MoveResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MoveResponse)
+	err := c.cc.Invoke(ctx, SandboxService_Move_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SandboxServiceServer is the server API for SandboxService service.
 // All implementations must embed UnimplementedSandboxServiceServer
 // for forward compatibility.
@@ -429,6 +513,26 @@ type SandboxServiceServer interface {
 	// The sandbox's kept commands: running ones and those finished within
 	// the retention time (1 h), newest first.
 	ListCommands(context.Context, *ListCommandsRequest) (*ListCommandsResponse, error)
+	// What a path is: type, size, mode, owner, mtime, symlink target.
+	Stat(context.Context, *StatRequest) (*StatResponse, error)
+	// A directory's entries, streamed in batches of at most 1000, optionally
+	// recursive (`depth`). FAILED_PRECONDITION when the path is not a directory.
+	ListDir(*ListDirRequest, grpc.ServerStreamingServer[ListDirResponse]) error
+	// Creates a directory. ALREADY_EXISTS when the path exists (unless `parents`
+	// and it is a directory); FAILED_PRECONDITION when a file is in the way of
+	// a parent; NOT_FOUND for a missing parent without `parents`;
+	// RESOURCE_EXHAUSTED when the disk or its inodes are full.
+	MakeDir(context.Context, *MakeDirRequest) (*MakeDirResponse, error)
+	// Removes a file, a symlink (never what it points to) or an empty
+	// directory; a non-empty directory only with `recursive`, else
+	// FAILED_PRECONDITION.
+	Remove(context.Context, *RemoveRequest) (*RemoveResponse, error)
+	// Renames a file or directory, also across directories. ALREADY_EXISTS when
+	// the target exists, unless `overwrite` (then it is replaced atomically;
+	// a directory can only replace an empty directory, else
+	// FAILED_PRECONDITION). NOT_FOUND when the source or the target's parent is
+	// missing.
+	Move(context.Context, *MoveRequest) (*MoveResponse, error)
 	mustEmbedUnimplementedSandboxServiceServer()
 }
 
@@ -486,6 +590,21 @@ func (UnimplementedSandboxServiceServer) ResizePty(context.Context, *ResizePtyRe
 }
 func (UnimplementedSandboxServiceServer) ListCommands(context.Context, *ListCommandsRequest) (*ListCommandsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListCommands not implemented")
+}
+func (UnimplementedSandboxServiceServer) Stat(context.Context, *StatRequest) (*StatResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Stat not implemented")
+}
+func (UnimplementedSandboxServiceServer) ListDir(*ListDirRequest, grpc.ServerStreamingServer[ListDirResponse]) error {
+	return status.Error(codes.Unimplemented, "method ListDir not implemented")
+}
+func (UnimplementedSandboxServiceServer) MakeDir(context.Context, *MakeDirRequest) (*MakeDirResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MakeDir not implemented")
+}
+func (UnimplementedSandboxServiceServer) Remove(context.Context, *RemoveRequest) (*RemoveResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Remove not implemented")
+}
+func (UnimplementedSandboxServiceServer) Move(context.Context, *MoveRequest) (*MoveResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Move not implemented")
 }
 func (UnimplementedSandboxServiceServer) mustEmbedUnimplementedSandboxServiceServer() {}
 func (UnimplementedSandboxServiceServer) testEmbeddedByValue()                        {}
@@ -753,6 +872,89 @@ func _SandboxService_ListCommands_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SandboxService_Stat_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StatRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SandboxServiceServer).Stat(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SandboxService_Stat_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SandboxServiceServer).Stat(ctx, req.(*StatRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SandboxService_ListDir_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ListDirRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(SandboxServiceServer).ListDir(m, &grpc.GenericServerStream[ListDirRequest, ListDirResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SandboxService_ListDirServer = grpc.ServerStreamingServer[ListDirResponse]
+
+func _SandboxService_MakeDir_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MakeDirRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SandboxServiceServer).MakeDir(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SandboxService_MakeDir_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SandboxServiceServer).MakeDir(ctx, req.(*MakeDirRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SandboxService_Remove_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SandboxServiceServer).Remove(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SandboxService_Remove_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SandboxServiceServer).Remove(ctx, req.(*RemoveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SandboxService_Move_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MoveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SandboxServiceServer).Move(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SandboxService_Move_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SandboxServiceServer).Move(ctx, req.(*MoveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SandboxService_ServiceDesc is the grpc.ServiceDesc for SandboxService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -804,6 +1006,22 @@ var SandboxService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ListCommands",
 			Handler:    _SandboxService_ListCommands_Handler,
 		},
+		{
+			MethodName: "Stat",
+			Handler:    _SandboxService_Stat_Handler,
+		},
+		{
+			MethodName: "MakeDir",
+			Handler:    _SandboxService_MakeDir_Handler,
+		},
+		{
+			MethodName: "Remove",
+			Handler:    _SandboxService_Remove_Handler,
+		},
+		{
+			MethodName: "Move",
+			Handler:    _SandboxService_Move_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -830,6 +1048,11 @@ var SandboxService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "StreamInput",
 			Handler:       _SandboxService_StreamInput_Handler,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "ListDir",
+			Handler:       _SandboxService_ListDir_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "sandbox/v1/sandbox.proto",

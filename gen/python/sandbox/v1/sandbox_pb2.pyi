@@ -16,9 +16,22 @@ class OutputLimitAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OUTPUT_LIMIT_ACTION_UNSPECIFIED: _ClassVar[OutputLimitAction]
     OUTPUT_LIMIT_ACTION_KILL: _ClassVar[OutputLimitAction]
     OUTPUT_LIMIT_ACTION_DISCARD: _ClassVar[OutputLimitAction]
+
+class FileType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FILE_TYPE_UNSPECIFIED: _ClassVar[FileType]
+    FILE_TYPE_FILE: _ClassVar[FileType]
+    FILE_TYPE_DIRECTORY: _ClassVar[FileType]
+    FILE_TYPE_SYMLINK: _ClassVar[FileType]
+    FILE_TYPE_OTHER: _ClassVar[FileType]
 OUTPUT_LIMIT_ACTION_UNSPECIFIED: OutputLimitAction
 OUTPUT_LIMIT_ACTION_KILL: OutputLimitAction
 OUTPUT_LIMIT_ACTION_DISCARD: OutputLimitAction
+FILE_TYPE_UNSPECIFIED: FileType
+FILE_TYPE_FILE: FileType
+FILE_TYPE_DIRECTORY: FileType
+FILE_TYPE_SYMLINK: FileType
+FILE_TYPE_OTHER: FileType
 
 class Sandbox(_message.Message):
     __slots__ = ("id", "state", "labels", "resources", "internet_access", "lease_expires_at", "created_at", "provider", "egress_allowlist", "tenant")
@@ -491,3 +504,102 @@ class DownloadDone(_message.Message):
     bytes: int
     sha256: str
     def __init__(self, bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class FileInfo(_message.Message):
+    __slots__ = ("name", "path", "type", "size", "mode", "uid", "gid", "mtime", "symlink_target")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
+    GID_FIELD_NUMBER: _ClassVar[int]
+    MTIME_FIELD_NUMBER: _ClassVar[int]
+    SYMLINK_TARGET_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    path: str
+    type: FileType
+    size: int
+    mode: int
+    uid: int
+    gid: int
+    mtime: _timestamp_pb2.Timestamp
+    symlink_target: str
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., type: _Optional[_Union[FileType, str]] = ..., size: _Optional[int] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., mtime: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., symlink_target: _Optional[str] = ...) -> None: ...
+
+class StatRequest(_message.Message):
+    __slots__ = ("sandbox_id", "path", "follow_symlinks")
+    SANDBOX_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_SYMLINKS_FIELD_NUMBER: _ClassVar[int]
+    sandbox_id: str
+    path: str
+    follow_symlinks: bool
+    def __init__(self, sandbox_id: _Optional[str] = ..., path: _Optional[str] = ..., follow_symlinks: bool = ...) -> None: ...
+
+class StatResponse(_message.Message):
+    __slots__ = ("info",)
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    info: FileInfo
+    def __init__(self, info: _Optional[_Union[FileInfo, _Mapping]] = ...) -> None: ...
+
+class ListDirRequest(_message.Message):
+    __slots__ = ("sandbox_id", "path", "depth")
+    SANDBOX_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    DEPTH_FIELD_NUMBER: _ClassVar[int]
+    sandbox_id: str
+    path: str
+    depth: int
+    def __init__(self, sandbox_id: _Optional[str] = ..., path: _Optional[str] = ..., depth: _Optional[int] = ...) -> None: ...
+
+class ListDirResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[FileInfo]
+    def __init__(self, entries: _Optional[_Iterable[_Union[FileInfo, _Mapping]]] = ...) -> None: ...
+
+class MakeDirRequest(_message.Message):
+    __slots__ = ("sandbox_id", "path", "parents", "mode")
+    SANDBOX_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    PARENTS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    sandbox_id: str
+    path: str
+    parents: bool
+    mode: int
+    def __init__(self, sandbox_id: _Optional[str] = ..., path: _Optional[str] = ..., parents: bool = ..., mode: _Optional[int] = ...) -> None: ...
+
+class MakeDirResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RemoveRequest(_message.Message):
+    __slots__ = ("sandbox_id", "path", "recursive")
+    SANDBOX_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    RECURSIVE_FIELD_NUMBER: _ClassVar[int]
+    sandbox_id: str
+    path: str
+    recursive: bool
+    def __init__(self, sandbox_id: _Optional[str] = ..., path: _Optional[str] = ..., recursive: bool = ...) -> None: ...
+
+class RemoveResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class MoveRequest(_message.Message):
+    __slots__ = ("sandbox_id", "to", "overwrite")
+    SANDBOX_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    OVERWRITE_FIELD_NUMBER: _ClassVar[int]
+    sandbox_id: str
+    to: str
+    overwrite: bool
+    def __init__(self, sandbox_id: _Optional[str] = ..., to: _Optional[str] = ..., overwrite: bool = ..., **kwargs) -> None: ...
+
+class MoveResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -115,6 +115,31 @@ class SandboxServiceStub(object):
                 request_serializer=sandbox_dot_v1_dot_sandbox__pb2.ListCommandsRequest.SerializeToString,
                 response_deserializer=sandbox_dot_v1_dot_sandbox__pb2.ListCommandsResponse.FromString,
                 _registered_method=True)
+        self.Stat = channel.unary_unary(
+                '/sandbox.v1.SandboxService/Stat',
+                request_serializer=sandbox_dot_v1_dot_sandbox__pb2.StatRequest.SerializeToString,
+                response_deserializer=sandbox_dot_v1_dot_sandbox__pb2.StatResponse.FromString,
+                _registered_method=True)
+        self.ListDir = channel.unary_stream(
+                '/sandbox.v1.SandboxService/ListDir',
+                request_serializer=sandbox_dot_v1_dot_sandbox__pb2.ListDirRequest.SerializeToString,
+                response_deserializer=sandbox_dot_v1_dot_sandbox__pb2.ListDirResponse.FromString,
+                _registered_method=True)
+        self.MakeDir = channel.unary_unary(
+                '/sandbox.v1.SandboxService/MakeDir',
+                request_serializer=sandbox_dot_v1_dot_sandbox__pb2.MakeDirRequest.SerializeToString,
+                response_deserializer=sandbox_dot_v1_dot_sandbox__pb2.MakeDirResponse.FromString,
+                _registered_method=True)
+        self.Remove = channel.unary_unary(
+                '/sandbox.v1.SandboxService/Remove',
+                request_serializer=sandbox_dot_v1_dot_sandbox__pb2.RemoveRequest.SerializeToString,
+                response_deserializer=sandbox_dot_v1_dot_sandbox__pb2.RemoveResponse.FromString,
+                _registered_method=True)
+        self.Move = channel.unary_unary(
+                '/sandbox.v1.SandboxService/Move',
+                request_serializer=sandbox_dot_v1_dot_sandbox__pb2.MoveRequest.SerializeToString,
+                response_deserializer=sandbox_dot_v1_dot_sandbox__pb2.MoveResponse.FromString,
+                _registered_method=True)
 
 
 class SandboxServiceServicer(object):
@@ -282,6 +307,59 @@ class SandboxServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Stat(self, request, context):
+        """Files and directories, over SFTP as the sandbox user, with the sandbox's
+        own view of its file system (a symlink never leads out of the sandbox).
+        Paths are absolute, or relative to the user's home directory; an empty
+        path or one with a NUL byte is INVALID_ARGUMENT. Common errors: a missing
+        path is NOT_FOUND, PERMISSION_DENIED when the sandbox user may not, and
+        NOT_FOUND for a sandbox the caller may not see. A call in flight keeps
+        the sandbox's lease. (Watch and archives are not there yet.)
+
+        What a path is: type, size, mode, owner, mtime, symlink target.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDir(self, request, context):
+        """A directory's entries, streamed in batches of at most 1000, optionally
+        recursive (`depth`). FAILED_PRECONDITION when the path is not a directory.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MakeDir(self, request, context):
+        """Creates a directory. ALREADY_EXISTS when the path exists (unless `parents`
+        and it is a directory); FAILED_PRECONDITION when a file is in the way of
+        a parent; NOT_FOUND for a missing parent without `parents`;
+        RESOURCE_EXHAUSTED when the disk or its inodes are full.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Remove(self, request, context):
+        """Removes a file, a symlink (never what it points to) or an empty
+        directory; a non-empty directory only with `recursive`, else
+        FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Move(self, request, context):
+        """Renames a file or directory, also across directories. ALREADY_EXISTS when
+        the target exists, unless `overwrite` (then it is replaced atomically;
+        a directory can only replace an empty directory, else
+        FAILED_PRECONDITION). NOT_FOUND when the source or the target's parent is
+        missing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SandboxServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -364,6 +442,31 @@ def add_SandboxServiceServicer_to_server(servicer, server):
                     servicer.ListCommands,
                     request_deserializer=sandbox_dot_v1_dot_sandbox__pb2.ListCommandsRequest.FromString,
                     response_serializer=sandbox_dot_v1_dot_sandbox__pb2.ListCommandsResponse.SerializeToString,
+            ),
+            'Stat': grpc.unary_unary_rpc_method_handler(
+                    servicer.Stat,
+                    request_deserializer=sandbox_dot_v1_dot_sandbox__pb2.StatRequest.FromString,
+                    response_serializer=sandbox_dot_v1_dot_sandbox__pb2.StatResponse.SerializeToString,
+            ),
+            'ListDir': grpc.unary_stream_rpc_method_handler(
+                    servicer.ListDir,
+                    request_deserializer=sandbox_dot_v1_dot_sandbox__pb2.ListDirRequest.FromString,
+                    response_serializer=sandbox_dot_v1_dot_sandbox__pb2.ListDirResponse.SerializeToString,
+            ),
+            'MakeDir': grpc.unary_unary_rpc_method_handler(
+                    servicer.MakeDir,
+                    request_deserializer=sandbox_dot_v1_dot_sandbox__pb2.MakeDirRequest.FromString,
+                    response_serializer=sandbox_dot_v1_dot_sandbox__pb2.MakeDirResponse.SerializeToString,
+            ),
+            'Remove': grpc.unary_unary_rpc_method_handler(
+                    servicer.Remove,
+                    request_deserializer=sandbox_dot_v1_dot_sandbox__pb2.RemoveRequest.FromString,
+                    response_serializer=sandbox_dot_v1_dot_sandbox__pb2.RemoveResponse.SerializeToString,
+            ),
+            'Move': grpc.unary_unary_rpc_method_handler(
+                    servicer.Move,
+                    request_deserializer=sandbox_dot_v1_dot_sandbox__pb2.MoveRequest.FromString,
+                    response_serializer=sandbox_dot_v1_dot_sandbox__pb2.MoveResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -799,6 +902,141 @@ class SandboxService(object):
             '/sandbox.v1.SandboxService/ListCommands',
             sandbox_dot_v1_dot_sandbox__pb2.ListCommandsRequest.SerializeToString,
             sandbox_dot_v1_dot_sandbox__pb2.ListCommandsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Stat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.v1.SandboxService/Stat',
+            sandbox_dot_v1_dot_sandbox__pb2.StatRequest.SerializeToString,
+            sandbox_dot_v1_dot_sandbox__pb2.StatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDir(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sandbox.v1.SandboxService/ListDir',
+            sandbox_dot_v1_dot_sandbox__pb2.ListDirRequest.SerializeToString,
+            sandbox_dot_v1_dot_sandbox__pb2.ListDirResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MakeDir(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.v1.SandboxService/MakeDir',
+            sandbox_dot_v1_dot_sandbox__pb2.MakeDirRequest.SerializeToString,
+            sandbox_dot_v1_dot_sandbox__pb2.MakeDirResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Remove(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.v1.SandboxService/Remove',
+            sandbox_dot_v1_dot_sandbox__pb2.RemoveRequest.SerializeToString,
+            sandbox_dot_v1_dot_sandbox__pb2.RemoveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Move(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.v1.SandboxService/Move',
+            sandbox_dot_v1_dot_sandbox__pb2.MoveRequest.SerializeToString,
+            sandbox_dot_v1_dot_sandbox__pb2.MoveResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,7 +41,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sandbox/v1/sandbox.proto.
  */
 export const file_sandbox_v1_sandbox: GenFile = /*@__PURE__*/
-  fileDesc("ChhzYW5kYm94L3YxL3NhbmRib3gucHJvdG8SCnNhbmRib3gudjEi9AMKB1NhbmRib3gSCgoCaWQYASABKAkSKAoFc3RhdGUYAiABKA4yGS5zYW5kYm94LnYxLlNhbmRib3guU3RhdGUSLwoGbGFiZWxzGAMgAygLMh8uc2FuZGJveC52MS5TYW5kYm94LkxhYmVsc0VudHJ5EigKCXJlc291cmNlcxgEIAEoCzIVLnNhbmRib3gudjEuUmVzb3VyY2VzEhcKD2ludGVybmV0X2FjY2VzcxgFIAEoCBI0ChBsZWFzZV9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghwcm92aWRlchgIIAEoCRIYChBlZ3Jlc3NfYWxsb3dsaXN0GAkgAygJEg4KBnRlbmFudBgKIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIm4KBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEgoOU1RBVEVfQ1JFQVRJTkcQARIRCg1TVEFURV9SVU5OSU5HEAISFAoQU1RBVEVfREVTVFJPWUlORxADEhEKDVNUQVRFX1NUT1BQRUQQBCJACglSZXNvdXJjZXMSDQoFY29yZXMYASABKA0SEgoKbWVtb3J5X21pYhgCIAEoDRIQCghkaXNrX2dpYhgDIAEoDSKIAgoUQ3JlYXRlU2FuZGJveFJlcXVlc3QSKAoJcmVzb3VyY2VzGAEgASgLMhUuc2FuZGJveC52MS5SZXNvdXJjZXMSFwoPaW50ZXJuZXRfYWNjZXNzGAIgASgIEjwKBmxhYmVscxgDIAMoCzIsLnNhbmRib3gudjEuQ3JlYXRlU2FuZGJveFJlcXVlc3QuTGFiZWxzRW50cnkSLAoJbGVhc2VfdHRsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhIKCnJlcXVlc3RfaWQYBSABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI9ChVDcmVhdGVTYW5kYm94UmVzcG9uc2USJAoHc2FuZGJveBgBIAEoCzITLnNhbmRib3gudjEuU2FuZGJveCInChFHZXRTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIjoKEkdldFNhbmRib3hSZXNwb25zZRIkCgdzYW5kYm94GAEgASgLMhMuc2FuZGJveC52MS5TYW5kYm94IsABChRMaXN0U2FuZGJveGVzUmVxdWVzdBJLCg5sYWJlbF9zZWxlY3RvchgBIAMoCzIzLnNhbmRib3gudjEuTGlzdFNhbmRib3hlc1JlcXVlc3QuTGFiZWxTZWxlY3RvckVudHJ5EhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJGjQKEkxhYmVsU2VsZWN0b3JFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlgKFUxpc3RTYW5kYm94ZXNSZXNwb25zZRImCglzYW5kYm94ZXMYASADKAsyEy5zYW5kYm94LnYxLlNhbmRib3gSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIisKFURlc3Ryb3lTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIhgKFkRlc3Ryb3lTYW5kYm94UmVzcG9uc2UiVAoQS2VlcEFsaXZlUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEiwKCWxlYXNlX3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJJChFLZWVwQWxpdmVSZXNwb25zZRI0ChBsZWFzZV9leHBpcmVzX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI/ChhTZXRJbnRlcm5ldEFjY2Vzc1JlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCRIPCgdlbmFibGVkGAIgASgIIkEKGVNldEludGVybmV0QWNjZXNzUmVzcG9uc2USJAoHc2FuZGJveBgBIAEoCzITLnNhbmRib3gudjEuU2FuZGJveCJAChlTZXRFZ3Jlc3NBbGxvd2xpc3RSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSDwoHZW50cmllcxgCIAMoCSJCChpTZXRFZ3Jlc3NBbGxvd2xpc3RSZXNwb25zZRIkCgdzYW5kYm94GAEgASgLMhMuc2FuZGJveC52MS5TYW5kYm94IhQKBEFyZ3YSDAoEYXJncxgBIAMoCSLQAwoLRXhlY1JlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCRIgCgRhcmd2GAIgASgLMhAuc2FuZGJveC52MS5Bcmd2SAASDwoFc2hlbGwYAyABKAlIABItCgNlbnYYBCADKAsyIC5zYW5kYm94LnYxLkV4ZWNSZXF1ZXN0LkVudkVudHJ5EgsKA2N3ZBgFIAEoCRINCgVzdGRpbhgGIAEoDBIqCgd0aW1lb3V0GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhgKEG1heF9vdXRwdXRfYnl0ZXMYCCABKAQSOgoTb3V0cHV0X2xpbWl0X2FjdGlvbhgQIAEoDjIdLnNhbmRib3gudjEuT3V0cHV0TGltaXRBY3Rpb24SEgoKYmFja2dyb3VuZBgRIAEoCBIXCg9rZWVwX3N0ZGluX29wZW4YEiABKAgSIAoDcHR5GBMgASgLMhMuc2FuZGJveC52MS5QdHlTaXplEgsKA3RhZxgUIAEoCRIUCgxyZXRhaW5fYnl0ZXMYFSABKAQaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIJCgdjb21tYW5kSgQICRAQIjMKB1B0eVNpemUSDAoEcm93cxgBIAEoDRIMCgRjb2xzGAIgASgNEgwKBHRlcm0YAyABKAkiTQoKQ29tbWFuZFJlZhISCgpzYW5kYm94X2lkGAEgASgJEhEKB2V4ZWNfaWQYAiABKAlIABINCgN0YWcYAyABKAlIAEIJCgdjb21tYW5kIn0KDUF0dGFjaFJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIVCg1zdGRvdXRfb2Zmc2V0GAIgASgEEhUKDXN0ZGVycl9vZmZzZXQYAyABKAQSFQoNZnJvbV9lYXJsaWVzdBgEIAEoCCKjAQoOQXR0YWNoUmVzcG9uc2USDgoGb2Zmc2V0GAUgASgEEioKB3N0YXJ0ZWQYASABKAsyFy5zYW5kYm94LnYxLkV4ZWNTdGFydGVkSAASEAoGc3Rkb3V0GAIgASgMSAASEAoGc3RkZXJyGAMgASgMSAASKAoGZXhpdGVkGAQgASgLMhYuc2FuZGJveC52MS5FeGVjRXhpdGVkSABCBwoFZXZlbnQiWQoRV3JpdGVJbnB1dFJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIMCgRkYXRhGAIgASgMEg0KBWNsb3NlGAMgASgIIhQKEldyaXRlSW5wdXRSZXNwb25zZSJaChJTdHJlYW1JbnB1dFJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIMCgRkYXRhGAIgASgMEg0KBWNsb3NlGAMgASgIIhUKE1N0cmVhbUlucHV0UmVzcG9uc2UiTwoUU2lnbmFsQ29tbWFuZFJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIOCgZzaWduYWwYAiABKAkiFwoVU2lnbmFsQ29tbWFuZFJlc3BvbnNlIl4KEFJlc2l6ZVB0eVJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIhCgRzaXplGAIgASgLMhMuc2FuZGJveC52MS5QdHlTaXplIhMKEVJlc2l6ZVB0eVJlc3BvbnNlIikKE0xpc3RDb21tYW5kc1JlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCSJBChRMaXN0Q29tbWFuZHNSZXNwb25zZRIpCghjb21tYW5kcxgBIAMoCzIXLnNhbmRib3gudjEuQ29tbWFuZEluZm8ilgIKC0NvbW1hbmRJbmZvEg8KB2V4ZWNfaWQYASABKAkSCwoDdGFnGAIgASgJEgwKBGFyZ3MYAyADKAkSLgoKc3RhcnRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHcnVubmluZxgFIAEoCBImCgZleGl0ZWQYBiABKAsyFi5zYW5kYm94LnYxLkV4ZWNFeGl0ZWQSFwoPc3Rkb3V0X2VhcmxpZXN0GAcgASgEEhIKCnN0ZG91dF9lbmQYCCABKAQSFwoPc3RkZXJyX2VhcmxpZXN0GAkgASgEEhIKCnN0ZGVycl9lbmQYCiABKAQSCwoDcHR5GAsgASgIEgsKA3BpZBgMIAEoDSKhAQoMRXhlY1Jlc3BvbnNlEg4KBm9mZnNldBgFIAEoBBIqCgdzdGFydGVkGAEgASgLMhcuc2FuZGJveC52MS5FeGVjU3RhcnRlZEgAEhAKBnN0ZG91dBgCIAEoDEgAEhAKBnN0ZGVychgDIAEoDEgAEigKBmV4aXRlZBgEIAEoCzIWLnNhbmRib3gudjEuRXhlY0V4aXRlZEgAQgcKBWV2ZW50IisKC0V4ZWNTdGFydGVkEg8KB2V4ZWNfaWQYASABKAkSCwoDcGlkGAIgASgNIsoCCgpFeGVjRXhpdGVkEi0KBnJlYXNvbhgBIAEoDjIdLnNhbmRib3gudjEuRXhlY0V4aXRlZC5SZWFzb24SFgoJZXhpdF9jb2RlGAIgASgFSACIAQESDgoGc2lnbmFsGAMgASgJEhgKEHN0ZG91dF90cnVuY2F0ZWQYBCABKAgSGAoQc3RkZXJyX3RydW5jYXRlZBgFIAEoCBIrCghkdXJhdGlvbhgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ2CgZSZWFzb24SFgoSUkVBU09OX1VOU1BFQ0lGSUVEEAASEQoNUkVBU09OX0VYSVRFRBABEhIKDlJFQVNPTl9USU1FT1VUEAISFAoQUkVBU09OX0NBTkNFTExFRBADEhcKE1JFQVNPTl9PVVRQVVRfTElNSVQQBEIMCgpfZXhpdF9jb2RlIlMKDVVwbG9hZFJlcXVlc3QSKgoGaGVhZGVyGAEgASgLMhguc2FuZGJveC52MS5VcGxvYWRIZWFkZXJIABIOCgRkYXRhGAIgASgMSABCBgoEcGFydCKbAQoMVXBsb2FkSGVhZGVyEhIKCnNhbmRib3hfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIMCgRtb2RlGAMgASgNEhQKDG1ha2VfcGFyZW50cxgEIAEoCBIaCg1leHBlY3RlZF9zaXplGAUgASgESACIAQESFwoPZXhwZWN0ZWRfc2hhMjU2GAYgASgJQhAKDl9leHBlY3RlZF9zaXplIjcKDlVwbG9hZFJlc3BvbnNlEhUKDWJ5dGVzX3dyaXR0ZW4YASABKAQSDgoGc2hhMjU2GAIgASgJIkMKD0Rvd25sb2FkUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDgoGb2Zmc2V0GAMgASgEIn4KEERvd25sb2FkUmVzcG9uc2USKAoEaW5mbxgBIAEoCzIYLnNhbmRib3gudjEuRG93bmxvYWRJbmZvSAASDgoEZGF0YRgCIAEoDEgAEigKBGRvbmUYAyABKAsyGC5zYW5kYm94LnYxLkRvd25sb2FkRG9uZUgAQgYKBHBhcnQiOgoMRG93bmxvYWRJbmZvEgwKBHNpemUYASABKAQSDAoEbW9kZRgCIAEoDRIOCgZvZmZzZXQYAyABKAQiLQoMRG93bmxvYWREb25lEg0KBWJ5dGVzGAEgASgEEg4KBnNoYTI1NhgCIAEoCSp3ChFPdXRwdXRMaW1pdEFjdGlvbhIjCh9PVVRQVVRfTElNSVRfQUNUSU9OX1VOU1BFQ0lGSUVEEAASHAoYT1VUUFVUX0xJTUlUX0FDVElPTl9LSUxMEAESHwobT1VUUFVUX0xJTUlUX0FDVElPTl9ESVNDQVJEEAIykQoKDlNhbmRib3hTZXJ2aWNlElQKDUNyZWF0ZVNhbmRib3gSIC5zYW5kYm94LnYxLkNyZWF0ZVNhbmRib3hSZXF1ZXN0GiEuc2FuZGJveC52MS5DcmVhdGVTYW5kYm94UmVzcG9uc2USSwoKR2V0U2FuZGJveBIdLnNhbmRib3gudjEuR2V0U2FuZGJveFJlcXVlc3QaHi5zYW5kYm94LnYxLkdldFNhbmRib3hSZXNwb25zZRJUCg1MaXN0U2FuZGJveGVzEiAuc2FuZGJveC52MS5MaXN0U2FuZGJveGVzUmVxdWVzdBohLnNhbmRib3gudjEuTGlzdFNhbmRib3hlc1Jlc3BvbnNlElcKDkRlc3Ryb3lTYW5kYm94EiEuc2FuZGJveC52MS5EZXN0cm95U2FuZGJveFJlcXVlc3QaIi5zYW5kYm94LnYxLkRlc3Ryb3lTYW5kYm94UmVzcG9uc2USSAoJS2VlcEFsaXZlEhwuc2FuZGJveC52MS5LZWVwQWxpdmVSZXF1ZXN0Gh0uc2FuZGJveC52MS5LZWVwQWxpdmVSZXNwb25zZRJgChFTZXRJbnRlcm5ldEFjY2VzcxIkLnNhbmRib3gudjEuU2V0SW50ZXJuZXRBY2Nlc3NSZXF1ZXN0GiUuc2FuZGJveC52MS5TZXRJbnRlcm5ldEFjY2Vzc1Jlc3BvbnNlEmMKElNldEVncmVzc0FsbG93bGlzdBIlLnNhbmRib3gudjEuU2V0RWdyZXNzQWxsb3dsaXN0UmVxdWVzdBomLnNhbmRib3gudjEuU2V0RWdyZXNzQWxsb3dsaXN0UmVzcG9uc2USOwoERXhlYxIXLnNhbmRib3gudjEuRXhlY1JlcXVlc3QaGC5zYW5kYm94LnYxLkV4ZWNSZXNwb25zZTABEkEKBlVwbG9hZBIZLnNhbmRib3gudjEuVXBsb2FkUmVxdWVzdBoaLnNhbmRib3gudjEuVXBsb2FkUmVzcG9uc2UoARJHCghEb3dubG9hZBIbLnNhbmRib3gudjEuRG93bmxvYWRSZXF1ZXN0Ghwuc2FuZGJveC52MS5Eb3dubG9hZFJlc3BvbnNlMAESQQoGQXR0YWNoEhkuc2FuZGJveC52MS5BdHRhY2hSZXF1ZXN0Ghouc2FuZGJveC52MS5BdHRhY2hSZXNwb25zZTABEksKCldyaXRlSW5wdXQSHS5zYW5kYm94LnYxLldyaXRlSW5wdXRSZXF1ZXN0Gh4uc2FuZGJveC52MS5Xcml0ZUlucHV0UmVzcG9uc2USUAoLU3RyZWFtSW5wdXQSHi5zYW5kYm94LnYxLlN0cmVhbUlucHV0UmVxdWVzdBofLnNhbmRib3gudjEuU3RyZWFtSW5wdXRSZXNwb25zZSgBElQKDVNpZ25hbENvbW1hbmQSIC5zYW5kYm94LnYxLlNpZ25hbENvbW1hbmRSZXF1ZXN0GiEuc2FuZGJveC52MS5TaWduYWxDb21tYW5kUmVzcG9uc2USSAoJUmVzaXplUHR5Ehwuc2FuZGJveC52MS5SZXNpemVQdHlSZXF1ZXN0Gh0uc2FuZGJveC52MS5SZXNpemVQdHlSZXNwb25zZRJRCgxMaXN0Q29tbWFuZHMSHy5zYW5kYm94LnYxLkxpc3RDb21tYW5kc1JlcXVlc3QaIC5zYW5kYm94LnYxLkxpc3RDb21tYW5kc1Jlc3BvbnNlQipaKHNhbmRib3hkLmRldi9nZW4vZ28vc2FuZGJveC92MTtzYW5kYm94djFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChhzYW5kYm94L3YxL3NhbmRib3gucHJvdG8SCnNhbmRib3gudjEi9AMKB1NhbmRib3gSCgoCaWQYASABKAkSKAoFc3RhdGUYAiABKA4yGS5zYW5kYm94LnYxLlNhbmRib3guU3RhdGUSLwoGbGFiZWxzGAMgAygLMh8uc2FuZGJveC52MS5TYW5kYm94LkxhYmVsc0VudHJ5EigKCXJlc291cmNlcxgEIAEoCzIVLnNhbmRib3gudjEuUmVzb3VyY2VzEhcKD2ludGVybmV0X2FjY2VzcxgFIAEoCBI0ChBsZWFzZV9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghwcm92aWRlchgIIAEoCRIYChBlZ3Jlc3NfYWxsb3dsaXN0GAkgAygJEg4KBnRlbmFudBgKIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIm4KBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEgoOU1RBVEVfQ1JFQVRJTkcQARIRCg1TVEFURV9SVU5OSU5HEAISFAoQU1RBVEVfREVTVFJPWUlORxADEhEKDVNUQVRFX1NUT1BQRUQQBCJACglSZXNvdXJjZXMSDQoFY29yZXMYASABKA0SEgoKbWVtb3J5X21pYhgCIAEoDRIQCghkaXNrX2dpYhgDIAEoDSKIAgoUQ3JlYXRlU2FuZGJveFJlcXVlc3QSKAoJcmVzb3VyY2VzGAEgASgLMhUuc2FuZGJveC52MS5SZXNvdXJjZXMSFwoPaW50ZXJuZXRfYWNjZXNzGAIgASgIEjwKBmxhYmVscxgDIAMoCzIsLnNhbmRib3gudjEuQ3JlYXRlU2FuZGJveFJlcXVlc3QuTGFiZWxzRW50cnkSLAoJbGVhc2VfdHRsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhIKCnJlcXVlc3RfaWQYBSABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI9ChVDcmVhdGVTYW5kYm94UmVzcG9uc2USJAoHc2FuZGJveBgBIAEoCzITLnNhbmRib3gudjEuU2FuZGJveCInChFHZXRTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIjoKEkdldFNhbmRib3hSZXNwb25zZRIkCgdzYW5kYm94GAEgASgLMhMuc2FuZGJveC52MS5TYW5kYm94IsABChRMaXN0U2FuZGJveGVzUmVxdWVzdBJLCg5sYWJlbF9zZWxlY3RvchgBIAMoCzIzLnNhbmRib3gudjEuTGlzdFNhbmRib3hlc1JlcXVlc3QuTGFiZWxTZWxlY3RvckVudHJ5EhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJGjQKEkxhYmVsU2VsZWN0b3JFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlgKFUxpc3RTYW5kYm94ZXNSZXNwb25zZRImCglzYW5kYm94ZXMYASADKAsyEy5zYW5kYm94LnYxLlNhbmRib3gSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIisKFURlc3Ryb3lTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIhgKFkRlc3Ryb3lTYW5kYm94UmVzcG9uc2UiVAoQS2VlcEFsaXZlUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEiwKCWxlYXNlX3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJJChFLZWVwQWxpdmVSZXNwb25zZRI0ChBsZWFzZV9leHBpcmVzX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI/ChhTZXRJbnRlcm5ldEFjY2Vzc1JlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCRIPCgdlbmFibGVkGAIgASgIIkEKGVNldEludGVybmV0QWNjZXNzUmVzcG9uc2USJAoHc2FuZGJveBgBIAEoCzITLnNhbmRib3gudjEuU2FuZGJveCJAChlTZXRFZ3Jlc3NBbGxvd2xpc3RSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSDwoHZW50cmllcxgCIAMoCSJCChpTZXRFZ3Jlc3NBbGxvd2xpc3RSZXNwb25zZRIkCgdzYW5kYm94GAEgASgLMhMuc2FuZGJveC52MS5TYW5kYm94IhQKBEFyZ3YSDAoEYXJncxgBIAMoCSLQAwoLRXhlY1JlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCRIgCgRhcmd2GAIgASgLMhAuc2FuZGJveC52MS5Bcmd2SAASDwoFc2hlbGwYAyABKAlIABItCgNlbnYYBCADKAsyIC5zYW5kYm94LnYxLkV4ZWNSZXF1ZXN0LkVudkVudHJ5EgsKA2N3ZBgFIAEoCRINCgVzdGRpbhgGIAEoDBIqCgd0aW1lb3V0GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhgKEG1heF9vdXRwdXRfYnl0ZXMYCCABKAQSOgoTb3V0cHV0X2xpbWl0X2FjdGlvbhgQIAEoDjIdLnNhbmRib3gudjEuT3V0cHV0TGltaXRBY3Rpb24SEgoKYmFja2dyb3VuZBgRIAEoCBIXCg9rZWVwX3N0ZGluX29wZW4YEiABKAgSIAoDcHR5GBMgASgLMhMuc2FuZGJveC52MS5QdHlTaXplEgsKA3RhZxgUIAEoCRIUCgxyZXRhaW5fYnl0ZXMYFSABKAQaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIJCgdjb21tYW5kSgQICRAQIjMKB1B0eVNpemUSDAoEcm93cxgBIAEoDRIMCgRjb2xzGAIgASgNEgwKBHRlcm0YAyABKAkiTQoKQ29tbWFuZFJlZhISCgpzYW5kYm94X2lkGAEgASgJEhEKB2V4ZWNfaWQYAiABKAlIABINCgN0YWcYAyABKAlIAEIJCgdjb21tYW5kIn0KDUF0dGFjaFJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIVCg1zdGRvdXRfb2Zmc2V0GAIgASgEEhUKDXN0ZGVycl9vZmZzZXQYAyABKAQSFQoNZnJvbV9lYXJsaWVzdBgEIAEoCCKjAQoOQXR0YWNoUmVzcG9uc2USDgoGb2Zmc2V0GAUgASgEEioKB3N0YXJ0ZWQYASABKAsyFy5zYW5kYm94LnYxLkV4ZWNTdGFydGVkSAASEAoGc3Rkb3V0GAIgASgMSAASEAoGc3RkZXJyGAMgASgMSAASKAoGZXhpdGVkGAQgASgLMhYuc2FuZGJveC52MS5FeGVjRXhpdGVkSABCBwoFZXZlbnQiWQoRV3JpdGVJbnB1dFJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIMCgRkYXRhGAIgASgMEg0KBWNsb3NlGAMgASgIIhQKEldyaXRlSW5wdXRSZXNwb25zZSJaChJTdHJlYW1JbnB1dFJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIMCgRkYXRhGAIgASgMEg0KBWNsb3NlGAMgASgIIhUKE1N0cmVhbUlucHV0UmVzcG9uc2UiTwoUU2lnbmFsQ29tbWFuZFJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIOCgZzaWduYWwYAiABKAkiFwoVU2lnbmFsQ29tbWFuZFJlc3BvbnNlIl4KEFJlc2l6ZVB0eVJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIhCgRzaXplGAIgASgLMhMuc2FuZGJveC52MS5QdHlTaXplIhMKEVJlc2l6ZVB0eVJlc3BvbnNlIikKE0xpc3RDb21tYW5kc1JlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCSJBChRMaXN0Q29tbWFuZHNSZXNwb25zZRIpCghjb21tYW5kcxgBIAMoCzIXLnNhbmRib3gudjEuQ29tbWFuZEluZm8ilgIKC0NvbW1hbmRJbmZvEg8KB2V4ZWNfaWQYASABKAkSCwoDdGFnGAIgASgJEgwKBGFyZ3MYAyADKAkSLgoKc3RhcnRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHcnVubmluZxgFIAEoCBImCgZleGl0ZWQYBiABKAsyFi5zYW5kYm94LnYxLkV4ZWNFeGl0ZWQSFwoPc3Rkb3V0X2VhcmxpZXN0GAcgASgEEhIKCnN0ZG91dF9lbmQYCCABKAQSFwoPc3RkZXJyX2VhcmxpZXN0GAkgASgEEhIKCnN0ZGVycl9lbmQYCiABKAQSCwoDcHR5GAsgASgIEgsKA3BpZBgMIAEoDSKhAQoMRXhlY1Jlc3BvbnNlEg4KBm9mZnNldBgFIAEoBBIqCgdzdGFydGVkGAEgASgLMhcuc2FuZGJveC52MS5FeGVjU3RhcnRlZEgAEhAKBnN0ZG91dBgCIAEoDEgAEhAKBnN0ZGVychgDIAEoDEgAEigKBmV4aXRlZBgEIAEoCzIWLnNhbmRib3gudjEuRXhlY0V4aXRlZEgAQgcKBWV2ZW50IisKC0V4ZWNTdGFydGVkEg8KB2V4ZWNfaWQYASABKAkSCwoDcGlkGAIgASgNIsoCCgpFeGVjRXhpdGVkEi0KBnJlYXNvbhgBIAEoDjIdLnNhbmRib3gudjEuRXhlY0V4aXRlZC5SZWFzb24SFgoJZXhpdF9jb2RlGAIgASgFSACIAQESDgoGc2lnbmFsGAMgASgJEhgKEHN0ZG91dF90cnVuY2F0ZWQYBCABKAgSGAoQc3RkZXJyX3RydW5jYXRlZBgFIAEoCBIrCghkdXJhdGlvbhgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ2CgZSZWFzb24SFgoSUkVBU09OX1VOU1BFQ0lGSUVEEAASEQoNUkVBU09OX0VYSVRFRBABEhIKDlJFQVNPTl9USU1FT1VUEAISFAoQUkVBU09OX0NBTkNFTExFRBADEhcKE1JFQVNPTl9PVVRQVVRfTElNSVQQBEIMCgpfZXhpdF9jb2RlIlMKDVVwbG9hZFJlcXVlc3QSKgoGaGVhZGVyGAEgASgLMhguc2FuZGJveC52MS5VcGxvYWRIZWFkZXJIABIOCgRkYXRhGAIgASgMSABCBgoEcGFydCKbAQoMVXBsb2FkSGVhZGVyEhIKCnNhbmRib3hfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIMCgRtb2RlGAMgASgNEhQKDG1ha2VfcGFyZW50cxgEIAEoCBIaCg1leHBlY3RlZF9zaXplGAUgASgESACIAQESFwoPZXhwZWN0ZWRfc2hhMjU2GAYgASgJQhAKDl9leHBlY3RlZF9zaXplIjcKDlVwbG9hZFJlc3BvbnNlEhUKDWJ5dGVzX3dyaXR0ZW4YASABKAQSDgoGc2hhMjU2GAIgASgJIkMKD0Rvd25sb2FkUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDgoGb2Zmc2V0GAMgASgEIn4KEERvd25sb2FkUmVzcG9uc2USKAoEaW5mbxgBIAEoCzIYLnNhbmRib3gudjEuRG93bmxvYWRJbmZvSAASDgoEZGF0YRgCIAEoDEgAEigKBGRvbmUYAyABKAsyGC5zYW5kYm94LnYxLkRvd25sb2FkRG9uZUgAQgYKBHBhcnQiOgoMRG93bmxvYWRJbmZvEgwKBHNpemUYASABKAQSDAoEbW9kZRgCIAEoDRIOCgZvZmZzZXQYAyABKAQiLQoMRG93bmxvYWREb25lEg0KBWJ5dGVzGAEgASgEEg4KBnNoYTI1NhgCIAEoCSLDAQoIRmlsZUluZm8SDAoEbmFtZRgBIAEoCRIMCgRwYXRoGAIgASgJEiIKBHR5cGUYAyABKA4yFC5zYW5kYm94LnYxLkZpbGVUeXBlEgwKBHNpemUYBCABKAQSDAoEbW9kZRgFIAEoDRILCgN1aWQYBiABKA0SCwoDZ2lkGAcgASgNEikKBW10aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5zeW1saW5rX3RhcmdldBgJIAEoCSJICgtTdGF0UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEgwKBHBhdGgYAiABKAkSFwoPZm9sbG93X3N5bWxpbmtzGAMgASgIIjIKDFN0YXRSZXNwb25zZRIiCgRpbmZvGAEgASgLMhQuc2FuZGJveC52MS5GaWxlSW5mbyJBCg5MaXN0RGlyUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDQoFZGVwdGgYAyABKA0iOAoPTGlzdERpclJlc3BvbnNlEiUKB2VudHJpZXMYASADKAsyFC5zYW5kYm94LnYxLkZpbGVJbmZvIl8KDk1ha2VEaXJSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIPCgdwYXJlbnRzGAMgASgIEhEKBG1vZGUYBCABKA1IAIgBAUIHCgVfbW9kZSIRCg9NYWtlRGlyUmVzcG9uc2UiRAoNUmVtb3ZlUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEgwKBHBhdGgYAiABKAkSEQoJcmVjdXJzaXZlGAMgASgIIhAKDlJlbW92ZVJlc3BvbnNlIk4KC01vdmVSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSDAoEZnJvbRgCIAEoCRIKCgJ0bxgDIAEoCRIRCglvdmVyd3JpdGUYBCABKAgiDgoMTW92ZVJlc3BvbnNlKncKEU91dHB1dExpbWl0QWN0aW9uEiMKH09VVFBVVF9MSU1JVF9BQ1RJT05fVU5TUEVDSUZJRUQQABIcChhPVVRQVVRfTElNSVRfQUNUSU9OX0tJTEwQARIfChtPVVRQVVRfTElNSVRfQUNUSU9OX0RJU0NBUkQQAip+CghGaWxlVHlwZRIZChVGSUxFX1RZUEVfVU5TUEVDSUZJRUQQABISCg5GSUxFX1RZUEVfRklMRRABEhcKE0ZJTEVfVFlQRV9ESVJFQ1RPUlkQAhIVChFGSUxFX1RZUEVfU1lNTElOSxADEhMKD0ZJTEVfVFlQRV9PVEhFUhAEMtIMCg5TYW5kYm94U2VydmljZRJUCg1DcmVhdGVTYW5kYm94EiAuc2FuZGJveC52MS5DcmVhdGVTYW5kYm94UmVxdWVzdBohLnNhbmRib3gudjEuQ3JlYXRlU2FuZGJveFJlc3BvbnNlEksKCkdldFNhbmRib3gSHS5zYW5kYm94LnYxLkdldFNhbmRib3hSZXF1ZXN0Gh4uc2FuZGJveC52MS5HZXRTYW5kYm94UmVzcG9uc2USVAoNTGlzdFNhbmRib3hlcxIgLnNhbmRib3gudjEuTGlzdFNhbmRib3hlc1JlcXVlc3QaIS5zYW5kYm94LnYxLkxpc3RTYW5kYm94ZXNSZXNwb25zZRJXCg5EZXN0cm95U2FuZGJveBIhLnNhbmRib3gudjEuRGVzdHJveVNhbmRib3hSZXF1ZXN0GiIuc2FuZGJveC52MS5EZXN0cm95U2FuZGJveFJlc3BvbnNlEkgKCUtlZXBBbGl2ZRIcLnNhbmRib3gudjEuS2VlcEFsaXZlUmVxdWVzdBodLnNhbmRib3gudjEuS2VlcEFsaXZlUmVzcG9uc2USYAoRU2V0SW50ZXJuZXRBY2Nlc3MSJC5zYW5kYm94LnYxLlNldEludGVybmV0QWNjZXNzUmVxdWVzdBolLnNhbmRib3gudjEuU2V0SW50ZXJuZXRBY2Nlc3NSZXNwb25zZRJjChJTZXRFZ3Jlc3NBbGxvd2xpc3QSJS5zYW5kYm94LnYxLlNldEVncmVzc0FsbG93bGlzdFJlcXVlc3QaJi5zYW5kYm94LnYxLlNldEVncmVzc0FsbG93bGlzdFJlc3BvbnNlEjsKBEV4ZWMSFy5zYW5kYm94LnYxLkV4ZWNSZXF1ZXN0Ghguc2FuZGJveC52MS5FeGVjUmVzcG9uc2UwARJBCgZVcGxvYWQSGS5zYW5kYm94LnYxLlVwbG9hZFJlcXVlc3QaGi5zYW5kYm94LnYxLlVwbG9hZFJlc3BvbnNlKAESRwoIRG93bmxvYWQSGy5zYW5kYm94LnYxLkRvd25sb2FkUmVxdWVzdBocLnNhbmRib3gudjEuRG93bmxvYWRSZXNwb25zZTABEkEKBkF0dGFjaBIZLnNhbmRib3gudjEuQXR0YWNoUmVxdWVzdBoaLnNhbmRib3gudjEuQXR0YWNoUmVzcG9uc2UwARJLCgpXcml0ZUlucHV0Eh0uc2FuZGJveC52MS5Xcml0ZUlucHV0UmVxdWVzdBoeLnNhbmRib3gudjEuV3JpdGVJbnB1dFJlc3BvbnNlElAKC1N0cmVhbUlucHV0Eh4uc2FuZGJveC52MS5TdHJlYW1JbnB1dFJlcXVlc3QaHy5zYW5kYm94LnYxLlN0cmVhbUlucHV0UmVzcG9uc2UoARJUCg1TaWduYWxDb21tYW5kEiAuc2FuZGJveC52MS5TaWduYWxDb21tYW5kUmVxdWVzdBohLnNhbmRib3gudjEuU2lnbmFsQ29tbWFuZFJlc3BvbnNlEkgKCVJlc2l6ZVB0eRIcLnNhbmRib3gudjEuUmVzaXplUHR5UmVxdWVzdBodLnNhbmRib3gudjEuUmVzaXplUHR5UmVzcG9uc2USUQoMTGlzdENvbW1hbmRzEh8uc2FuZGJveC52MS5MaXN0Q29tbWFuZHNSZXF1ZXN0GiAuc2FuZGJveC52MS5MaXN0Q29tbWFuZHNSZXNwb25zZRI5CgRTdGF0Ehcuc2FuZGJveC52MS5TdGF0UmVxdWVzdBoYLnNhbmRib3gudjEuU3RhdFJlc3BvbnNlEkQKB0xpc3REaXISGi5zYW5kYm94LnYxLkxpc3REaXJSZXF1ZXN0Ghsuc2FuZGJveC52MS5MaXN0RGlyUmVzcG9uc2UwARJCCgdNYWtlRGlyEhouc2FuZGJveC52MS5NYWtlRGlyUmVxdWVzdBobLnNhbmRib3gudjEuTWFrZURpclJlc3BvbnNlEj8KBlJlbW92ZRIZLnNhbmRib3gudjEuUmVtb3ZlUmVxdWVzdBoaLnNhbmRib3gudjEuUmVtb3ZlUmVzcG9uc2USOQoETW92ZRIXLnNhbmRib3gudjEuTW92ZVJlcXVlc3QaGC5zYW5kYm94LnYxLk1vdmVSZXNwb25zZUIqWihzYW5kYm94ZC5kZXYvZ2VuL2dvL3NhbmRib3gvdjE7c2FuZGJveHYxYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A sandbox: an isolated Linux machine with its own network address.
@@ -1561,6 +1561,325 @@ export const DownloadDoneSchema: GenMessage<DownloadDone> = /*@__PURE__*/
   messageDesc(file_sandbox_v1_sandbox, 42);
 
 /**
+ * One file, as the sandbox sees it.
+ *
+ * @generated from message sandbox.v1.FileInfo
+ */
+export type FileInfo = Message<"sandbox.v1.FileInfo"> & {
+  /**
+   * The last path component ("" for "/").
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The path as asked for (for ListDir: the listed path joined with the
+   * entry's path below it).
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * @generated from field: sandbox.v1.FileType type = 3;
+   */
+  type: FileType;
+
+  /**
+   * Size in bytes.
+   *
+   * @generated from field: uint64 size = 4;
+   */
+  size: bigint;
+
+  /**
+   * Permission bits (0 to 0o7777, without the file type).
+   *
+   * @generated from field: uint32 mode = 5;
+   */
+  mode: number;
+
+  /**
+   * Owner's user and group id in the sandbox.
+   *
+   * @generated from field: uint32 uid = 6;
+   */
+  uid: number;
+
+  /**
+   * @generated from field: uint32 gid = 7;
+   */
+  gid: number;
+
+  /**
+   * Last modification, to the second.
+   *
+   * @generated from field: google.protobuf.Timestamp mtime = 8;
+   */
+  mtime?: Timestamp | undefined;
+
+  /**
+   * For a symlink: what it points to, as written in the link.
+   *
+   * @generated from field: string symlink_target = 9;
+   */
+  symlinkTarget: string;
+};
+
+/**
+ * Describes the message sandbox.v1.FileInfo.
+ * Use `create(FileInfoSchema)` to create a new message.
+ */
+export const FileInfoSchema: GenMessage<FileInfo> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 43);
+
+/**
+ * @generated from message sandbox.v1.StatRequest
+ */
+export type StatRequest = Message<"sandbox.v1.StatRequest"> & {
+  /**
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+
+  /**
+   * Absolute, or relative to the home directory.
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * Describe what a symlink points to instead of the link itself (a
+   * dangling link is then NOT_FOUND).
+   *
+   * @generated from field: bool follow_symlinks = 3;
+   */
+  followSymlinks: boolean;
+};
+
+/**
+ * Describes the message sandbox.v1.StatRequest.
+ * Use `create(StatRequestSchema)` to create a new message.
+ */
+export const StatRequestSchema: GenMessage<StatRequest> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 44);
+
+/**
+ * @generated from message sandbox.v1.StatResponse
+ */
+export type StatResponse = Message<"sandbox.v1.StatResponse"> & {
+  /**
+   * @generated from field: sandbox.v1.FileInfo info = 1;
+   */
+  info?: FileInfo | undefined;
+};
+
+/**
+ * Describes the message sandbox.v1.StatResponse.
+ * Use `create(StatResponseSchema)` to create a new message.
+ */
+export const StatResponseSchema: GenMessage<StatResponse> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 45);
+
+/**
+ * @generated from message sandbox.v1.ListDirRequest
+ */
+export type ListDirRequest = Message<"sandbox.v1.ListDirRequest"> & {
+  /**
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+
+  /**
+   * The directory; a symlink to a directory is followed.
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * 0 or 1: the directory's own entries; N: recursive down to N levels
+   * (entries of subdirectories up to N - 1 below). Symlinks to directories
+   * are listed, never descended into; a subdirectory that cannot be read
+   * (permission) or vanished meanwhile is listed but not descended into.
+   * At most 64 (INVALID_ARGUMENT beyond).
+   *
+   * @generated from field: uint32 depth = 3;
+   */
+  depth: number;
+};
+
+/**
+ * Describes the message sandbox.v1.ListDirRequest.
+ * Use `create(ListDirRequestSchema)` to create a new message.
+ */
+export const ListDirRequestSchema: GenMessage<ListDirRequest> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 46);
+
+/**
+ * @generated from message sandbox.v1.ListDirResponse
+ */
+export type ListDirResponse = Message<"sandbox.v1.ListDirResponse"> & {
+  /**
+   * A batch of at most 1000 entries, each directory's entries before those
+   * of its subdirectories; no order within a directory is promised.
+   *
+   * @generated from field: repeated sandbox.v1.FileInfo entries = 1;
+   */
+  entries: FileInfo[];
+};
+
+/**
+ * Describes the message sandbox.v1.ListDirResponse.
+ * Use `create(ListDirResponseSchema)` to create a new message.
+ */
+export const ListDirResponseSchema: GenMessage<ListDirResponse> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 47);
+
+/**
+ * @generated from message sandbox.v1.MakeDirRequest
+ */
+export type MakeDirRequest = Message<"sandbox.v1.MakeDirRequest"> & {
+  /**
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+
+  /**
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * Create missing parents too, and accept an existing directory (mkdir -p).
+   *
+   * @generated from field: bool parents = 3;
+   */
+  parents: boolean;
+
+  /**
+   * Permission bits of the new directories (default 0o755).
+   *
+   * @generated from field: optional uint32 mode = 4;
+   */
+  mode?: number | undefined;
+};
+
+/**
+ * Describes the message sandbox.v1.MakeDirRequest.
+ * Use `create(MakeDirRequestSchema)` to create a new message.
+ */
+export const MakeDirRequestSchema: GenMessage<MakeDirRequest> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 48);
+
+/**
+ * @generated from message sandbox.v1.MakeDirResponse
+ */
+export type MakeDirResponse = Message<"sandbox.v1.MakeDirResponse"> & {
+};
+
+/**
+ * Describes the message sandbox.v1.MakeDirResponse.
+ * Use `create(MakeDirResponseSchema)` to create a new message.
+ */
+export const MakeDirResponseSchema: GenMessage<MakeDirResponse> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 49);
+
+/**
+ * @generated from message sandbox.v1.RemoveRequest
+ */
+export type RemoveRequest = Message<"sandbox.v1.RemoveRequest"> & {
+  /**
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+
+  /**
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * Remove a directory with everything in it (depth first; symlinks inside
+   * are removed, never followed).
+   *
+   * @generated from field: bool recursive = 3;
+   */
+  recursive: boolean;
+};
+
+/**
+ * Describes the message sandbox.v1.RemoveRequest.
+ * Use `create(RemoveRequestSchema)` to create a new message.
+ */
+export const RemoveRequestSchema: GenMessage<RemoveRequest> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 50);
+
+/**
+ * @generated from message sandbox.v1.RemoveResponse
+ */
+export type RemoveResponse = Message<"sandbox.v1.RemoveResponse"> & {
+};
+
+/**
+ * Describes the message sandbox.v1.RemoveResponse.
+ * Use `create(RemoveResponseSchema)` to create a new message.
+ */
+export const RemoveResponseSchema: GenMessage<RemoveResponse> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 51);
+
+/**
+ * @generated from message sandbox.v1.MoveRequest
+ */
+export type MoveRequest = Message<"sandbox.v1.MoveRequest"> & {
+  /**
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+
+  /**
+   * Absolute, or relative to the home directory.
+   *
+   * @generated from field: string from = 2;
+   */
+  from: string;
+
+  /**
+   * @generated from field: string to = 3;
+   */
+  to: string;
+
+  /**
+   * Replace an existing target (atomically, posix-rename@openssh.com).
+   *
+   * @generated from field: bool overwrite = 4;
+   */
+  overwrite: boolean;
+};
+
+/**
+ * Describes the message sandbox.v1.MoveRequest.
+ * Use `create(MoveRequestSchema)` to create a new message.
+ */
+export const MoveRequestSchema: GenMessage<MoveRequest> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 52);
+
+/**
+ * @generated from message sandbox.v1.MoveResponse
+ */
+export type MoveResponse = Message<"sandbox.v1.MoveResponse"> & {
+};
+
+/**
+ * Describes the message sandbox.v1.MoveResponse.
+ * Use `create(MoveResponseSchema)` to create a new message.
+ */
+export const MoveResponseSchema: GenMessage<MoveResponse> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 53);
+
+/**
  * What happens to a command whose output goes past `max_output_bytes`.
  *
  * @generated from enum sandbox.v1.OutputLimitAction
@@ -1598,6 +1917,48 @@ export enum OutputLimitAction {
  */
 export const OutputLimitActionSchema: GenEnum<OutputLimitAction> = /*@__PURE__*/
   enumDesc(file_sandbox_v1_sandbox, 0);
+
+/**
+ * What kind of file a path is.
+ *
+ * @generated from enum sandbox.v1.FileType
+ */
+export enum FileType {
+  /**
+   * @generated from enum value: FILE_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A regular file.
+   *
+   * @generated from enum value: FILE_TYPE_FILE = 1;
+   */
+  FILE = 1,
+
+  /**
+   * @generated from enum value: FILE_TYPE_DIRECTORY = 2;
+   */
+  DIRECTORY = 2,
+
+  /**
+   * @generated from enum value: FILE_TYPE_SYMLINK = 3;
+   */
+  SYMLINK = 3,
+
+  /**
+   * A device, FIFO or socket.
+   *
+   * @generated from enum value: FILE_TYPE_OTHER = 4;
+   */
+  OTHER = 4,
+}
+
+/**
+ * Describes the enum sandbox.v1.FileType.
+ */
+export const FileTypeSchema: GenEnum<FileType> = /*@__PURE__*/
+  enumDesc(file_sandbox_v1_sandbox, 1);
 
 /**
  * SandboxService manages sandboxes and runs commands and file transfers in them.
@@ -1806,6 +2167,66 @@ export const SandboxService: GenService<{
     methodKind: "unary";
     input: typeof ListCommandsRequestSchema;
     output: typeof ListCommandsResponseSchema;
+  },
+  /**
+   * What a path is: type, size, mode, owner, mtime, symlink target.
+   *
+   * @generated from rpc sandbox.v1.SandboxService.Stat
+   */
+  stat: {
+    methodKind: "unary";
+    input: typeof StatRequestSchema;
+    output: typeof StatResponseSchema;
+  },
+  /**
+   * A directory's entries, streamed in batches of at most 1000, optionally
+   * recursive (`depth`). FAILED_PRECONDITION when the path is not a directory.
+   *
+   * @generated from rpc sandbox.v1.SandboxService.ListDir
+   */
+  listDir: {
+    methodKind: "server_streaming";
+    input: typeof ListDirRequestSchema;
+    output: typeof ListDirResponseSchema;
+  },
+  /**
+   * Creates a directory. ALREADY_EXISTS when the path exists (unless `parents`
+   * and it is a directory); FAILED_PRECONDITION when a file is in the way of
+   * a parent; NOT_FOUND for a missing parent without `parents`;
+   * RESOURCE_EXHAUSTED when the disk or its inodes are full.
+   *
+   * @generated from rpc sandbox.v1.SandboxService.MakeDir
+   */
+  makeDir: {
+    methodKind: "unary";
+    input: typeof MakeDirRequestSchema;
+    output: typeof MakeDirResponseSchema;
+  },
+  /**
+   * Removes a file, a symlink (never what it points to) or an empty
+   * directory; a non-empty directory only with `recursive`, else
+   * FAILED_PRECONDITION.
+   *
+   * @generated from rpc sandbox.v1.SandboxService.Remove
+   */
+  remove: {
+    methodKind: "unary";
+    input: typeof RemoveRequestSchema;
+    output: typeof RemoveResponseSchema;
+  },
+  /**
+   * Renames a file or directory, also across directories. ALREADY_EXISTS when
+   * the target exists, unless `overwrite` (then it is replaced atomically;
+   * a directory can only replace an empty directory, else
+   * FAILED_PRECONDITION). NOT_FOUND when the source or the target's parent is
+   * missing.
+   *
+   * @generated from rpc sandbox.v1.SandboxService.Move
+   */
+  move: {
+    methodKind: "unary";
+    input: typeof MoveRequestSchema;
+    output: typeof MoveResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_sandbox_v1_sandbox, 0);

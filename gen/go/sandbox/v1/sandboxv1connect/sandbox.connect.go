@@ -105,6 +105,16 @@ const (
 	// SandboxServiceListCommandsProcedure is the fully-qualified name of the SandboxService's
 	// ListCommands RPC.
 	SandboxServiceListCommandsProcedure = "/sandbox.v1.SandboxService/ListCommands"
+	// SandboxServiceStatProcedure is the fully-qualified name of the SandboxService's Stat RPC.
+	SandboxServiceStatProcedure = "/sandbox.v1.SandboxService/Stat"
+	// SandboxServiceListDirProcedure is the fully-qualified name of the SandboxService's ListDir RPC.
+	SandboxServiceListDirProcedure = "/sandbox.v1.SandboxService/ListDir"
+	// SandboxServiceMakeDirProcedure is the fully-qualified name of the SandboxService's MakeDir RPC.
+	SandboxServiceMakeDirProcedure = "/sandbox.v1.SandboxService/MakeDir"
+	// SandboxServiceRemoveProcedure is the fully-qualified name of the SandboxService's Remove RPC.
+	SandboxServiceRemoveProcedure = "/sandbox.v1.SandboxService/Remove"
+	// SandboxServiceMoveProcedure is the fully-qualified name of the SandboxService's Move RPC.
+	SandboxServiceMoveProcedure = "/sandbox.v1.SandboxService/Move"
 )
 
 // SandboxServiceClient is a client for the sandbox.v1.SandboxService service.
@@ -183,6 +193,26 @@ type SandboxServiceClient interface {
 	// The sandbox's kept commands: running ones and those finished within
 	// the retention time (1 h), newest first.
 	ListCommands(context.Context, *connect.Request[v1.ListCommandsRequest]) (*connect.Response[v1.ListCommandsResponse], error)
+	// What a path is: type, size, mode, owner, mtime, symlink target.
+	Stat(context.Context, *connect.Request[v1.StatRequest]) (*connect.Response[v1.StatResponse], error)
+	// A directory's entries, streamed in batches of at most 1000, optionally
+	// recursive (`depth`). FAILED_PRECONDITION when the path is not a directory.
+	ListDir(context.Context, *connect.Request[v1.ListDirRequest]) (*connect.ServerStreamForClient[v1.ListDirResponse], error)
+	// Creates a directory. ALREADY_EXISTS when the path exists (unless `parents`
+	// and it is a directory); FAILED_PRECONDITION when a file is in the way of
+	// a parent; NOT_FOUND for a missing parent without `parents`;
+	// RESOURCE_EXHAUSTED when the disk or its inodes are full.
+	MakeDir(context.Context, *connect.Request[v1.MakeDirRequest]) (*connect.Response[v1.MakeDirResponse], error)
+	// Removes a file, a symlink (never what it points to) or an empty
+	// directory; a non-empty directory only with `recursive`, else
+	// FAILED_PRECONDITION.
+	Remove(context.Context, *connect.Request[v1.RemoveRequest]) (*connect.Response[v1.RemoveResponse], error)
+	// Renames a file or directory, also across directories. ALREADY_EXISTS when
+	// the target exists, unless `overwrite` (then it is replaced atomically;
+	// a directory can only replace an empty directory, else
+	// FAILED_PRECONDITION). NOT_FOUND when the source or the target's parent is
+	// missing.
+	Move(context.Context, *connect.Request[v1.MoveRequest]) (*connect.Response[v1.MoveResponse], error)
 }
 
 // NewSandboxServiceClient constructs a client for the sandbox.v1.SandboxService service. By
@@ -292,6 +322,36 @@ func NewSandboxServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(sandboxServiceMethods.ByName("ListCommands")),
 			connect.WithClientOptions(opts...),
 		),
+		stat: connect.NewClient[v1.StatRequest, v1.StatResponse](
+			httpClient,
+			baseURL+SandboxServiceStatProcedure,
+			connect.WithSchema(sandboxServiceMethods.ByName("Stat")),
+			connect.WithClientOptions(opts...),
+		),
+		listDir: connect.NewClient[v1.ListDirRequest, v1.ListDirResponse](
+			httpClient,
+			baseURL+SandboxServiceListDirProcedure,
+			connect.WithSchema(sandboxServiceMethods.ByName("ListDir")),
+			connect.WithClientOptions(opts...),
+		),
+		makeDir: connect.NewClient[v1.MakeDirRequest, v1.MakeDirResponse](
+			httpClient,
+			baseURL+SandboxServiceMakeDirProcedure,
+			connect.WithSchema(sandboxServiceMethods.ByName("MakeDir")),
+			connect.WithClientOptions(opts...),
+		),
+		remove: connect.NewClient[v1.RemoveRequest, v1.RemoveResponse](
+			httpClient,
+			baseURL+SandboxServiceRemoveProcedure,
+			connect.WithSchema(sandboxServiceMethods.ByName("Remove")),
+			connect.WithClientOptions(opts...),
+		),
+		move: connect.NewClient[v1.MoveRequest, v1.MoveResponse](
+			httpClient,
+			baseURL+SandboxServiceMoveProcedure,
+			connect.WithSchema(sandboxServiceMethods.ByName("Move")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -313,6 +373,11 @@ type sandboxServiceClient struct {
 	signalCommand      *connect.Client[v1.SignalCommandRequest, v1.SignalCommandResponse]
 	resizePty          *connect.Client[v1.ResizePtyRequest, v1.ResizePtyResponse]
 	listCommands       *connect.Client[v1.ListCommandsRequest, v1.ListCommandsResponse]
+	stat               *connect.Client[v1.StatRequest, v1.StatResponse]
+	listDir            *connect.Client[v1.ListDirRequest, v1.ListDirResponse]
+	makeDir            *connect.Client[v1.MakeDirRequest, v1.MakeDirResponse]
+	remove             *connect.Client[v1.RemoveRequest, v1.RemoveResponse]
+	move               *connect.Client[v1.MoveRequest, v1.MoveResponse]
 }
 
 // CreateSandbox calls sandbox.v1.SandboxService.CreateSandbox.
@@ -395,6 +460,31 @@ func (c *sandboxServiceClient) ListCommands(ctx context.Context, req *connect.Re
 	return c.listCommands.CallUnary(ctx, req)
 }
 
+// Stat calls sandbox.v1.SandboxService.Stat.
+func (c *sandboxServiceClient) Stat(ctx context.Context, req *connect.Request[v1.StatRequest]) (*connect.Response[v1.StatResponse], error) {
+	return c.stat.CallUnary(ctx, req)
+}
+
+// ListDir calls sandbox.v1.SandboxService.ListDir.
+func (c *sandboxServiceClient) ListDir(ctx context.Context, req *connect.Request[v1.ListDirRequest]) (*connect.ServerStreamForClient[v1.ListDirResponse], error) {
+	return c.listDir.CallServerStream(ctx, req)
+}
+
+// MakeDir calls sandbox.v1.SandboxService.MakeDir.
+func (c *sandboxServiceClient) MakeDir(ctx context.Context, req *connect.Request[v1.MakeDirRequest]) (*connect.Response[v1.MakeDirResponse], error) {
+	return c.makeDir.CallUnary(ctx, req)
+}
+
+// Remove calls sandbox.v1.SandboxService.Remove.
+func (c *sandboxServiceClient) Remove(ctx context.Context, req *connect.Request[v1.RemoveRequest]) (*connect.Response[v1.RemoveResponse], error) {
+	return c.remove.CallUnary(ctx, req)
+}
+
+// Move calls sandbox.v1.SandboxService.Move.
+func (c *sandboxServiceClient) Move(ctx context.Context, req *connect.Request[v1.MoveRequest]) (*connect.Response[v1.MoveResponse], error) {
+	return c.move.CallUnary(ctx, req)
+}
+
 // SandboxServiceHandler is an implementation of the sandbox.v1.SandboxService service.
 type SandboxServiceHandler interface {
 	// Creates a sandbox and returns it once it is ready for Exec. Retrying with
@@ -471,6 +561,26 @@ type SandboxServiceHandler interface {
 	// The sandbox's kept commands: running ones and those finished within
 	// the retention time (1 h), newest first.
 	ListCommands(context.Context, *connect.Request[v1.ListCommandsRequest]) (*connect.Response[v1.ListCommandsResponse], error)
+	// What a path is: type, size, mode, owner, mtime, symlink target.
+	Stat(context.Context, *connect.Request[v1.StatRequest]) (*connect.Response[v1.StatResponse], error)
+	// A directory's entries, streamed in batches of at most 1000, optionally
+	// recursive (`depth`). FAILED_PRECONDITION when the path is not a directory.
+	ListDir(context.Context, *connect.Request[v1.ListDirRequest], *connect.ServerStream[v1.ListDirResponse]) error
+	// Creates a directory. ALREADY_EXISTS when the path exists (unless `parents`
+	// and it is a directory); FAILED_PRECONDITION when a file is in the way of
+	// a parent; NOT_FOUND for a missing parent without `parents`;
+	// RESOURCE_EXHAUSTED when the disk or its inodes are full.
+	MakeDir(context.Context, *connect.Request[v1.MakeDirRequest]) (*connect.Response[v1.MakeDirResponse], error)
+	// Removes a file, a symlink (never what it points to) or an empty
+	// directory; a non-empty directory only with `recursive`, else
+	// FAILED_PRECONDITION.
+	Remove(context.Context, *connect.Request[v1.RemoveRequest]) (*connect.Response[v1.RemoveResponse], error)
+	// Renames a file or directory, also across directories. ALREADY_EXISTS when
+	// the target exists, unless `overwrite` (then it is replaced atomically;
+	// a directory can only replace an empty directory, else
+	// FAILED_PRECONDITION). NOT_FOUND when the source or the target's parent is
+	// missing.
+	Move(context.Context, *connect.Request[v1.MoveRequest]) (*connect.Response[v1.MoveResponse], error)
 }
 
 // NewSandboxServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -576,6 +686,36 @@ func NewSandboxServiceHandler(svc SandboxServiceHandler, opts ...connect.Handler
 		connect.WithSchema(sandboxServiceMethods.ByName("ListCommands")),
 		connect.WithHandlerOptions(opts...),
 	)
+	sandboxServiceStatHandler := connect.NewUnaryHandler(
+		SandboxServiceStatProcedure,
+		svc.Stat,
+		connect.WithSchema(sandboxServiceMethods.ByName("Stat")),
+		connect.WithHandlerOptions(opts...),
+	)
+	sandboxServiceListDirHandler := connect.NewServerStreamHandler(
+		SandboxServiceListDirProcedure,
+		svc.ListDir,
+		connect.WithSchema(sandboxServiceMethods.ByName("ListDir")),
+		connect.WithHandlerOptions(opts...),
+	)
+	sandboxServiceMakeDirHandler := connect.NewUnaryHandler(
+		SandboxServiceMakeDirProcedure,
+		svc.MakeDir,
+		connect.WithSchema(sandboxServiceMethods.ByName("MakeDir")),
+		connect.WithHandlerOptions(opts...),
+	)
+	sandboxServiceRemoveHandler := connect.NewUnaryHandler(
+		SandboxServiceRemoveProcedure,
+		svc.Remove,
+		connect.WithSchema(sandboxServiceMethods.ByName("Remove")),
+		connect.WithHandlerOptions(opts...),
+	)
+	sandboxServiceMoveHandler := connect.NewUnaryHandler(
+		SandboxServiceMoveProcedure,
+		svc.Move,
+		connect.WithSchema(sandboxServiceMethods.ByName("Move")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/sandbox.v1.SandboxService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case SandboxServiceCreateSandboxProcedure:
@@ -610,6 +750,16 @@ func NewSandboxServiceHandler(svc SandboxServiceHandler, opts ...connect.Handler
 			sandboxServiceResizePtyHandler.ServeHTTP(w, r)
 		case SandboxServiceListCommandsProcedure:
 			sandboxServiceListCommandsHandler.ServeHTTP(w, r)
+		case SandboxServiceStatProcedure:
+			sandboxServiceStatHandler.ServeHTTP(w, r)
+		case SandboxServiceListDirProcedure:
+			sandboxServiceListDirHandler.ServeHTTP(w, r)
+		case SandboxServiceMakeDirProcedure:
+			sandboxServiceMakeDirHandler.ServeHTTP(w, r)
+		case SandboxServiceRemoveProcedure:
+			sandboxServiceRemoveHandler.ServeHTTP(w, r)
+		case SandboxServiceMoveProcedure:
+			sandboxServiceMoveHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -681,4 +831,24 @@ func (UnimplementedSandboxServiceHandler) ResizePty(context.Context, *connect.Re
 
 func (UnimplementedSandboxServiceHandler) ListCommands(context.Context, *connect.Request[v1.ListCommandsRequest]) (*connect.Response[v1.ListCommandsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sandbox.v1.SandboxService.ListCommands is not implemented"))
+}
+
+func (UnimplementedSandboxServiceHandler) Stat(context.Context, *connect.Request[v1.StatRequest]) (*connect.Response[v1.StatResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sandbox.v1.SandboxService.Stat is not implemented"))
+}
+
+func (UnimplementedSandboxServiceHandler) ListDir(context.Context, *connect.Request[v1.ListDirRequest], *connect.ServerStream[v1.ListDirResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("sandbox.v1.SandboxService.ListDir is not implemented"))
+}
+
+func (UnimplementedSandboxServiceHandler) MakeDir(context.Context, *connect.Request[v1.MakeDirRequest]) (*connect.Response[v1.MakeDirResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sandbox.v1.SandboxService.MakeDir is not implemented"))
+}
+
+func (UnimplementedSandboxServiceHandler) Remove(context.Context, *connect.Request[v1.RemoveRequest]) (*connect.Response[v1.RemoveResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sandbox.v1.SandboxService.Remove is not implemented"))
+}
+
+func (UnimplementedSandboxServiceHandler) Move(context.Context, *connect.Request[v1.MoveRequest]) (*connect.Response[v1.MoveResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sandbox.v1.SandboxService.Move is not implemented"))
 }
