@@ -33,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SBX_RUN_VERSION 2
+#define SBX_RUN_VERSION 3
 #define FRAME_MAX 262144            /* largest data frame payload */
 #define DEFAULT_CAP (64ULL << 20)   /* bytes held per stream */
 #define MIN_CAP 65536ULL
@@ -43,7 +43,7 @@
 #define SYS_pidfd_open 434
 #endif
 
-enum { RC_OK = 0, RC_ERR = 1, RC_USAGE = 2, RC_PRECOND = 3, RC_NOTFOUND = 4, RC_EXISTS = 5 };
+enum { RC_OK = 0, RC_ERR = 1, RC_USAGE = 2, RC_PRECOND = 3, RC_NOTFOUND = 4, RC_EXISTS = 5, RC_PERM = 7 };
 typedef unsigned long long u64;
 
 /* ---------- errors, strings ---------- */
@@ -1363,6 +1363,233 @@ static int cmd_gc(int argc, char **argv) {
   return RC_OK;
 }
 
+/* ---------- watch ---------- */
+
+/*
+ * `watch --path P [--recursive]`: inotify on a directory (and, recursive, on
+ * every subdirectory, also ones created later), events written as frames on
+ * stdout: 'R' once the watches are set, 'W' per event, 'Q' when events were
+ * lost (the kernel queue overflowed). Exits 0 when the reader goes away, 6
+ * when the inotify limits are used up.
+ */
+#define RC_LIMIT 6
+#define WATCH_REC_MAX (1 + 1 + 8 + 2 + PATH_MAX + 2 + PATH_MAX)
+enum { EV_CREATED = 1, EV_MODIFIED = 2, EV_REMOVED = 3, EV_RENAMED = 4 };
+
+struct wdir { int wd; char *rel; };
+static struct wdir *wdirs;
+static size_t nwdirs, capwdirs;
+static int w_ifd;
+static const char *w_root;
+static unsigned char w_out[1 << 16];
+static size_t w_outlen;
+
+static void w_flush(void) {
+  if (!w_outlen) return;
+  struct iovec iov = {w_out, w_outlen};
+  out_iov(&iov, 1);
+  w_outlen = 0;
+}
+static void w_put(const void *p, size_t n) {
+  if (w_outlen + n > sizeof w_out) w_flush();
+  memcpy(w_out + w_outlen, p, n);
+  w_outlen += n;
+}
+static void w_event(int type, bool is_dir, long long ms, const char *path, const char *old) {
+  size_t pl = strlen(path), ol = old ? strlen(old) : 0;
+  if (pl > PATH_MAX || ol > PATH_MAX) return;
+  unsigned char h[5 + 12];
+  size_t len = 1 + 1 + 8 + 2 + pl + 2 + ol;
+  h[0] = 'W';
+  put_be(h + 1, len, 4);
+  h[5] = (unsigned char)type;
+  h[6] = is_dir;
+  put_be(h + 7, (u64)ms, 8);
+  put_be(h + 15, pl, 2);
+  w_put(h, 17);
+  w_put(path, pl);
+  unsigned char l2[2];
+  put_be(l2, ol, 2);
+  w_put(l2, 2);
+  if (ol) w_put(old, ol);
+}
+static void w_overflow(void) { w_put("Q", 1); }
+
+static struct wdir *w_find(int wd) {
+  for (size_t i = 0; i < nwdirs; i++)
+    if (wdirs[i].wd == wd) return &wdirs[i];
+  return NULL;
+}
+static void w_join(char *out, size_t cap, const char *a, const char *b) {
+  if (!*a) snprintf(out, cap, "%s", b);
+  else if (!*b) snprintf(out, cap, "%s", a);
+  else snprintf(out, cap, "%s/%s", a, b);
+}
+static void w_abs(char *out, const char *rel) {
+  if (*rel) snprintf(out, PATH_MAX, "%s/%s", w_root, rel);
+  else snprintf(out, PATH_MAX, "%s", w_root);
+}
+
+#define W_MASK (IN_CREATE | IN_DELETE | IN_MODIFY | IN_ATTRIB | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_EXCL_UNLINK)
+
+/* Adds a watch on rel (and, when recursing, its subdirectories); with scan, reports what is in them as created. */
+static void w_add(const char *rel, bool recursive, bool scan, long long ms) {
+  char abs[PATH_MAX];
+  w_abs(abs, rel);
+  int wd = inotify_add_watch(w_ifd, abs, W_MASK | IN_ONLYDIR | (*rel ? IN_DONT_FOLLOW : 0));
+  if (wd < 0) {
+    if (errno == ENOSPC) {
+      if (scan) w_overflow();
+      w_flush();
+      die(RC_LIMIT, "inotify watch limit reached (fs.inotify.max_user_watches) at %s", *rel ? rel : ".");
+    }
+    if (!*rel && errno == ENOENT) die(RC_NOTFOUND, "%s: no such directory", w_root);
+    if (!*rel && errno == ENOTDIR) die(RC_PRECOND, "%s: not a directory", w_root);
+    if (!*rel) die(RC_ERR, "watch %s: %s", w_root, strerror(errno));
+    return; /* vanished or unreadable meanwhile */
+  }
+  struct wdir *e = w_find(wd);
+  if (e) free(e->rel);
+  else {
+    if (nwdirs == capwdirs) {
+      capwdirs = capwdirs ? capwdirs * 2 : 64;
+      wdirs = realloc(wdirs, capwdirs * sizeof *wdirs);
+      if (!wdirs) die(RC_ERR, "out of memory");
+    }
+    e = &wdirs[nwdirs++];
+    e->wd = wd;
+  }
+  e->rel = strdup(rel);
+  if (!recursive && !scan) return;
+  DIR *d = opendir(abs);
+  if (!d) return;
+  for (struct dirent *de; (de = readdir(d));) {
+    if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+    char sub[PATH_MAX], subabs[PATH_MAX];
+    w_join(sub, sizeof sub, rel, de->d_name);
+    w_abs(subabs, sub);
+    struct stat st;
+    bool dir = lstat(subabs, &st) == 0 && S_ISDIR(st.st_mode);
+    if (scan) w_event(EV_CREATED, dir, ms, sub, NULL);
+    if (dir && recursive) w_add(sub, true, scan, ms);
+  }
+  closedir(d);
+}
+
+/* A directory renamed within the tree: its watches' paths follow. */
+static void w_rename_prefix(const char *from, const char *to) {
+  size_t fl = strlen(from);
+  for (size_t i = 0; i < nwdirs; i++) {
+    const char *r = wdirs[i].rel;
+    if (strncmp(r, from, fl) || (r[fl] && r[fl] != '/')) continue;
+    char n[PATH_MAX];
+    snprintf(n, sizeof n, "%s%s", to, r + fl);
+    free(wdirs[i].rel);
+    wdirs[i].rel = strdup(n);
+  }
+}
+
+/* A directory moved out of the tree: stop watching it and what is below (their events would carry stale paths). */
+static void w_forget_prefix(const char *rel) {
+  size_t l = strlen(rel);
+  for (size_t i = 0; i < nwdirs; i++) {
+    const char *r = wdirs[i].rel;
+    if (!strncmp(r, rel, l) && (!r[l] || r[l] == '/')) inotify_rm_watch(w_ifd, wdirs[i].wd); /* IN_IGNORED drops it from the table */
+  }
+}
+
+static int cmd_watch(int argc, char **argv) {
+  bool recursive = false;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--path") && i + 1 < argc) w_root = argv[++i];
+    else if (!strcmp(argv[i], "--recursive")) recursive = true;
+    else die(RC_USAGE, "unexpected argument %s", argv[i]);
+  }
+  if (!w_root || !*w_root) die(RC_USAGE, "--path is required");
+  signal(SIGPIPE, SIG_IGN);
+  struct stat st;
+  if (stat(w_root, &st) < 0) {
+    if (errno == ENOENT) die(RC_NOTFOUND, "%s: no such directory", w_root);
+    if (errno == ENOTDIR) die(RC_PRECOND, "%s: not a directory", w_root);
+    if (errno == EACCES) die(RC_PERM, "%s: permission denied", w_root);
+    die(RC_ERR, "%s: %s", w_root, strerror(errno));
+  }
+  if (!S_ISDIR(st.st_mode)) die(RC_PRECOND, "%s: not a directory", w_root);
+  w_ifd = inotify_init1(IN_CLOEXEC);
+  if (w_ifd < 0) {
+    if (errno == EMFILE) die(RC_LIMIT, "inotify instance limit reached (fs.inotify.max_user_instances)");
+    die(RC_ERR, "inotify_init: %s", strerror(errno));
+  }
+  w_add("", recursive, false, 0);
+  w_put("R", 1);
+  w_flush();
+  static char buf[1 << 16] __attribute__((aligned(__alignof__(struct inotify_event))));
+  for (;;) {
+    struct pollfd pf[2] = {{.fd = w_ifd, .events = POLLIN}, {.fd = 1, .events = 0}};
+    if (poll(pf, 2, -1) < 0 && errno != EINTR) die(RC_ERR, "poll: %s", strerror(errno));
+    if (pf[1].revents & (POLLERR | POLLHUP | POLLNVAL)) reader_gone();
+    if (!(pf[0].revents & POLLIN)) continue;
+    ssize_t n = read(w_ifd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) die(RC_ERR, "read inotify: %s", n < 0 ? strerror(errno) : "end of file");
+    long long ms = now_ms(CLOCK_REALTIME);
+    /* A pending IN_MOVED_FROM, paired with the IN_MOVED_TO of the same cookie that follows it. */
+    char from[PATH_MAX] = "";
+    uint32_t from_cookie = 0;
+    bool from_dir = false, have_from = false;
+    char last_mod[PATH_MAX] = "";
+    for (char *p = buf; p < buf + n;) {
+      struct inotify_event *ev = (struct inotify_event *)p;
+      p += sizeof *ev + ev->len;
+      if (ev->mask & IN_Q_OVERFLOW) { w_overflow(); continue; }
+      struct wdir *wdir = w_find(ev->wd);
+      if (ev->mask & IN_IGNORED) {
+        if (wdir) { free(wdir->rel); *wdir = wdirs[--nwdirs]; }
+        continue;
+      }
+      if (!wdir) continue;
+      bool dir = ev->mask & IN_ISDIR;
+      char path[PATH_MAX];
+      if (ev->mask & IN_DELETE_SELF) continue; /* reported by the parent's IN_DELETE */
+      if (!ev->len) continue;
+      w_join(path, sizeof path, wdir->rel, ev->name);
+      if (have_from && !((ev->mask & IN_MOVED_TO) && ev->cookie == from_cookie)) {
+        w_event(EV_REMOVED, from_dir, ms, from, NULL);
+        if (from_dir) w_forget_prefix(from);
+        have_from = false;
+      }
+      if (!(ev->mask & IN_MODIFY)) last_mod[0] = 0;
+      if (ev->mask & IN_MOVED_FROM) {
+        snprintf(from, sizeof from, "%s", path);
+        from_cookie = ev->cookie, from_dir = dir, have_from = true;
+      } else if (ev->mask & IN_MOVED_TO) {
+        if (have_from) {
+          w_event(EV_RENAMED, dir, ms, path, from);
+          if (dir) w_rename_prefix(from, path);
+          have_from = false;
+        } else {
+          w_event(EV_CREATED, dir, ms, path, NULL);
+          if (dir && recursive) w_add(path, true, true, ms);
+        }
+      } else if (ev->mask & IN_CREATE) {
+        w_event(EV_CREATED, dir, ms, path, NULL);
+        if (dir && recursive) w_add(path, true, true, ms);
+      } else if (ev->mask & IN_DELETE) {
+        w_event(EV_REMOVED, dir, ms, path, NULL);
+      } else if (ev->mask & (IN_MODIFY | IN_ATTRIB)) {
+        if ((ev->mask & IN_MODIFY) && !strcmp(last_mod, path)) continue; /* one per path and read */
+        w_event(EV_MODIFIED, dir, ms, path, NULL);
+        if (ev->mask & IN_MODIFY) snprintf(last_mod, sizeof last_mod, "%s", path);
+      }
+    }
+    if (have_from) { /* moved out of the tree */
+      w_event(EV_REMOVED, from_dir, ms, from, NULL);
+      if (from_dir) w_forget_prefix(from);
+    }
+    w_flush();
+  }
+}
+
 int main(int argc, char **argv) {
   const char *sub = argc > 1 ? argv[1] : "";
   if (!strcmp(sub, "version")) { printf("sbx-run %d\n", SBX_RUN_VERSION); return RC_OK; }
@@ -1373,5 +1600,6 @@ int main(int argc, char **argv) {
   if (!strcmp(sub, "resize")) return cmd_resize(argc - 2, argv + 2);
   if (!strcmp(sub, "list")) return cmd_list(argc - 2, argv + 2);
   if (!strcmp(sub, "gc")) return cmd_gc(argc - 2, argv + 2);
-  die(RC_USAGE, "usage: sbx-run version|start|attach|input|signal|resize|list|gc ... (see README.md)");
+  if (!strcmp(sub, "watch")) return cmd_watch(argc - 2, argv + 2);
+  die(RC_USAGE, "usage: sbx-run version|start|attach|input|signal|resize|list|gc|watch ... (see README.md)");
 }

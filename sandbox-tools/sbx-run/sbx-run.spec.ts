@@ -5,12 +5,12 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FrameError, FrameParser, readFrames, type ExitInfo, type Frame } from "../../server/ssh/commands/frames.js";
+import { FrameError, FrameParser, readFrames, type ExitInfo, type Frame, type WatchRecord } from "../../server/ssh/commands/frames.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 let tmp = "";
@@ -217,7 +217,7 @@ describe("frames", () => {
 
 describe("sbx-run", () => {
   it("prints its version", async () => {
-    expect(await sbx(["version"])).toEqual({ code: 0, stdout: "sbx-run 2\n", stderr: "" });
+    expect(await sbx(["version"])).toEqual({ code: 0, stdout: "sbx-run 3\n", stderr: "" });
   });
 
   it("attach --kill-on-hangup kills the command when its reader goes away, and only then", async () => {
@@ -603,5 +603,135 @@ describe("sbx-run", () => {
     } finally {
       dir = saved;
     }
+  });
+});
+
+describe("watch", () => {
+  interface Watching {
+    events: WatchRecord[];
+    overflows: number;
+    ready: Promise<void>;
+    stop(): Promise<number | null>;
+  }
+
+  const watchChild = new WeakMap<object, ReturnType<typeof spawn>>();
+
+  function watch(path: string, args: string[] = []): Watching {
+    const child = spawn(bin, ["watch", "--path", path, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const parser = new FrameParser();
+    const w = { events: [] as WatchRecord[], overflows: 0 };
+    let onReady: () => void = () => {};
+    const ready = new Promise<void>((r) => (onReady = r));
+    child.stdout.on("data", (d: Buffer) => {
+      for (const f of parser.push(d)) {
+        if (f.kind === "ready") onReady();
+        else if (f.kind === "overflow") w.overflows++;
+        else if (f.kind === "watch") w.events.push(f.event);
+      }
+    });
+    const closed = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
+    watchChild.set(w, child);
+    return Object.assign(w, {
+      ready,
+      stop: async () => {
+        child.stdout.destroy(); // the reader goes away: it exits 0 by itself
+        return closed;
+      },
+    }) as Watching;
+  }
+
+  const has = (w: Watching, type: string, path: string, oldPath = "") =>
+    w.events.some((e) => e.type === type && e.path === path && (oldPath === "" || e.oldPath === oldPath));
+
+  it("reports created, modified, renamed and removed files", async () => {
+    const root = mkdtempSync(join(tmp, "watch-"));
+    const w = watch(root);
+    await w.ready;
+    writeFileSync(join(root, "a"), "1");
+    appendFileSync(join(root, "a"), "2");
+    renameSync(join(root, "a"), join(root, "b"));
+    chmodSync(join(root, "b"), 0o600);
+    mkdirSync(join(root, "d"));
+    rmSync(join(root, "b"));
+    await until(() => has(w, "removed", "b"));
+    expect(has(w, "created", "a")).toBe(true);
+    expect(has(w, "modified", "a")).toBe(true);
+    expect(has(w, "renamed", "b", "a")).toBe(true);
+    expect(has(w, "modified", "b")).toBe(true);
+    expect(w.events.find((e) => e.path === "d")).toMatchObject({ type: "created", isDir: true });
+    expect(Math.abs(w.events[0]!.timeMs - Date.now())).toBeLessThan(60_000);
+    expect(w.overflows).toBe(0);
+    expect(await w.stop()).toBe(0);
+  });
+
+  it("recursive: watches new subdirectories, and what was created in them before their watch", async () => {
+    const root = mkdtempSync(join(tmp, "watch-"));
+    mkdirSync(join(root, "old"));
+    const w = watch(root, ["--recursive"]);
+    await w.ready;
+    writeFileSync(join(root, "old", "x"), "");
+    mkdirSync(join(root, "n1", "n2"), { recursive: true });
+    writeFileSync(join(root, "n1", "n2", "f"), "");
+    await until(() => has(w, "created", "n1/n2/f") && has(w, "created", "old/x"));
+    renameSync(join(root, "n1"), join(root, "m1"));
+    await until(() => has(w, "renamed", "m1", "n1"));
+    writeFileSync(join(root, "m1", "n2", "g"), "");
+    await until(() => has(w, "created", "m1/n2/g"));
+    // Moved out of the tree: a remove, and nothing more from inside it.
+    const outside = mkdtempSync(join(tmp, "outside-"));
+    renameSync(join(root, "m1"), join(outside, "m1"));
+    await until(() => has(w, "removed", "m1"));
+    writeFileSync(join(outside, "m1", "n2", "late"), "");
+    writeFileSync(join(root, "marker"), "");
+    await until(() => has(w, "created", "marker"));
+    expect(w.events.some((e) => e.path.endsWith("late"))).toBe(false);
+    expect(await w.stop()).toBe(0);
+  });
+
+  it("a burst of 1,000 creations: all seen, or an overflow", async () => {
+    const root = mkdtempSync(join(tmp, "watch-"));
+    const w = watch(root);
+    await w.ready;
+    for (let i = 0; i < 1000; i++) writeFileSync(join(root, `f${i}`), "");
+    await until(() => w.overflows > 0 || new Set(w.events.filter((e) => e.type === "created").map((e) => e.path)).size === 1000);
+    if (w.overflows === 0) expect(new Set(w.events.filter((e) => e.type === "created").map((e) => e.path)).size).toBe(1000);
+    expect(await w.stop()).toBe(0);
+  });
+
+  it("a reader too slow for the kernel's queue gets an overflow frame, and the watch goes on", async () => {
+    const max = Number(readFileSync("/proc/sys/fs/inotify/max_queued_events", "utf8"));
+    const root = mkdtempSync(join(tmp, "watch-"));
+    const w = watch(root);
+    await w.ready;
+    // Stop reading: the helper blocks on its full stdout pipe, the kernel queue fills.
+    const out = (watchChild.get(w) as ReturnType<typeof spawn>).stdout!;
+    out.pause();
+    for (let i = 0; i < max + 2000; i++) writeFileSync(join(root, `f${i}`), "");
+    out.resume();
+    await until(() => w.overflows > 0, 30_000);
+    writeFileSync(join(root, "after"), "");
+    await until(() => has(w, "created", "after"));
+    expect(await w.stop()).toBe(0);
+  }, 60_000);
+
+  it("errors: missing (4), not a directory (3), usage (2)", async () => {
+    writeFileSync(join(tmp, "plain"), "");
+    expect(await sbx(["watch", "--path", join(tmp, "nope")])).toMatchObject({ code: 4, stdout: "" });
+    expect(await sbx(["watch", "--path", join(tmp, "plain")])).toMatchObject({ code: 3, stdout: "" });
+    expect((await sbx(["watch"])).code).toBe(2);
+  });
+
+  it("parses watch frames, bounded", () => {
+    const rec = Buffer.concat([Buffer.from([1, 1]), Buffer.alloc(8), Buffer.from([0, 1]), Buffer.from("p"), Buffer.from([0, 0])]);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(rec.length);
+    const frames = new FrameParser().push(Buffer.concat([Buffer.from("R"), Buffer.from("W"), len, rec, Buffer.from("Q")]));
+    expect(frames).toEqual([{ kind: "ready" }, { kind: "watch", event: { type: "created", isDir: true, timeMs: 0, path: "p", oldPath: "" } }, { kind: "overflow" }]);
+    const big = Buffer.alloc(4);
+    big.writeUInt32BE(1 << 20);
+    expect(() => new FrameParser().push(Buffer.concat([Buffer.from("W"), big]))).toThrow(FrameError);
+    const bad = Buffer.from(rec);
+    bad[0] = 9;
+    expect(() => new FrameParser().push(Buffer.concat([Buffer.from("W"), len, bad]))).toThrow(FrameError);
   });
 });

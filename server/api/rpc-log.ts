@@ -11,7 +11,7 @@ import type { Logger } from "../providers/local/options.js";
 import { principalKey } from "../auth/index.js";
 
 /** The SandboxService RPCs that only read. */
-const READS = new Set(["GetSandbox", "ListSandboxes", "Download", "Attach", "ListCommands", "Stat", "ListDir"]);
+const READS = new Set(["GetSandbox", "ListSandboxes", "Download", "Attach", "ListCommands", "Stat", "ListDir", "Watch"]);
 
 interface RpcInfo {
   sandboxId?: string;

@@ -18,6 +18,7 @@ import { listCommands } from "./commands/list-commands.js";
 import { resizePty } from "./commands/resize-pty.js";
 import { signalCommand } from "./commands/signal-command.js";
 import { listDir } from "./files/list-dir.js";
+import { watch } from "./files/watch.js";
 import { makeDir, move, remove } from "./files/mutate.js";
 import { stat } from "./files/stat.js";
 
@@ -41,6 +42,7 @@ export function sandboxRoutes(router: ConnectRouter, deps: ApiDeps): void {
     listCommands: (req, ctx) => listCommands(deps, req, ctx),
     stat: (req, ctx) => stat(deps, req, ctx),
     listDir: (req, ctx) => listDir(deps, req, ctx),
+    watch: (req, ctx) => watch(deps, req, ctx),
     makeDir: (req, ctx) => makeDir(deps, req, ctx),
     remove: (req, ctx) => remove(deps, req, ctx),
     move: (req, ctx) => move(deps, req, ctx),

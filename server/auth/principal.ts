@@ -39,7 +39,7 @@ export function callerOf(ctx: HandlerContext): Principal {
 }
 
 /** RPCs that change nothing: a viewer may call them. */
-const READ_ONLY = new Set(["GetSandbox", "ListSandboxes", "Download", "Attach", "ListCommands", "Stat", "ListDir"]);
+const READ_ONLY = new Set(["GetSandbox", "ListSandboxes", "Download", "Attach", "ListCommands", "Stat", "ListDir", "Watch"]);
 
 /** Throws permission_denied when the role may not call `method` at all. */
 export function checkMethod(p: Principal, method: string): void {

@@ -47,9 +47,12 @@ export class Network {
     await run("ip", ["netns", "del", probe]);
   }
 
+  /** Idempotent: a bridge removed meanwhile (a concurrent purge of the same instance) is no error. */
   async removeBridge(): Promise<void> {
     if (await exists(`/sys/class/net/${this.names.bridge}`)) {
-      await run("ip", ["link", "del", this.names.bridge]);
+      await run("ip", ["link", "del", this.names.bridge]).catch(async (e) => {
+        if (await exists(`/sys/class/net/${this.names.bridge}`)) throw e;
+      });
     }
   }
 

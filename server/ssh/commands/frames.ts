@@ -9,6 +9,12 @@
  *   'D'        u64 earliest stdout, u64 earliest stderr   offset no longer held (attach exits 3)
  *   'G'        u64 stream (1 stdout, 2 stderr), u64 from, u64 to   bytes [from, to) were dropped
  *
+ * and those `sbx-run watch` writes:
+ *
+ *   'R'        (nothing)                                  the watches are set
+ *   'W'        u32 length (≤ 8206), record                one change (watchRecord below)
+ *   'Q'        (nothing)                                  events were lost (inotify queue overflow)
+ *
  * All integers big-endian. The frames come from inside the sandbox
  * (sandbox-tools/sbx-run/README.md), so nothing in them is trusted.
  */
@@ -16,6 +22,20 @@ import type { Readable } from "node:stream";
 
 export const FRAME_DATA_MAX = 262_144;
 export const FRAME_EXIT_MAX = 65_536;
+/** A watch record: type, is_dir, u64 ms, u16 length + path, u16 length + old path (each ≤ PATH_MAX). */
+export const FRAME_WATCH_MAX = 1 + 1 + 8 + 2 + 4096 + 2 + 4096;
+
+export type WatchChange = "created" | "modified" | "removed" | "renamed";
+
+export interface WatchRecord {
+  type: WatchChange;
+  isDir: boolean;
+  /** Milliseconds since the epoch (sandbox clock). */
+  timeMs: number;
+  /** Relative to the watched directory. */
+  path: string;
+  oldPath: string;
+}
 
 export type OutputStream = "stdout" | "stderr";
 
@@ -32,14 +52,33 @@ export type Frame =
   | { kind: "data"; stream: OutputStream; offset: number; data: Buffer }
   | { kind: "exit"; exit: ExitInfo }
   | { kind: "dropped"; stdoutEarliest: number; stderrEarliest: number }
-  | { kind: "gap"; stream: OutputStream; from: number; to: number };
+  | { kind: "gap"; stream: OutputStream; from: number; to: number }
+  | { kind: "ready" }
+  | { kind: "overflow" }
+  | { kind: "watch"; event: WatchRecord };
 
 export class FrameError extends Error {
   override name = "FrameError";
 }
 
 /** Header length by frame type (the type byte included). */
-const HEADER: Record<number, number> = { 0x4f: 13, 0x45: 13, 0x58: 5, 0x44: 17, 0x47: 25 };
+const HEADER: Record<number, number> = { 0x4f: 13, 0x45: 13, 0x58: 5, 0x44: 17, 0x47: 25, 0x52: 1, 0x51: 1, 0x57: 5 };
+
+const CHANGES: WatchChange[] = ["created", "modified", "removed", "renamed"];
+
+function watchRecord(b: Buffer): WatchRecord {
+  if (b.length < 14) throw new FrameError("watch record too short");
+  const type = CHANGES[b[0]! - 1];
+  if (type === undefined) throw new FrameError(`unknown watch event type ${b[0]}`);
+  const pathLen = b.readUInt16BE(10);
+  if (12 + pathLen + 2 > b.length) throw new FrameError("watch record: path length out of range");
+  const oldLen = b.readUInt16BE(12 + pathLen);
+  if (14 + pathLen + oldLen !== b.length) throw new FrameError("watch record: lengths do not add up");
+  return {
+    type, isDir: b[1] !== 0, timeMs: u64(b, 2),
+    path: b.toString("utf8", 12, 12 + pathLen), oldPath: b.toString("utf8", 14 + pathLen, 14 + pathLen + oldLen),
+  };
+}
 
 function u64(b: Buffer, at: number): number {
   const v = b.readBigUInt64BE(at);
@@ -122,6 +161,11 @@ export class FrameParser {
       if (len > FRAME_DATA_MAX) throw new FrameError(`data frame of ${len} bytes exceeds ${FRAME_DATA_MAX}`);
       return len;
     }
+    if (type === 0x57) {
+      const len = this.head.readUInt32BE(1);
+      if (len > FRAME_WATCH_MAX) throw new FrameError(`watch frame of ${len} bytes exceeds ${FRAME_WATCH_MAX}`);
+      return len;
+    }
     if (type === 0x58) {
       const len = this.head.readUInt32BE(1);
       if (len > FRAME_EXIT_MAX) throw new FrameError(`exit frame of ${len} bytes exceeds ${FRAME_EXIT_MAX}`);
@@ -149,6 +193,12 @@ export class FrameParser {
         this.ended = true;
         return { kind: "exit", exit: exit as ExitInfo };
       }
+      case 0x52:
+        return { kind: "ready" };
+      case 0x51:
+        return { kind: "overflow" };
+      case 0x57:
+        return { kind: "watch", event: watchRecord(body) };
       case 0x44:
         return { kind: "dropped", stdoutEarliest: u64(h, 1), stderrEarliest: u64(h, 9) };
       default:

@@ -17,7 +17,7 @@ import type { ExecOptions, ExecStream } from "../exec-types.js";
 import type { SessionRegistry } from "../session-registry.js";
 import { upload } from "../upload.js";
 
-export const SBX_RUN_VERSION = 2;
+export const SBX_RUN_VERSION = 3;
 /** Where kept commands live in every sandbox (relative to the sandbox user's home). */
 export const COMMANDS_DIR = ".sandboxd/cmds";
 const INSTALLED = `.sandboxd/bin/sbx-run-${SBX_RUN_VERSION}`;

@@ -168,6 +168,73 @@ func (FileType) EnumDescriptor() ([]byte, []int) {
 	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{1}
 }
 
+// What happened to a path.
+type WatchEventType int32
+
+const (
+	WatchEventType_WATCH_EVENT_TYPE_UNSPECIFIED WatchEventType = 0
+	// The path was created (also: moved in from outside the watched tree).
+	WatchEventType_WATCH_EVENT_TYPE_CREATED WatchEventType = 1
+	// The file's contents or its metadata (mode, owner, times) changed.
+	WatchEventType_WATCH_EVENT_TYPE_MODIFIED WatchEventType = 2
+	// The path was removed (also: moved out of the watched tree).
+	WatchEventType_WATCH_EVENT_TYPE_REMOVED WatchEventType = 3
+	// The path was renamed within the watched tree: `path` is the new name,
+	// `old_path` the old one.
+	WatchEventType_WATCH_EVENT_TYPE_RENAMED WatchEventType = 4
+	// Events were lost: the kernel's inotify queue or sandboxd's own bounded
+	// queue overflowed. `path` is the watched directory. The client should
+	// re-list it (ListDir) to learn the current state; the watch goes on.
+	WatchEventType_WATCH_EVENT_TYPE_OVERFLOW WatchEventType = 5
+)
+
+// Enum value maps for WatchEventType.
+var (
+	WatchEventType_name = map[int32]string{
+		0: "WATCH_EVENT_TYPE_UNSPECIFIED",
+		1: "WATCH_EVENT_TYPE_CREATED",
+		2: "WATCH_EVENT_TYPE_MODIFIED",
+		3: "WATCH_EVENT_TYPE_REMOVED",
+		4: "WATCH_EVENT_TYPE_RENAMED",
+		5: "WATCH_EVENT_TYPE_OVERFLOW",
+	}
+	WatchEventType_value = map[string]int32{
+		"WATCH_EVENT_TYPE_UNSPECIFIED": 0,
+		"WATCH_EVENT_TYPE_CREATED":     1,
+		"WATCH_EVENT_TYPE_MODIFIED":    2,
+		"WATCH_EVENT_TYPE_REMOVED":     3,
+		"WATCH_EVENT_TYPE_RENAMED":     4,
+		"WATCH_EVENT_TYPE_OVERFLOW":    5,
+	}
+)
+
+func (x WatchEventType) Enum() *WatchEventType {
+	p := new(WatchEventType)
+	*p = x
+	return p
+}
+
+func (x WatchEventType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WatchEventType) Descriptor() protoreflect.EnumDescriptor {
+	return file_sandbox_v1_sandbox_proto_enumTypes[2].Descriptor()
+}
+
+func (WatchEventType) Type() protoreflect.EnumType {
+	return &file_sandbox_v1_sandbox_proto_enumTypes[2]
+}
+
+func (x WatchEventType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WatchEventType.Descriptor instead.
+func (WatchEventType) EnumDescriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{2}
+}
+
 // Life cycle of a sandbox.
 type Sandbox_State int32
 
@@ -215,11 +282,11 @@ func (x Sandbox_State) String() string {
 }
 
 func (Sandbox_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_sandbox_v1_sandbox_proto_enumTypes[2].Descriptor()
+	return file_sandbox_v1_sandbox_proto_enumTypes[3].Descriptor()
 }
 
 func (Sandbox_State) Type() protoreflect.EnumType {
-	return &file_sandbox_v1_sandbox_proto_enumTypes[2]
+	return &file_sandbox_v1_sandbox_proto_enumTypes[3]
 }
 
 func (x Sandbox_State) Number() protoreflect.EnumNumber {
@@ -276,11 +343,11 @@ func (x ExecExited_Reason) String() string {
 }
 
 func (ExecExited_Reason) Descriptor() protoreflect.EnumDescriptor {
-	return file_sandbox_v1_sandbox_proto_enumTypes[3].Descriptor()
+	return file_sandbox_v1_sandbox_proto_enumTypes[4].Descriptor()
 }
 
 func (ExecExited_Reason) Type() protoreflect.EnumType {
-	return &file_sandbox_v1_sandbox_proto_enumTypes[3]
+	return &file_sandbox_v1_sandbox_proto_enumTypes[4]
 }
 
 func (x ExecExited_Reason) Number() protoreflect.EnumNumber {
@@ -3841,6 +3908,208 @@ func (*MoveResponse) Descriptor() ([]byte, []int) {
 	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{53}
 }
 
+type WatchRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SandboxId string                 `protobuf:"bytes,1,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
+	// The directory to watch: absolute, or relative to the home directory; a
+	// symlink to a directory is followed.
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// Also watch every subdirectory, including ones created later (files
+	// created in a new directory before its watch was set are reported by one
+	// scan of it). Symlinks to directories are not followed.
+	Recursive     bool `protobuf:"varint,3,opt,name=recursive,proto3" json:"recursive,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *WatchRequest) GetSandboxId() string {
+	if x != nil {
+		return x.SandboxId
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetRecursive() bool {
+	if x != nil {
+		return x.Recursive
+	}
+	return false
+}
+
+// One change.
+type WatchEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The changed path: the watched path as asked for, joined with the path
+	// below it ("work/a/b.txt" for a watch of "work").
+	Path string         `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Type WatchEventType `protobuf:"varint,2,opt,name=type,proto3,enum=sandbox.v1.WatchEventType" json:"type,omitempty"`
+	// For RENAMED: the path before the rename.
+	OldPath string `protobuf:"bytes,3,opt,name=old_path,json=oldPath,proto3" json:"old_path,omitempty"`
+	// When the helper in the sandbox read the event (sandbox clock).
+	Time *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	// The path is (was) a directory.
+	IsDir         bool `protobuf:"varint,5,opt,name=is_dir,json=isDir,proto3" json:"is_dir,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEvent) Reset() {
+	*x = WatchEvent{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEvent) ProtoMessage() {}
+
+func (x *WatchEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
+func (*WatchEvent) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *WatchEvent) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *WatchEvent) GetType() WatchEventType {
+	if x != nil {
+		return x.Type
+	}
+	return WatchEventType_WATCH_EVENT_TYPE_UNSPECIFIED
+}
+
+func (x *WatchEvent) GetOldPath() string {
+	if x != nil {
+		return x.OldPath
+	}
+	return ""
+}
+
+func (x *WatchEvent) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetIsDir() bool {
+	if x != nil {
+		return x.IsDir
+	}
+	return false
+}
+
+type WatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set on the first message only: the watches are in place, changes from
+	// now on are reported.
+	Ready bool `protobuf:"varint,1,opt,name=ready,proto3" json:"ready,omitempty"`
+	// Changes in the order they happened, at most 1000 per message.
+	Events        []*WatchEvent `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *WatchResponse) GetReady() bool {
+	if x != nil {
+		return x.Ready
+	}
+	return false
+}
+
+func (x *WatchResponse) GetEvents() []*WatchEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
 var File_sandbox_v1_sandbox_proto protoreflect.FileDescriptor
 
 const file_sandbox_v1_sandbox_proto_rawDesc = "" +
@@ -4114,7 +4383,22 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x03 \x01(\tR\x02to\x12\x1c\n" +
 	"\toverwrite\x18\x04 \x01(\bR\toverwrite\"\x0e\n" +
-	"\fMoveResponse*w\n" +
+	"\fMoveResponse\"_\n" +
+	"\fWatchRequest\x12\x1d\n" +
+	"\n" +
+	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x1c\n" +
+	"\trecursive\x18\x03 \x01(\bR\trecursive\"\xb2\x01\n" +
+	"\n" +
+	"WatchEvent\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12.\n" +
+	"\x04type\x18\x02 \x01(\x0e2\x1a.sandbox.v1.WatchEventTypeR\x04type\x12\x19\n" +
+	"\bold_path\x18\x03 \x01(\tR\aoldPath\x12.\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x15\n" +
+	"\x06is_dir\x18\x05 \x01(\bR\x05isDir\"U\n" +
+	"\rWatchResponse\x12\x14\n" +
+	"\x05ready\x18\x01 \x01(\bR\x05ready\x12.\n" +
+	"\x06events\x18\x02 \x03(\v2\x16.sandbox.v1.WatchEventR\x06events*w\n" +
 	"\x11OutputLimitAction\x12#\n" +
 	"\x1fOUTPUT_LIMIT_ACTION_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18OUTPUT_LIMIT_ACTION_KILL\x10\x01\x12\x1f\n" +
@@ -4124,7 +4408,14 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x0eFILE_TYPE_FILE\x10\x01\x12\x17\n" +
 	"\x13FILE_TYPE_DIRECTORY\x10\x02\x12\x15\n" +
 	"\x11FILE_TYPE_SYMLINK\x10\x03\x12\x13\n" +
-	"\x0fFILE_TYPE_OTHER\x10\x042\xd2\f\n" +
+	"\x0fFILE_TYPE_OTHER\x10\x04*\xca\x01\n" +
+	"\x0eWatchEventType\x12 \n" +
+	"\x1cWATCH_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18WATCH_EVENT_TYPE_CREATED\x10\x01\x12\x1d\n" +
+	"\x19WATCH_EVENT_TYPE_MODIFIED\x10\x02\x12\x1c\n" +
+	"\x18WATCH_EVENT_TYPE_REMOVED\x10\x03\x12\x1c\n" +
+	"\x18WATCH_EVENT_TYPE_RENAMED\x10\x04\x12\x1d\n" +
+	"\x19WATCH_EVENT_TYPE_OVERFLOW\x10\x052\x92\r\n" +
 	"\x0eSandboxService\x12T\n" +
 	"\rCreateSandbox\x12 .sandbox.v1.CreateSandboxRequest\x1a!.sandbox.v1.CreateSandboxResponse\x12K\n" +
 	"\n" +
@@ -4148,7 +4439,8 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\aListDir\x12\x1a.sandbox.v1.ListDirRequest\x1a\x1b.sandbox.v1.ListDirResponse0\x01\x12B\n" +
 	"\aMakeDir\x12\x1a.sandbox.v1.MakeDirRequest\x1a\x1b.sandbox.v1.MakeDirResponse\x12?\n" +
 	"\x06Remove\x12\x19.sandbox.v1.RemoveRequest\x1a\x1a.sandbox.v1.RemoveResponse\x129\n" +
-	"\x04Move\x12\x17.sandbox.v1.MoveRequest\x1a\x18.sandbox.v1.MoveResponseB*Z(sandboxd.dev/gen/go/sandbox/v1;sandboxv1b\x06proto3"
+	"\x04Move\x12\x17.sandbox.v1.MoveRequest\x1a\x18.sandbox.v1.MoveResponse\x12>\n" +
+	"\x05Watch\x12\x18.sandbox.v1.WatchRequest\x1a\x19.sandbox.v1.WatchResponse0\x01B*Z(sandboxd.dev/gen/go/sandbox/v1;sandboxv1b\x06proto3"
 
 var (
 	file_sandbox_v1_sandbox_proto_rawDescOnce sync.Once
@@ -4162,165 +4454,174 @@ func file_sandbox_v1_sandbox_proto_rawDescGZIP() []byte {
 	return file_sandbox_v1_sandbox_proto_rawDescData
 }
 
-var file_sandbox_v1_sandbox_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_sandbox_v1_sandbox_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
+var file_sandbox_v1_sandbox_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_sandbox_v1_sandbox_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_sandbox_v1_sandbox_proto_goTypes = []any{
 	(OutputLimitAction)(0),             // 0: sandbox.v1.OutputLimitAction
 	(FileType)(0),                      // 1: sandbox.v1.FileType
-	(Sandbox_State)(0),                 // 2: sandbox.v1.Sandbox.State
-	(ExecExited_Reason)(0),             // 3: sandbox.v1.ExecExited.Reason
-	(*Sandbox)(nil),                    // 4: sandbox.v1.Sandbox
-	(*Resources)(nil),                  // 5: sandbox.v1.Resources
-	(*CreateSandboxRequest)(nil),       // 6: sandbox.v1.CreateSandboxRequest
-	(*CreateSandboxResponse)(nil),      // 7: sandbox.v1.CreateSandboxResponse
-	(*GetSandboxRequest)(nil),          // 8: sandbox.v1.GetSandboxRequest
-	(*GetSandboxResponse)(nil),         // 9: sandbox.v1.GetSandboxResponse
-	(*ListSandboxesRequest)(nil),       // 10: sandbox.v1.ListSandboxesRequest
-	(*ListSandboxesResponse)(nil),      // 11: sandbox.v1.ListSandboxesResponse
-	(*DestroySandboxRequest)(nil),      // 12: sandbox.v1.DestroySandboxRequest
-	(*DestroySandboxResponse)(nil),     // 13: sandbox.v1.DestroySandboxResponse
-	(*KeepAliveRequest)(nil),           // 14: sandbox.v1.KeepAliveRequest
-	(*KeepAliveResponse)(nil),          // 15: sandbox.v1.KeepAliveResponse
-	(*SetInternetAccessRequest)(nil),   // 16: sandbox.v1.SetInternetAccessRequest
-	(*SetInternetAccessResponse)(nil),  // 17: sandbox.v1.SetInternetAccessResponse
-	(*SetEgressAllowlistRequest)(nil),  // 18: sandbox.v1.SetEgressAllowlistRequest
-	(*SetEgressAllowlistResponse)(nil), // 19: sandbox.v1.SetEgressAllowlistResponse
-	(*Argv)(nil),                       // 20: sandbox.v1.Argv
-	(*ExecRequest)(nil),                // 21: sandbox.v1.ExecRequest
-	(*PtySize)(nil),                    // 22: sandbox.v1.PtySize
-	(*CommandRef)(nil),                 // 23: sandbox.v1.CommandRef
-	(*AttachRequest)(nil),              // 24: sandbox.v1.AttachRequest
-	(*AttachResponse)(nil),             // 25: sandbox.v1.AttachResponse
-	(*WriteInputRequest)(nil),          // 26: sandbox.v1.WriteInputRequest
-	(*WriteInputResponse)(nil),         // 27: sandbox.v1.WriteInputResponse
-	(*StreamInputRequest)(nil),         // 28: sandbox.v1.StreamInputRequest
-	(*StreamInputResponse)(nil),        // 29: sandbox.v1.StreamInputResponse
-	(*SignalCommandRequest)(nil),       // 30: sandbox.v1.SignalCommandRequest
-	(*SignalCommandResponse)(nil),      // 31: sandbox.v1.SignalCommandResponse
-	(*ResizePtyRequest)(nil),           // 32: sandbox.v1.ResizePtyRequest
-	(*ResizePtyResponse)(nil),          // 33: sandbox.v1.ResizePtyResponse
-	(*ListCommandsRequest)(nil),        // 34: sandbox.v1.ListCommandsRequest
-	(*ListCommandsResponse)(nil),       // 35: sandbox.v1.ListCommandsResponse
-	(*CommandInfo)(nil),                // 36: sandbox.v1.CommandInfo
-	(*ExecResponse)(nil),               // 37: sandbox.v1.ExecResponse
-	(*ExecStarted)(nil),                // 38: sandbox.v1.ExecStarted
-	(*ExecExited)(nil),                 // 39: sandbox.v1.ExecExited
-	(*UploadRequest)(nil),              // 40: sandbox.v1.UploadRequest
-	(*UploadHeader)(nil),               // 41: sandbox.v1.UploadHeader
-	(*UploadResponse)(nil),             // 42: sandbox.v1.UploadResponse
-	(*DownloadRequest)(nil),            // 43: sandbox.v1.DownloadRequest
-	(*DownloadResponse)(nil),           // 44: sandbox.v1.DownloadResponse
-	(*DownloadInfo)(nil),               // 45: sandbox.v1.DownloadInfo
-	(*DownloadDone)(nil),               // 46: sandbox.v1.DownloadDone
-	(*FileInfo)(nil),                   // 47: sandbox.v1.FileInfo
-	(*StatRequest)(nil),                // 48: sandbox.v1.StatRequest
-	(*StatResponse)(nil),               // 49: sandbox.v1.StatResponse
-	(*ListDirRequest)(nil),             // 50: sandbox.v1.ListDirRequest
-	(*ListDirResponse)(nil),            // 51: sandbox.v1.ListDirResponse
-	(*MakeDirRequest)(nil),             // 52: sandbox.v1.MakeDirRequest
-	(*MakeDirResponse)(nil),            // 53: sandbox.v1.MakeDirResponse
-	(*RemoveRequest)(nil),              // 54: sandbox.v1.RemoveRequest
-	(*RemoveResponse)(nil),             // 55: sandbox.v1.RemoveResponse
-	(*MoveRequest)(nil),                // 56: sandbox.v1.MoveRequest
-	(*MoveResponse)(nil),               // 57: sandbox.v1.MoveResponse
-	nil,                                // 58: sandbox.v1.Sandbox.LabelsEntry
-	nil,                                // 59: sandbox.v1.CreateSandboxRequest.LabelsEntry
-	nil,                                // 60: sandbox.v1.ListSandboxesRequest.LabelSelectorEntry
-	nil,                                // 61: sandbox.v1.ExecRequest.EnvEntry
-	(*timestamppb.Timestamp)(nil),      // 62: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 63: google.protobuf.Duration
+	(WatchEventType)(0),                // 2: sandbox.v1.WatchEventType
+	(Sandbox_State)(0),                 // 3: sandbox.v1.Sandbox.State
+	(ExecExited_Reason)(0),             // 4: sandbox.v1.ExecExited.Reason
+	(*Sandbox)(nil),                    // 5: sandbox.v1.Sandbox
+	(*Resources)(nil),                  // 6: sandbox.v1.Resources
+	(*CreateSandboxRequest)(nil),       // 7: sandbox.v1.CreateSandboxRequest
+	(*CreateSandboxResponse)(nil),      // 8: sandbox.v1.CreateSandboxResponse
+	(*GetSandboxRequest)(nil),          // 9: sandbox.v1.GetSandboxRequest
+	(*GetSandboxResponse)(nil),         // 10: sandbox.v1.GetSandboxResponse
+	(*ListSandboxesRequest)(nil),       // 11: sandbox.v1.ListSandboxesRequest
+	(*ListSandboxesResponse)(nil),      // 12: sandbox.v1.ListSandboxesResponse
+	(*DestroySandboxRequest)(nil),      // 13: sandbox.v1.DestroySandboxRequest
+	(*DestroySandboxResponse)(nil),     // 14: sandbox.v1.DestroySandboxResponse
+	(*KeepAliveRequest)(nil),           // 15: sandbox.v1.KeepAliveRequest
+	(*KeepAliveResponse)(nil),          // 16: sandbox.v1.KeepAliveResponse
+	(*SetInternetAccessRequest)(nil),   // 17: sandbox.v1.SetInternetAccessRequest
+	(*SetInternetAccessResponse)(nil),  // 18: sandbox.v1.SetInternetAccessResponse
+	(*SetEgressAllowlistRequest)(nil),  // 19: sandbox.v1.SetEgressAllowlistRequest
+	(*SetEgressAllowlistResponse)(nil), // 20: sandbox.v1.SetEgressAllowlistResponse
+	(*Argv)(nil),                       // 21: sandbox.v1.Argv
+	(*ExecRequest)(nil),                // 22: sandbox.v1.ExecRequest
+	(*PtySize)(nil),                    // 23: sandbox.v1.PtySize
+	(*CommandRef)(nil),                 // 24: sandbox.v1.CommandRef
+	(*AttachRequest)(nil),              // 25: sandbox.v1.AttachRequest
+	(*AttachResponse)(nil),             // 26: sandbox.v1.AttachResponse
+	(*WriteInputRequest)(nil),          // 27: sandbox.v1.WriteInputRequest
+	(*WriteInputResponse)(nil),         // 28: sandbox.v1.WriteInputResponse
+	(*StreamInputRequest)(nil),         // 29: sandbox.v1.StreamInputRequest
+	(*StreamInputResponse)(nil),        // 30: sandbox.v1.StreamInputResponse
+	(*SignalCommandRequest)(nil),       // 31: sandbox.v1.SignalCommandRequest
+	(*SignalCommandResponse)(nil),      // 32: sandbox.v1.SignalCommandResponse
+	(*ResizePtyRequest)(nil),           // 33: sandbox.v1.ResizePtyRequest
+	(*ResizePtyResponse)(nil),          // 34: sandbox.v1.ResizePtyResponse
+	(*ListCommandsRequest)(nil),        // 35: sandbox.v1.ListCommandsRequest
+	(*ListCommandsResponse)(nil),       // 36: sandbox.v1.ListCommandsResponse
+	(*CommandInfo)(nil),                // 37: sandbox.v1.CommandInfo
+	(*ExecResponse)(nil),               // 38: sandbox.v1.ExecResponse
+	(*ExecStarted)(nil),                // 39: sandbox.v1.ExecStarted
+	(*ExecExited)(nil),                 // 40: sandbox.v1.ExecExited
+	(*UploadRequest)(nil),              // 41: sandbox.v1.UploadRequest
+	(*UploadHeader)(nil),               // 42: sandbox.v1.UploadHeader
+	(*UploadResponse)(nil),             // 43: sandbox.v1.UploadResponse
+	(*DownloadRequest)(nil),            // 44: sandbox.v1.DownloadRequest
+	(*DownloadResponse)(nil),           // 45: sandbox.v1.DownloadResponse
+	(*DownloadInfo)(nil),               // 46: sandbox.v1.DownloadInfo
+	(*DownloadDone)(nil),               // 47: sandbox.v1.DownloadDone
+	(*FileInfo)(nil),                   // 48: sandbox.v1.FileInfo
+	(*StatRequest)(nil),                // 49: sandbox.v1.StatRequest
+	(*StatResponse)(nil),               // 50: sandbox.v1.StatResponse
+	(*ListDirRequest)(nil),             // 51: sandbox.v1.ListDirRequest
+	(*ListDirResponse)(nil),            // 52: sandbox.v1.ListDirResponse
+	(*MakeDirRequest)(nil),             // 53: sandbox.v1.MakeDirRequest
+	(*MakeDirResponse)(nil),            // 54: sandbox.v1.MakeDirResponse
+	(*RemoveRequest)(nil),              // 55: sandbox.v1.RemoveRequest
+	(*RemoveResponse)(nil),             // 56: sandbox.v1.RemoveResponse
+	(*MoveRequest)(nil),                // 57: sandbox.v1.MoveRequest
+	(*MoveResponse)(nil),               // 58: sandbox.v1.MoveResponse
+	(*WatchRequest)(nil),               // 59: sandbox.v1.WatchRequest
+	(*WatchEvent)(nil),                 // 60: sandbox.v1.WatchEvent
+	(*WatchResponse)(nil),              // 61: sandbox.v1.WatchResponse
+	nil,                                // 62: sandbox.v1.Sandbox.LabelsEntry
+	nil,                                // 63: sandbox.v1.CreateSandboxRequest.LabelsEntry
+	nil,                                // 64: sandbox.v1.ListSandboxesRequest.LabelSelectorEntry
+	nil,                                // 65: sandbox.v1.ExecRequest.EnvEntry
+	(*timestamppb.Timestamp)(nil),      // 66: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 67: google.protobuf.Duration
 }
 var file_sandbox_v1_sandbox_proto_depIdxs = []int32{
-	2,  // 0: sandbox.v1.Sandbox.state:type_name -> sandbox.v1.Sandbox.State
-	58, // 1: sandbox.v1.Sandbox.labels:type_name -> sandbox.v1.Sandbox.LabelsEntry
-	5,  // 2: sandbox.v1.Sandbox.resources:type_name -> sandbox.v1.Resources
-	62, // 3: sandbox.v1.Sandbox.lease_expires_at:type_name -> google.protobuf.Timestamp
-	62, // 4: sandbox.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
-	5,  // 5: sandbox.v1.CreateSandboxRequest.resources:type_name -> sandbox.v1.Resources
-	59, // 6: sandbox.v1.CreateSandboxRequest.labels:type_name -> sandbox.v1.CreateSandboxRequest.LabelsEntry
-	63, // 7: sandbox.v1.CreateSandboxRequest.lease_ttl:type_name -> google.protobuf.Duration
-	4,  // 8: sandbox.v1.CreateSandboxResponse.sandbox:type_name -> sandbox.v1.Sandbox
-	4,  // 9: sandbox.v1.GetSandboxResponse.sandbox:type_name -> sandbox.v1.Sandbox
-	60, // 10: sandbox.v1.ListSandboxesRequest.label_selector:type_name -> sandbox.v1.ListSandboxesRequest.LabelSelectorEntry
-	4,  // 11: sandbox.v1.ListSandboxesResponse.sandboxes:type_name -> sandbox.v1.Sandbox
-	63, // 12: sandbox.v1.KeepAliveRequest.lease_ttl:type_name -> google.protobuf.Duration
-	62, // 13: sandbox.v1.KeepAliveResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
-	4,  // 14: sandbox.v1.SetInternetAccessResponse.sandbox:type_name -> sandbox.v1.Sandbox
-	4,  // 15: sandbox.v1.SetEgressAllowlistResponse.sandbox:type_name -> sandbox.v1.Sandbox
-	20, // 16: sandbox.v1.ExecRequest.argv:type_name -> sandbox.v1.Argv
-	61, // 17: sandbox.v1.ExecRequest.env:type_name -> sandbox.v1.ExecRequest.EnvEntry
-	63, // 18: sandbox.v1.ExecRequest.timeout:type_name -> google.protobuf.Duration
+	3,  // 0: sandbox.v1.Sandbox.state:type_name -> sandbox.v1.Sandbox.State
+	62, // 1: sandbox.v1.Sandbox.labels:type_name -> sandbox.v1.Sandbox.LabelsEntry
+	6,  // 2: sandbox.v1.Sandbox.resources:type_name -> sandbox.v1.Resources
+	66, // 3: sandbox.v1.Sandbox.lease_expires_at:type_name -> google.protobuf.Timestamp
+	66, // 4: sandbox.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
+	6,  // 5: sandbox.v1.CreateSandboxRequest.resources:type_name -> sandbox.v1.Resources
+	63, // 6: sandbox.v1.CreateSandboxRequest.labels:type_name -> sandbox.v1.CreateSandboxRequest.LabelsEntry
+	67, // 7: sandbox.v1.CreateSandboxRequest.lease_ttl:type_name -> google.protobuf.Duration
+	5,  // 8: sandbox.v1.CreateSandboxResponse.sandbox:type_name -> sandbox.v1.Sandbox
+	5,  // 9: sandbox.v1.GetSandboxResponse.sandbox:type_name -> sandbox.v1.Sandbox
+	64, // 10: sandbox.v1.ListSandboxesRequest.label_selector:type_name -> sandbox.v1.ListSandboxesRequest.LabelSelectorEntry
+	5,  // 11: sandbox.v1.ListSandboxesResponse.sandboxes:type_name -> sandbox.v1.Sandbox
+	67, // 12: sandbox.v1.KeepAliveRequest.lease_ttl:type_name -> google.protobuf.Duration
+	66, // 13: sandbox.v1.KeepAliveResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	5,  // 14: sandbox.v1.SetInternetAccessResponse.sandbox:type_name -> sandbox.v1.Sandbox
+	5,  // 15: sandbox.v1.SetEgressAllowlistResponse.sandbox:type_name -> sandbox.v1.Sandbox
+	21, // 16: sandbox.v1.ExecRequest.argv:type_name -> sandbox.v1.Argv
+	65, // 17: sandbox.v1.ExecRequest.env:type_name -> sandbox.v1.ExecRequest.EnvEntry
+	67, // 18: sandbox.v1.ExecRequest.timeout:type_name -> google.protobuf.Duration
 	0,  // 19: sandbox.v1.ExecRequest.output_limit_action:type_name -> sandbox.v1.OutputLimitAction
-	22, // 20: sandbox.v1.ExecRequest.pty:type_name -> sandbox.v1.PtySize
-	23, // 21: sandbox.v1.AttachRequest.command:type_name -> sandbox.v1.CommandRef
-	38, // 22: sandbox.v1.AttachResponse.started:type_name -> sandbox.v1.ExecStarted
-	39, // 23: sandbox.v1.AttachResponse.exited:type_name -> sandbox.v1.ExecExited
-	23, // 24: sandbox.v1.WriteInputRequest.command:type_name -> sandbox.v1.CommandRef
-	23, // 25: sandbox.v1.StreamInputRequest.command:type_name -> sandbox.v1.CommandRef
-	23, // 26: sandbox.v1.SignalCommandRequest.command:type_name -> sandbox.v1.CommandRef
-	23, // 27: sandbox.v1.ResizePtyRequest.command:type_name -> sandbox.v1.CommandRef
-	22, // 28: sandbox.v1.ResizePtyRequest.size:type_name -> sandbox.v1.PtySize
-	36, // 29: sandbox.v1.ListCommandsResponse.commands:type_name -> sandbox.v1.CommandInfo
-	62, // 30: sandbox.v1.CommandInfo.started_at:type_name -> google.protobuf.Timestamp
-	39, // 31: sandbox.v1.CommandInfo.exited:type_name -> sandbox.v1.ExecExited
-	38, // 32: sandbox.v1.ExecResponse.started:type_name -> sandbox.v1.ExecStarted
-	39, // 33: sandbox.v1.ExecResponse.exited:type_name -> sandbox.v1.ExecExited
-	3,  // 34: sandbox.v1.ExecExited.reason:type_name -> sandbox.v1.ExecExited.Reason
-	63, // 35: sandbox.v1.ExecExited.duration:type_name -> google.protobuf.Duration
-	41, // 36: sandbox.v1.UploadRequest.header:type_name -> sandbox.v1.UploadHeader
-	45, // 37: sandbox.v1.DownloadResponse.info:type_name -> sandbox.v1.DownloadInfo
-	46, // 38: sandbox.v1.DownloadResponse.done:type_name -> sandbox.v1.DownloadDone
+	23, // 20: sandbox.v1.ExecRequest.pty:type_name -> sandbox.v1.PtySize
+	24, // 21: sandbox.v1.AttachRequest.command:type_name -> sandbox.v1.CommandRef
+	39, // 22: sandbox.v1.AttachResponse.started:type_name -> sandbox.v1.ExecStarted
+	40, // 23: sandbox.v1.AttachResponse.exited:type_name -> sandbox.v1.ExecExited
+	24, // 24: sandbox.v1.WriteInputRequest.command:type_name -> sandbox.v1.CommandRef
+	24, // 25: sandbox.v1.StreamInputRequest.command:type_name -> sandbox.v1.CommandRef
+	24, // 26: sandbox.v1.SignalCommandRequest.command:type_name -> sandbox.v1.CommandRef
+	24, // 27: sandbox.v1.ResizePtyRequest.command:type_name -> sandbox.v1.CommandRef
+	23, // 28: sandbox.v1.ResizePtyRequest.size:type_name -> sandbox.v1.PtySize
+	37, // 29: sandbox.v1.ListCommandsResponse.commands:type_name -> sandbox.v1.CommandInfo
+	66, // 30: sandbox.v1.CommandInfo.started_at:type_name -> google.protobuf.Timestamp
+	40, // 31: sandbox.v1.CommandInfo.exited:type_name -> sandbox.v1.ExecExited
+	39, // 32: sandbox.v1.ExecResponse.started:type_name -> sandbox.v1.ExecStarted
+	40, // 33: sandbox.v1.ExecResponse.exited:type_name -> sandbox.v1.ExecExited
+	4,  // 34: sandbox.v1.ExecExited.reason:type_name -> sandbox.v1.ExecExited.Reason
+	67, // 35: sandbox.v1.ExecExited.duration:type_name -> google.protobuf.Duration
+	42, // 36: sandbox.v1.UploadRequest.header:type_name -> sandbox.v1.UploadHeader
+	46, // 37: sandbox.v1.DownloadResponse.info:type_name -> sandbox.v1.DownloadInfo
+	47, // 38: sandbox.v1.DownloadResponse.done:type_name -> sandbox.v1.DownloadDone
 	1,  // 39: sandbox.v1.FileInfo.type:type_name -> sandbox.v1.FileType
-	62, // 40: sandbox.v1.FileInfo.mtime:type_name -> google.protobuf.Timestamp
-	47, // 41: sandbox.v1.StatResponse.info:type_name -> sandbox.v1.FileInfo
-	47, // 42: sandbox.v1.ListDirResponse.entries:type_name -> sandbox.v1.FileInfo
-	6,  // 43: sandbox.v1.SandboxService.CreateSandbox:input_type -> sandbox.v1.CreateSandboxRequest
-	8,  // 44: sandbox.v1.SandboxService.GetSandbox:input_type -> sandbox.v1.GetSandboxRequest
-	10, // 45: sandbox.v1.SandboxService.ListSandboxes:input_type -> sandbox.v1.ListSandboxesRequest
-	12, // 46: sandbox.v1.SandboxService.DestroySandbox:input_type -> sandbox.v1.DestroySandboxRequest
-	14, // 47: sandbox.v1.SandboxService.KeepAlive:input_type -> sandbox.v1.KeepAliveRequest
-	16, // 48: sandbox.v1.SandboxService.SetInternetAccess:input_type -> sandbox.v1.SetInternetAccessRequest
-	18, // 49: sandbox.v1.SandboxService.SetEgressAllowlist:input_type -> sandbox.v1.SetEgressAllowlistRequest
-	21, // 50: sandbox.v1.SandboxService.Exec:input_type -> sandbox.v1.ExecRequest
-	40, // 51: sandbox.v1.SandboxService.Upload:input_type -> sandbox.v1.UploadRequest
-	43, // 52: sandbox.v1.SandboxService.Download:input_type -> sandbox.v1.DownloadRequest
-	24, // 53: sandbox.v1.SandboxService.Attach:input_type -> sandbox.v1.AttachRequest
-	26, // 54: sandbox.v1.SandboxService.WriteInput:input_type -> sandbox.v1.WriteInputRequest
-	28, // 55: sandbox.v1.SandboxService.StreamInput:input_type -> sandbox.v1.StreamInputRequest
-	30, // 56: sandbox.v1.SandboxService.SignalCommand:input_type -> sandbox.v1.SignalCommandRequest
-	32, // 57: sandbox.v1.SandboxService.ResizePty:input_type -> sandbox.v1.ResizePtyRequest
-	34, // 58: sandbox.v1.SandboxService.ListCommands:input_type -> sandbox.v1.ListCommandsRequest
-	48, // 59: sandbox.v1.SandboxService.Stat:input_type -> sandbox.v1.StatRequest
-	50, // 60: sandbox.v1.SandboxService.ListDir:input_type -> sandbox.v1.ListDirRequest
-	52, // 61: sandbox.v1.SandboxService.MakeDir:input_type -> sandbox.v1.MakeDirRequest
-	54, // 62: sandbox.v1.SandboxService.Remove:input_type -> sandbox.v1.RemoveRequest
-	56, // 63: sandbox.v1.SandboxService.Move:input_type -> sandbox.v1.MoveRequest
-	7,  // 64: sandbox.v1.SandboxService.CreateSandbox:output_type -> sandbox.v1.CreateSandboxResponse
-	9,  // 65: sandbox.v1.SandboxService.GetSandbox:output_type -> sandbox.v1.GetSandboxResponse
-	11, // 66: sandbox.v1.SandboxService.ListSandboxes:output_type -> sandbox.v1.ListSandboxesResponse
-	13, // 67: sandbox.v1.SandboxService.DestroySandbox:output_type -> sandbox.v1.DestroySandboxResponse
-	15, // 68: sandbox.v1.SandboxService.KeepAlive:output_type -> sandbox.v1.KeepAliveResponse
-	17, // 69: sandbox.v1.SandboxService.SetInternetAccess:output_type -> sandbox.v1.SetInternetAccessResponse
-	19, // 70: sandbox.v1.SandboxService.SetEgressAllowlist:output_type -> sandbox.v1.SetEgressAllowlistResponse
-	37, // 71: sandbox.v1.SandboxService.Exec:output_type -> sandbox.v1.ExecResponse
-	42, // 72: sandbox.v1.SandboxService.Upload:output_type -> sandbox.v1.UploadResponse
-	44, // 73: sandbox.v1.SandboxService.Download:output_type -> sandbox.v1.DownloadResponse
-	25, // 74: sandbox.v1.SandboxService.Attach:output_type -> sandbox.v1.AttachResponse
-	27, // 75: sandbox.v1.SandboxService.WriteInput:output_type -> sandbox.v1.WriteInputResponse
-	29, // 76: sandbox.v1.SandboxService.StreamInput:output_type -> sandbox.v1.StreamInputResponse
-	31, // 77: sandbox.v1.SandboxService.SignalCommand:output_type -> sandbox.v1.SignalCommandResponse
-	33, // 78: sandbox.v1.SandboxService.ResizePty:output_type -> sandbox.v1.ResizePtyResponse
-	35, // 79: sandbox.v1.SandboxService.ListCommands:output_type -> sandbox.v1.ListCommandsResponse
-	49, // 80: sandbox.v1.SandboxService.Stat:output_type -> sandbox.v1.StatResponse
-	51, // 81: sandbox.v1.SandboxService.ListDir:output_type -> sandbox.v1.ListDirResponse
-	53, // 82: sandbox.v1.SandboxService.MakeDir:output_type -> sandbox.v1.MakeDirResponse
-	55, // 83: sandbox.v1.SandboxService.Remove:output_type -> sandbox.v1.RemoveResponse
-	57, // 84: sandbox.v1.SandboxService.Move:output_type -> sandbox.v1.MoveResponse
-	64, // [64:85] is the sub-list for method output_type
-	43, // [43:64] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	66, // 40: sandbox.v1.FileInfo.mtime:type_name -> google.protobuf.Timestamp
+	48, // 41: sandbox.v1.StatResponse.info:type_name -> sandbox.v1.FileInfo
+	48, // 42: sandbox.v1.ListDirResponse.entries:type_name -> sandbox.v1.FileInfo
+	2,  // 43: sandbox.v1.WatchEvent.type:type_name -> sandbox.v1.WatchEventType
+	66, // 44: sandbox.v1.WatchEvent.time:type_name -> google.protobuf.Timestamp
+	60, // 45: sandbox.v1.WatchResponse.events:type_name -> sandbox.v1.WatchEvent
+	7,  // 46: sandbox.v1.SandboxService.CreateSandbox:input_type -> sandbox.v1.CreateSandboxRequest
+	9,  // 47: sandbox.v1.SandboxService.GetSandbox:input_type -> sandbox.v1.GetSandboxRequest
+	11, // 48: sandbox.v1.SandboxService.ListSandboxes:input_type -> sandbox.v1.ListSandboxesRequest
+	13, // 49: sandbox.v1.SandboxService.DestroySandbox:input_type -> sandbox.v1.DestroySandboxRequest
+	15, // 50: sandbox.v1.SandboxService.KeepAlive:input_type -> sandbox.v1.KeepAliveRequest
+	17, // 51: sandbox.v1.SandboxService.SetInternetAccess:input_type -> sandbox.v1.SetInternetAccessRequest
+	19, // 52: sandbox.v1.SandboxService.SetEgressAllowlist:input_type -> sandbox.v1.SetEgressAllowlistRequest
+	22, // 53: sandbox.v1.SandboxService.Exec:input_type -> sandbox.v1.ExecRequest
+	41, // 54: sandbox.v1.SandboxService.Upload:input_type -> sandbox.v1.UploadRequest
+	44, // 55: sandbox.v1.SandboxService.Download:input_type -> sandbox.v1.DownloadRequest
+	25, // 56: sandbox.v1.SandboxService.Attach:input_type -> sandbox.v1.AttachRequest
+	27, // 57: sandbox.v1.SandboxService.WriteInput:input_type -> sandbox.v1.WriteInputRequest
+	29, // 58: sandbox.v1.SandboxService.StreamInput:input_type -> sandbox.v1.StreamInputRequest
+	31, // 59: sandbox.v1.SandboxService.SignalCommand:input_type -> sandbox.v1.SignalCommandRequest
+	33, // 60: sandbox.v1.SandboxService.ResizePty:input_type -> sandbox.v1.ResizePtyRequest
+	35, // 61: sandbox.v1.SandboxService.ListCommands:input_type -> sandbox.v1.ListCommandsRequest
+	49, // 62: sandbox.v1.SandboxService.Stat:input_type -> sandbox.v1.StatRequest
+	51, // 63: sandbox.v1.SandboxService.ListDir:input_type -> sandbox.v1.ListDirRequest
+	53, // 64: sandbox.v1.SandboxService.MakeDir:input_type -> sandbox.v1.MakeDirRequest
+	55, // 65: sandbox.v1.SandboxService.Remove:input_type -> sandbox.v1.RemoveRequest
+	57, // 66: sandbox.v1.SandboxService.Move:input_type -> sandbox.v1.MoveRequest
+	59, // 67: sandbox.v1.SandboxService.Watch:input_type -> sandbox.v1.WatchRequest
+	8,  // 68: sandbox.v1.SandboxService.CreateSandbox:output_type -> sandbox.v1.CreateSandboxResponse
+	10, // 69: sandbox.v1.SandboxService.GetSandbox:output_type -> sandbox.v1.GetSandboxResponse
+	12, // 70: sandbox.v1.SandboxService.ListSandboxes:output_type -> sandbox.v1.ListSandboxesResponse
+	14, // 71: sandbox.v1.SandboxService.DestroySandbox:output_type -> sandbox.v1.DestroySandboxResponse
+	16, // 72: sandbox.v1.SandboxService.KeepAlive:output_type -> sandbox.v1.KeepAliveResponse
+	18, // 73: sandbox.v1.SandboxService.SetInternetAccess:output_type -> sandbox.v1.SetInternetAccessResponse
+	20, // 74: sandbox.v1.SandboxService.SetEgressAllowlist:output_type -> sandbox.v1.SetEgressAllowlistResponse
+	38, // 75: sandbox.v1.SandboxService.Exec:output_type -> sandbox.v1.ExecResponse
+	43, // 76: sandbox.v1.SandboxService.Upload:output_type -> sandbox.v1.UploadResponse
+	45, // 77: sandbox.v1.SandboxService.Download:output_type -> sandbox.v1.DownloadResponse
+	26, // 78: sandbox.v1.SandboxService.Attach:output_type -> sandbox.v1.AttachResponse
+	28, // 79: sandbox.v1.SandboxService.WriteInput:output_type -> sandbox.v1.WriteInputResponse
+	30, // 80: sandbox.v1.SandboxService.StreamInput:output_type -> sandbox.v1.StreamInputResponse
+	32, // 81: sandbox.v1.SandboxService.SignalCommand:output_type -> sandbox.v1.SignalCommandResponse
+	34, // 82: sandbox.v1.SandboxService.ResizePty:output_type -> sandbox.v1.ResizePtyResponse
+	36, // 83: sandbox.v1.SandboxService.ListCommands:output_type -> sandbox.v1.ListCommandsResponse
+	50, // 84: sandbox.v1.SandboxService.Stat:output_type -> sandbox.v1.StatResponse
+	52, // 85: sandbox.v1.SandboxService.ListDir:output_type -> sandbox.v1.ListDirResponse
+	54, // 86: sandbox.v1.SandboxService.MakeDir:output_type -> sandbox.v1.MakeDirResponse
+	56, // 87: sandbox.v1.SandboxService.Remove:output_type -> sandbox.v1.RemoveResponse
+	58, // 88: sandbox.v1.SandboxService.Move:output_type -> sandbox.v1.MoveResponse
+	61, // 89: sandbox.v1.SandboxService.Watch:output_type -> sandbox.v1.WatchResponse
+	68, // [68:90] is the sub-list for method output_type
+	46, // [46:68] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_sandbox_v1_sandbox_proto_init() }
@@ -4365,8 +4666,8 @@ func file_sandbox_v1_sandbox_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sandbox_v1_sandbox_proto_rawDesc), len(file_sandbox_v1_sandbox_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   58,
+			NumEnums:      5,
+			NumMessages:   61,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -69,6 +69,7 @@ const (
 	SandboxService_MakeDir_FullMethodName            = "/sandbox.v1.SandboxService/MakeDir"
 	SandboxService_Remove_FullMethodName             = "/sandbox.v1.SandboxService/Remove"
 	SandboxService_Move_FullMethodName               = "/sandbox.v1.SandboxService/Move"
+	SandboxService_Watch_FullMethodName              = "/sandbox.v1.SandboxService/Watch"
 )
 
 // SandboxServiceClient is the client API for SandboxService service.
@@ -171,6 +172,13 @@ type SandboxServiceClient interface {
 	// FAILED_PRECONDITION). NOT_FOUND when the source or the target's parent is
 	// missing.
 	Move(ctx context.Context, in *MoveRequest, opts ...grpc.CallOption) (*MoveResponse, error)
+	// Streams changes under a directory until the client cancels. The first
+	// message has `ready` set: every change after it is reported (or, when
+	// too many arrive at once, an OVERFLOW event says some were not; never
+	// silent loss). NOT_FOUND when the directory is missing,
+	// FAILED_PRECONDITION when the path is not a directory, RESOURCE_EXHAUSTED
+	// when the sandbox user's inotify limits (instances or watches) are used up.
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 }
 
 type sandboxServiceClient struct {
@@ -433,6 +441,25 @@ func (c *sandboxServiceClient) Move(ctx context.Context, in *MoveRequest, opts .
 	return out, nil
 }
 
+func (c *sandboxServiceClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SandboxService_ServiceDesc.Streams[6], SandboxService_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, WatchResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SandboxService_WatchClient = grpc.ServerStreamingClient[WatchResponse]
+
 // SandboxServiceServer is the server API for SandboxService service.
 // All implementations must embed UnimplementedSandboxServiceServer
 // for forward compatibility.
@@ -533,6 +560,13 @@ type SandboxServiceServer interface {
 	// FAILED_PRECONDITION). NOT_FOUND when the source or the target's parent is
 	// missing.
 	Move(context.Context, *MoveRequest) (*MoveResponse, error)
+	// Streams changes under a directory until the client cancels. The first
+	// message has `ready` set: every change after it is reported (or, when
+	// too many arrive at once, an OVERFLOW event says some were not; never
+	// silent loss). NOT_FOUND when the directory is missing,
+	// FAILED_PRECONDITION when the path is not a directory, RESOURCE_EXHAUSTED
+	// when the sandbox user's inotify limits (instances or watches) are used up.
+	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	mustEmbedUnimplementedSandboxServiceServer()
 }
 
@@ -605,6 +639,9 @@ func (UnimplementedSandboxServiceServer) Remove(context.Context, *RemoveRequest)
 }
 func (UnimplementedSandboxServiceServer) Move(context.Context, *MoveRequest) (*MoveResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Move not implemented")
+}
+func (UnimplementedSandboxServiceServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedSandboxServiceServer) mustEmbedUnimplementedSandboxServiceServer() {}
 func (UnimplementedSandboxServiceServer) testEmbeddedByValue()                        {}
@@ -955,6 +992,17 @@ func _SandboxService_Move_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SandboxService_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(SandboxServiceServer).Watch(m, &grpc.GenericServerStream[WatchRequest, WatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SandboxService_WatchServer = grpc.ServerStreamingServer[WatchResponse]
+
 // SandboxService_ServiceDesc is the grpc.ServiceDesc for SandboxService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1052,6 +1100,11 @@ var SandboxService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "ListDir",
 			Handler:       _SandboxService_ListDir_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Watch",
+			Handler:       _SandboxService_Watch_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -24,6 +24,15 @@ class FileType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FILE_TYPE_DIRECTORY: _ClassVar[FileType]
     FILE_TYPE_SYMLINK: _ClassVar[FileType]
     FILE_TYPE_OTHER: _ClassVar[FileType]
+
+class WatchEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WATCH_EVENT_TYPE_UNSPECIFIED: _ClassVar[WatchEventType]
+    WATCH_EVENT_TYPE_CREATED: _ClassVar[WatchEventType]
+    WATCH_EVENT_TYPE_MODIFIED: _ClassVar[WatchEventType]
+    WATCH_EVENT_TYPE_REMOVED: _ClassVar[WatchEventType]
+    WATCH_EVENT_TYPE_RENAMED: _ClassVar[WatchEventType]
+    WATCH_EVENT_TYPE_OVERFLOW: _ClassVar[WatchEventType]
 OUTPUT_LIMIT_ACTION_UNSPECIFIED: OutputLimitAction
 OUTPUT_LIMIT_ACTION_KILL: OutputLimitAction
 OUTPUT_LIMIT_ACTION_DISCARD: OutputLimitAction
@@ -32,6 +41,12 @@ FILE_TYPE_FILE: FileType
 FILE_TYPE_DIRECTORY: FileType
 FILE_TYPE_SYMLINK: FileType
 FILE_TYPE_OTHER: FileType
+WATCH_EVENT_TYPE_UNSPECIFIED: WatchEventType
+WATCH_EVENT_TYPE_CREATED: WatchEventType
+WATCH_EVENT_TYPE_MODIFIED: WatchEventType
+WATCH_EVENT_TYPE_REMOVED: WatchEventType
+WATCH_EVENT_TYPE_RENAMED: WatchEventType
+WATCH_EVENT_TYPE_OVERFLOW: WatchEventType
 
 class Sandbox(_message.Message):
     __slots__ = ("id", "state", "labels", "resources", "internet_access", "lease_expires_at", "created_at", "provider", "egress_allowlist", "tenant")
@@ -603,3 +618,35 @@ class MoveRequest(_message.Message):
 class MoveResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class WatchRequest(_message.Message):
+    __slots__ = ("sandbox_id", "path", "recursive")
+    SANDBOX_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    RECURSIVE_FIELD_NUMBER: _ClassVar[int]
+    sandbox_id: str
+    path: str
+    recursive: bool
+    def __init__(self, sandbox_id: _Optional[str] = ..., path: _Optional[str] = ..., recursive: bool = ...) -> None: ...
+
+class WatchEvent(_message.Message):
+    __slots__ = ("path", "type", "old_path", "time", "is_dir")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    OLD_PATH_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    IS_DIR_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    type: WatchEventType
+    old_path: str
+    time: _timestamp_pb2.Timestamp
+    is_dir: bool
+    def __init__(self, path: _Optional[str] = ..., type: _Optional[_Union[WatchEventType, str]] = ..., old_path: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., is_dir: bool = ...) -> None: ...
+
+class WatchResponse(_message.Message):
+    __slots__ = ("ready", "events")
+    READY_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    ready: bool
+    events: _containers.RepeatedCompositeFieldContainer[WatchEvent]
+    def __init__(self, ready: bool = ..., events: _Optional[_Iterable[_Union[WatchEvent, _Mapping]]] = ...) -> None: ...

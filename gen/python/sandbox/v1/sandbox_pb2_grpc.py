@@ -140,6 +140,11 @@ class SandboxServiceStub(object):
                 request_serializer=sandbox_dot_v1_dot_sandbox__pb2.MoveRequest.SerializeToString,
                 response_deserializer=sandbox_dot_v1_dot_sandbox__pb2.MoveResponse.FromString,
                 _registered_method=True)
+        self.Watch = channel.unary_stream(
+                '/sandbox.v1.SandboxService/Watch',
+                request_serializer=sandbox_dot_v1_dot_sandbox__pb2.WatchRequest.SerializeToString,
+                response_deserializer=sandbox_dot_v1_dot_sandbox__pb2.WatchResponse.FromString,
+                _registered_method=True)
 
 
 class SandboxServiceServicer(object):
@@ -314,7 +319,7 @@ class SandboxServiceServicer(object):
         path or one with a NUL byte is INVALID_ARGUMENT. Common errors: a missing
         path is NOT_FOUND, PERMISSION_DENIED when the sandbox user may not, and
         NOT_FOUND for a sandbox the caller may not see. A call in flight keeps
-        the sandbox's lease. (Watch and archives are not there yet.)
+        the sandbox's lease. (Archives are not there yet.)
 
         What a path is: type, size, mode, owner, mtime, symlink target.
         """
@@ -355,6 +360,18 @@ class SandboxServiceServicer(object):
         a directory can only replace an empty directory, else
         FAILED_PRECONDITION). NOT_FOUND when the source or the target's parent is
         missing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Watch(self, request, context):
+        """Streams changes under a directory until the client cancels. The first
+        message has `ready` set: every change after it is reported (or, when
+        too many arrive at once, an OVERFLOW event says some were not; never
+        silent loss). NOT_FOUND when the directory is missing,
+        FAILED_PRECONDITION when the path is not a directory, RESOURCE_EXHAUSTED
+        when the sandbox user's inotify limits (instances or watches) are used up.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -467,6 +484,11 @@ def add_SandboxServiceServicer_to_server(servicer, server):
                     servicer.Move,
                     request_deserializer=sandbox_dot_v1_dot_sandbox__pb2.MoveRequest.FromString,
                     response_serializer=sandbox_dot_v1_dot_sandbox__pb2.MoveResponse.SerializeToString,
+            ),
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=sandbox_dot_v1_dot_sandbox__pb2.WatchRequest.FromString,
+                    response_serializer=sandbox_dot_v1_dot_sandbox__pb2.WatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1037,6 +1059,33 @@ class SandboxService(object):
             '/sandbox.v1.SandboxService/Move',
             sandbox_dot_v1_dot_sandbox__pb2.MoveRequest.SerializeToString,
             sandbox_dot_v1_dot_sandbox__pb2.MoveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sandbox.v1.SandboxService/Watch',
+            sandbox_dot_v1_dot_sandbox__pb2.WatchRequest.SerializeToString,
+            sandbox_dot_v1_dot_sandbox__pb2.WatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

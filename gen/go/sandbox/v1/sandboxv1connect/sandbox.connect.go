@@ -115,6 +115,8 @@ const (
 	SandboxServiceRemoveProcedure = "/sandbox.v1.SandboxService/Remove"
 	// SandboxServiceMoveProcedure is the fully-qualified name of the SandboxService's Move RPC.
 	SandboxServiceMoveProcedure = "/sandbox.v1.SandboxService/Move"
+	// SandboxServiceWatchProcedure is the fully-qualified name of the SandboxService's Watch RPC.
+	SandboxServiceWatchProcedure = "/sandbox.v1.SandboxService/Watch"
 )
 
 // SandboxServiceClient is a client for the sandbox.v1.SandboxService service.
@@ -213,6 +215,13 @@ type SandboxServiceClient interface {
 	// FAILED_PRECONDITION). NOT_FOUND when the source or the target's parent is
 	// missing.
 	Move(context.Context, *connect.Request[v1.MoveRequest]) (*connect.Response[v1.MoveResponse], error)
+	// Streams changes under a directory until the client cancels. The first
+	// message has `ready` set: every change after it is reported (or, when
+	// too many arrive at once, an OVERFLOW event says some were not; never
+	// silent loss). NOT_FOUND when the directory is missing,
+	// FAILED_PRECONDITION when the path is not a directory, RESOURCE_EXHAUSTED
+	// when the sandbox user's inotify limits (instances or watches) are used up.
+	Watch(context.Context, *connect.Request[v1.WatchRequest]) (*connect.ServerStreamForClient[v1.WatchResponse], error)
 }
 
 // NewSandboxServiceClient constructs a client for the sandbox.v1.SandboxService service. By
@@ -352,6 +361,12 @@ func NewSandboxServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(sandboxServiceMethods.ByName("Move")),
 			connect.WithClientOptions(opts...),
 		),
+		watch: connect.NewClient[v1.WatchRequest, v1.WatchResponse](
+			httpClient,
+			baseURL+SandboxServiceWatchProcedure,
+			connect.WithSchema(sandboxServiceMethods.ByName("Watch")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -378,6 +393,7 @@ type sandboxServiceClient struct {
 	makeDir            *connect.Client[v1.MakeDirRequest, v1.MakeDirResponse]
 	remove             *connect.Client[v1.RemoveRequest, v1.RemoveResponse]
 	move               *connect.Client[v1.MoveRequest, v1.MoveResponse]
+	watch              *connect.Client[v1.WatchRequest, v1.WatchResponse]
 }
 
 // CreateSandbox calls sandbox.v1.SandboxService.CreateSandbox.
@@ -485,6 +501,11 @@ func (c *sandboxServiceClient) Move(ctx context.Context, req *connect.Request[v1
 	return c.move.CallUnary(ctx, req)
 }
 
+// Watch calls sandbox.v1.SandboxService.Watch.
+func (c *sandboxServiceClient) Watch(ctx context.Context, req *connect.Request[v1.WatchRequest]) (*connect.ServerStreamForClient[v1.WatchResponse], error) {
+	return c.watch.CallServerStream(ctx, req)
+}
+
 // SandboxServiceHandler is an implementation of the sandbox.v1.SandboxService service.
 type SandboxServiceHandler interface {
 	// Creates a sandbox and returns it once it is ready for Exec. Retrying with
@@ -581,6 +602,13 @@ type SandboxServiceHandler interface {
 	// FAILED_PRECONDITION). NOT_FOUND when the source or the target's parent is
 	// missing.
 	Move(context.Context, *connect.Request[v1.MoveRequest]) (*connect.Response[v1.MoveResponse], error)
+	// Streams changes under a directory until the client cancels. The first
+	// message has `ready` set: every change after it is reported (or, when
+	// too many arrive at once, an OVERFLOW event says some were not; never
+	// silent loss). NOT_FOUND when the directory is missing,
+	// FAILED_PRECONDITION when the path is not a directory, RESOURCE_EXHAUSTED
+	// when the sandbox user's inotify limits (instances or watches) are used up.
+	Watch(context.Context, *connect.Request[v1.WatchRequest], *connect.ServerStream[v1.WatchResponse]) error
 }
 
 // NewSandboxServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -716,6 +744,12 @@ func NewSandboxServiceHandler(svc SandboxServiceHandler, opts ...connect.Handler
 		connect.WithSchema(sandboxServiceMethods.ByName("Move")),
 		connect.WithHandlerOptions(opts...),
 	)
+	sandboxServiceWatchHandler := connect.NewServerStreamHandler(
+		SandboxServiceWatchProcedure,
+		svc.Watch,
+		connect.WithSchema(sandboxServiceMethods.ByName("Watch")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/sandbox.v1.SandboxService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case SandboxServiceCreateSandboxProcedure:
@@ -760,6 +794,8 @@ func NewSandboxServiceHandler(svc SandboxServiceHandler, opts ...connect.Handler
 			sandboxServiceRemoveHandler.ServeHTTP(w, r)
 		case SandboxServiceMoveProcedure:
 			sandboxServiceMoveHandler.ServeHTTP(w, r)
+		case SandboxServiceWatchProcedure:
+			sandboxServiceWatchHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -851,4 +887,8 @@ func (UnimplementedSandboxServiceHandler) Remove(context.Context, *connect.Reque
 
 func (UnimplementedSandboxServiceHandler) Move(context.Context, *connect.Request[v1.MoveRequest]) (*connect.Response[v1.MoveResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sandbox.v1.SandboxService.Move is not implemented"))
+}
+
+func (UnimplementedSandboxServiceHandler) Watch(context.Context, *connect.Request[v1.WatchRequest], *connect.ServerStream[v1.WatchResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("sandbox.v1.SandboxService.Watch is not implemented"))
 }
