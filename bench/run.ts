@@ -7,9 +7,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LocalRuntime } from "../server/providers/local/index.js";
 import { SessionRegistry } from "../server/ssh/index.js";
-import { Worker } from "node:worker_threads";
-import type { SshTarget } from "../server/providers/provider.js";
-import type { FromWorker, ToWorker } from "./lib/server-worker.js";
+import { startServerThread } from "./lib/server-thread.js";
 import { benchGrpc, grpcClient } from "./grpc.js";
 import { benchPve } from "./pve.js";
 import { benchAuth } from "./auth.js";
@@ -61,41 +59,15 @@ async function benchLocal(results: BenchResults, hostFile: string): Promise<void
 
 /** The gRPC server on a worker thread with its own runtime; raw baselines reach the same sandbox. */
 async function benchThroughServer(results: BenchResults, hostFile: string): Promise<void> {
-  const worker = new Worker(new URL("./lib/server-worker.mjs", import.meta.url), {
-    workerData: { instance: "sandboxd-bench-grpc", subnet: "198.18.249.0/24" },
-  });
-  const replies: FromWorker[] = [];
-  let wake: (() => void) | undefined;
-  worker.on("message", (m: FromWorker) => {
-    replies.push(m);
-    wake?.();
-  });
-  worker.on("error", (e) => {
-    replies.push({ type: "error", message: String(e) });
-    wake?.();
-  });
-  const reply = async (): Promise<FromWorker> => {
-    while (replies.length === 0) await new Promise<void>((r) => (wake = r));
-    const m = replies.shift()!;
-    if (m.type === "error") throw new Error(`server worker: ${m.message}`);
-    return m;
-  };
-  const ready = await reply();
-  if (ready.type !== "ready") throw new Error("server worker did not start");
+  const server = await startServerThread("sandboxd-bench-grpc", "198.18.249.0/24");
   try {
-    const api = grpcClient(ready.address);
+    const api = grpcClient(server.address);
     const { sandbox } = await api.createSandbox({ resources: { cores: 2, memoryMib: 8192, diskGib: 4 }, labels: { bench: "grpc" } });
-    worker.postMessage({ type: "target", id: sandbox!.id } satisfies ToWorker);
-    const target = await reply();
-    if (target.type !== "target" || !target.ssh) throw new Error("created sandbox not found in the runtime");
-    const ssh = target.ssh as SshTarget;
-    ssh.privateKey = Buffer.from(ssh.privateKey); // structured clone turns Buffers into Uint8Arrays
+    const ssh = await server.sshTarget(sandbox!.id);
     await benchGrpc(api, { id: sandbox!.id, ssh }, results, hostFile);
     await api.destroySandbox({ sandboxId: sandbox!.id });
   } finally {
-    worker.postMessage({ type: "stop" } satisfies ToWorker);
-    await reply().catch(() => {});
-    await worker.terminate();
+    await server.stop();
   }
 }
 

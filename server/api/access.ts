@@ -16,6 +16,16 @@ export async function visibleSandbox(deps: ApiDeps, ctx: HandlerContext, id: str
   return view;
 }
 
+/**
+ * For RPCs that work inside a sandbox (Exec, files, commands): the sandbox
+ * must be the caller's, live, and its lease stays pinned until the returned
+ * (idempotent) release is called.
+ */
+export async function useSandbox(deps: ApiDeps, ctx: HandlerContext, id: string): Promise<() => void> {
+  await visibleSandbox(deps, ctx, id);
+  return deps.manager.use(id);
+}
+
 /** The tenant a list is limited to: the caller's, or undefined (all) for an admin. */
 export function listedTenant(ctx: HandlerContext): string | undefined {
   const caller = callerOf(ctx);

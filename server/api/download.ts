@@ -7,15 +7,14 @@ import { download } from "../ssh/index.js";
 import { requireSandboxId, u64 } from "./convert.js";
 import type { ApiDeps } from "./deps.js";
 import { noteSandbox } from "./rpc-log.js";
-import { visibleSandbox } from "./access.js";
+import { useSandbox } from "./access.js";
 
 export async function* downloadFile(deps: ApiDeps, req: DownloadRequest, ctx: HandlerContext): AsyncGenerator<MessageInitShape<typeof DownloadResponseSchema>> {
   const id = requireSandboxId(req.sandboxId);
   noteSandbox(ctx, id);
   if (!req.path) throw invalidArgument("path", "required");
-  await visibleSandbox(deps, ctx, id);
+  const release = await useSandbox(deps, ctx, id);
   const events = download(deps.registry, id, { path: req.path, offset: u64(req.offset, "offset"), signal: ctx.signal });
-  const release = await deps.manager.use(id);
   ctx.signal.addEventListener("abort", release, { once: true });
   try {
     for await (const ev of events) {

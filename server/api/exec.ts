@@ -14,7 +14,7 @@ import { exec, type ExecOptions, type ExitReason } from "../ssh/index.js";
 import { durationToMs, msToDuration, requireSandboxId, u64 } from "./convert.js";
 import type { ApiDeps } from "./deps.js";
 import { noteSandbox } from "./rpc-log.js";
-import { visibleSandbox } from "./access.js";
+import { useSandbox } from "./access.js";
 import { isKept, keptExec } from "./commands/kept-exec.js";
 
 type ExecEventInit = MessageInitShape<typeof ExecResponseSchema>;
@@ -68,8 +68,7 @@ export async function* execCommand(deps: ApiDeps, req: ExecRequest, ctx: Handler
   const id = requireSandboxId(req.sandboxId);
   noteSandbox(ctx, id);
   const options = execOptions(req);
-  await visibleSandbox(deps, ctx, id);
-  const release = await deps.manager.use(id);
+  const release = await useSandbox(deps, ctx, id);
   // Unpin from the abort listener too: a generator stalled at `yield` may never reach `finally`.
   ctx.signal.addEventListener("abort", release, { once: true });
   try {

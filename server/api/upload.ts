@@ -11,7 +11,7 @@ import { upload } from "../ssh/index.js";
 import { requireSandboxId, u64 } from "./convert.js";
 import type { ApiDeps } from "./deps.js";
 import { noteSandbox } from "./rpc-log.js";
-import { visibleSandbox } from "./access.js";
+import { useSandbox } from "./access.js";
 
 export const MAX_UPLOAD_CHUNK = 4 * 2 ** 20;
 
@@ -23,8 +23,7 @@ export async function uploadFile(deps: ApiDeps, requests: AsyncIterable<UploadRe
   const id = requireSandboxId(h.sandboxId);
   noteSandbox(ctx, id);
   if (!h.path) throw invalidArgument("path", "required");
-  await visibleSandbox(deps, ctx, id);
-  const release = await deps.manager.use(id);
+  const release = await useSandbox(deps, ctx, id);
   ctx.signal.addEventListener("abort", release, { once: true });
 
   async function* data(): AsyncGenerator<Uint8Array> {

@@ -7,7 +7,7 @@ import type { HandlerContext } from "@connectrpc/connect";
 import type { CommandRef } from "../../../gen/ts/sandbox/v1/sandbox_pb.js";
 import { invalidArgument } from "../../errors.js";
 import { checkTag, resolveTag } from "../../ssh/commands/kept.js";
-import { visibleSandbox } from "../access.js";
+import { useSandbox } from "../access.js";
 import { requireSandboxId } from "../convert.js";
 import type { ApiDeps } from "../deps.js";
 import { noteSandbox } from "../rpc-log.js";
@@ -28,8 +28,7 @@ export async function resolveCommand(deps: ApiDeps, ctx: HandlerContext, ref: Co
   if (ref.command.case === "execId" && !EXEC_ID.test(ref.command.value)) throw invalidArgument("command.exec_id", "not an exec id");
   if (ref.command.case === "tag") checkTag(ref.command.value);
   if (ref.command.case === undefined || ref.command.value === "") throw invalidArgument("command", "set exec_id or tag");
-  await visibleSandbox(deps, ctx, sandboxId);
-  const release = await deps.manager.use(sandboxId);
+  const release = await useSandbox(deps, ctx, sandboxId);
   try {
     const execId = ref.command.case === "execId" ? ref.command.value : await resolveTag(deps.registry, sandboxId, ref.command.value);
     return { sandboxId, execId, release };

@@ -9,7 +9,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ExecRequest, ExecResponseSchema } from "../../../gen/ts/sandbox/v1/sandbox_pb.js";
 import { invalidArgument } from "../../errors.js";
 import { attachKept, checkTag, DEFAULT_RETAIN_BYTES, newExecId, signalKept, startKept, writeKeptInput } from "../../ssh/commands/kept.js";
-import { visibleSandbox } from "../access.js";
+import { useSandbox } from "../access.js";
 import { requireSandboxId, u64 } from "../convert.js";
 import type { ApiDeps } from "../deps.js";
 import { noteSandbox } from "../rpc-log.js";
@@ -34,8 +34,7 @@ export async function* keptExec(deps: ApiDeps, req: ExecRequest, ctx: HandlerCon
   const command = req.command.case === "argv" ? { argv: req.command.value.args } : req.command.case === "shell" ? { shell: req.command.value } : undefined;
   if (!command || (command.argv && command.argv.length === 0) || command.shell === "") throw invalidArgument("command", "set argv or shell");
   const pty = req.pty ? ptySize(req.pty, "pty") : undefined;
-  await visibleSandbox(deps, ctx, id);
-  const release = await deps.manager.use(id);
+  const release = await useSandbox(deps, ctx, id);
   ctx.signal.addEventListener("abort", release, { once: true });
   const execId = newExecId();
   let started = false;

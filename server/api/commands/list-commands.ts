@@ -4,7 +4,7 @@ import type { HandlerContext } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ListCommandsRequest, ListCommandsResponseSchema } from "../../../gen/ts/sandbox/v1/sandbox_pb.js";
 import { listKept } from "../../ssh/commands/kept.js";
-import { visibleSandbox } from "../access.js";
+import { useSandbox } from "../access.js";
 import { requireSandboxId } from "../convert.js";
 import type { ApiDeps } from "../deps.js";
 import { noteSandbox } from "../rpc-log.js";
@@ -13,8 +13,7 @@ import { keptExited } from "./events.js";
 export async function listCommands(deps: ApiDeps, req: ListCommandsRequest, ctx: HandlerContext): Promise<MessageInitShape<typeof ListCommandsResponseSchema>> {
   const id = requireSandboxId(req.sandboxId);
   noteSandbox(ctx, id);
-  await visibleSandbox(deps, ctx, id);
-  const release = await deps.manager.use(id);
+  const release = await useSandbox(deps, ctx, id);
   try {
     const all = await listKept(deps.registry, id);
     return {

@@ -3,7 +3,7 @@ import { ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ListDirRequest, ListDirResponseSchema } from "../../../gen/ts/sandbox/v1/sandbox_pb.js";
 import { listDir as list } from "../../ssh/files/index.js";
-import { visibleSandbox } from "../access.js";
+import { useSandbox } from "../access.js";
 import { requireSandboxId } from "../convert.js";
 import type { ApiDeps } from "../deps.js";
 import { noteSandbox } from "../rpc-log.js";
@@ -12,8 +12,7 @@ import { fileInfo } from "./convert.js";
 export async function* listDir(deps: ApiDeps, req: ListDirRequest, ctx: HandlerContext): AsyncGenerator<MessageInitShape<typeof ListDirResponseSchema>> {
   const id = requireSandboxId(req.sandboxId);
   noteSandbox(ctx, id);
-  await visibleSandbox(deps, ctx, id);
-  const release = await deps.manager.use(id);
+  const release = await useSandbox(deps, ctx, id);
   ctx.signal.addEventListener("abort", release, { once: true });
   try {
     for await (const batch of list(deps.registry, id, { path: req.path, depth: req.depth, signal: ctx.signal })) {

@@ -2,7 +2,7 @@
 import type { HandlerContext } from "@connectrpc/connect";
 import type { MakeDirRequest, MoveRequest, RemoveRequest } from "../../../gen/ts/sandbox/v1/sandbox_pb.js";
 import { makeDir as mkdir, movePath, removePath } from "../../ssh/files/index.js";
-import { visibleSandbox } from "../access.js";
+import { useSandbox } from "../access.js";
 import { requireSandboxId } from "../convert.js";
 import type { ApiDeps } from "../deps.js";
 import { noteSandbox } from "../rpc-log.js";
@@ -10,8 +10,7 @@ import { noteSandbox } from "../rpc-log.js";
 async function onSandbox(deps: ApiDeps, ctx: HandlerContext, sandboxId: string, fn: (id: string) => Promise<void>): Promise<Record<string, never>> {
   const id = requireSandboxId(sandboxId);
   noteSandbox(ctx, id);
-  await visibleSandbox(deps, ctx, id);
-  const release = await deps.manager.use(id);
+  const release = await useSandbox(deps, ctx, id);
   try {
     await fn(id);
     return {};

@@ -3,7 +3,7 @@ import { ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { WatchEventType, type WatchRequest, type WatchResponseSchema } from "../../../gen/ts/sandbox/v1/sandbox_pb.js";
 import { watchDir, type WatchChangeEvent } from "../../ssh/files/index.js";
-import { visibleSandbox } from "../access.js";
+import { useSandbox } from "../access.js";
 import { requireSandboxId } from "../convert.js";
 import type { ApiDeps } from "../deps.js";
 import { noteSandbox } from "../rpc-log.js";
@@ -23,9 +23,8 @@ function timestamp(ms: number) {
 export async function* watch(deps: ApiDeps, req: WatchRequest, ctx: HandlerContext): AsyncGenerator<MessageInitShape<typeof WatchResponseSchema>> {
   const id = requireSandboxId(req.sandboxId);
   noteSandbox(ctx, id);
-  await visibleSandbox(deps, ctx, id);
   // The lease is pinned for the whole stream: a watched sandbox is in use.
-  const release = await deps.manager.use(id);
+  const release = await useSandbox(deps, ctx, id);
   ctx.signal.addEventListener("abort", release, { once: true });
   try {
     for await (const item of watchDir(deps.registry, id, { path: req.path, recursive: req.recursive, signal: ctx.signal })) {
