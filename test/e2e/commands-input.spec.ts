@@ -12,8 +12,9 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { SandboxService, type ExecResponse, type StreamInputRequestSchema } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
+import { SandboxService, type StreamInputRequestSchema } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
 import { collectExec, startE2E, type E2E, type SandboxClient } from "./harness.js";
+import { reader } from "../fixtures/command-stream.js";
 
 const N = 25;
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -32,30 +33,6 @@ function http1Post(url: string, headers: Record<string, string>, body: Buffer): 
     req.on("error", reject);
     req.end(body);
   });
-}
-
-/** Reads stdout of an Exec stream until `enough` holds (or the exit event, returned as "exited <code>"). */
-function reader(stream: AsyncIterable<ExecResponse>) {
-  const it = stream[Symbol.asyncIterator]();
-  let out = "";
-  return {
-    it,
-    get out() {
-      return out;
-    },
-    async until(enough: (o: string) => boolean, ms = 10_000): Promise<string> {
-      const deadline = Date.now() + ms;
-      while (!enough(out)) {
-        if (Date.now() > deadline) throw new Error(`not within ${ms} ms; got ${JSON.stringify(out)}`);
-        const r = await it.next();
-        if (r.done) return out;
-        const e = r.value.event;
-        if (e.case === "stdout") out += Buffer.from(e.value).toString();
-        else if (e.case === "exited") out += `exited ${e.value.exitCode ?? e.value.signal}`;
-      }
-      return out;
-    },
-  };
 }
 
 describe("StreamInput (local)", () => {

@@ -15,43 +15,14 @@ import { createLogger } from "../../server/api/logger.js";
 import { loadConfig } from "../../server/config/config.js";
 import { ProxmoxProvider } from "../../server/providers/proxmox/index.js";
 import { startServer, type SandboxServer } from "../../server/server.js";
-import { SandboxService, type AttachResponse, type ExecResponse } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
+import { SandboxService } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
 import { proxmoxConfigOf } from "../pve-emulator/index.js";
 import { collectExec, startE2E, type E2E, type LogLines, type SandboxClient } from "./harness.js";
+import { reader } from "../fixtures/command-stream.js";
 
 const N = 23;
 const MARKER = `4246${Math.floor(Math.random() * 1000)}`;
 const enc = (s: string) => new TextEncoder().encode(s);
-
-/** Reads a stream's stdout until `enough` holds or it exits ("exited <code or signal>" is appended). */
-function reader(stream: AsyncIterable<ExecResponse | AttachResponse>) {
-  const it = stream[Symbol.asyncIterator]();
-  let out = "";
-  const offsets: Array<[number, number]> = [];
-  let execId = "";
-  return {
-    it,
-    offsets,
-    get execId() {
-      return execId;
-    },
-    async until(enough: (o: string) => boolean, ms = 10_000): Promise<string> {
-      const deadline = Date.now() + ms;
-      while (!enough(out)) {
-        if (Date.now() > deadline) throw new Error(`not within ${ms} ms; got ${JSON.stringify(out)}`);
-        const r = await it.next();
-        if (r.done) return out;
-        const e = r.value.event;
-        if (e.case === "started") execId = e.value.execId;
-        else if (e.case === "stdout") {
-          offsets.push([Number(r.value.offset), e.value.length]);
-          out += Buffer.from(e.value).toString();
-        } else if (e.case === "exited") out += `exited ${e.value.exitCode ?? e.value.signal}`;
-      }
-      return out;
-    },
-  };
-}
 
 describe("kept commands through the other replica (two servers, one PVE emulator)", () => {
   let a: E2E;
