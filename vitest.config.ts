@@ -9,5 +9,7 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: "forks",
+    // The default report, plus a line when each file and test starts (where a hang is).
+    reporters: ["default", "./test/reporters/progress.ts"],
   },
 });

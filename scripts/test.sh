@@ -21,4 +21,7 @@ if git rev-parse --git-dir >/dev/null 2>&1; then
 fi
 
 npx tsc -p tsconfig.json --noEmit
-npx vitest run "$@"
+
+# The suite takes ~12 min here. Past SANDBOXD_TEST_LIMIT_S the watchdog prints
+# what runs (the progress reporter's lines say which test) and stops it.
+exec bash scripts/watchdog.sh "${SANDBOXD_TEST_LIMIT_S:-2400}" npx vitest run "$@"

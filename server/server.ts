@@ -24,7 +24,7 @@ import { InFlightRpcs } from "./api/in-flight.js";
 import { rpcLogInterceptor } from "./api/rpc-log.js";
 import { sandboxRoutes } from "./api/service.js";
 import { listen, type Handler, type Listener } from "./api/transport.js";
-import { UPLOAD_MESSAGE_LIMIT } from "./api/upload.js";
+import { UPLOAD_MESSAGE_LIMIT } from "./api/client-stream.js";
 import type { Config } from "./config/config.js";
 import { HealthService, registerHealth, registerReflection, ServingStatus } from "./grpc/index.js";
 import { LocalRuntime } from "./providers/local/index.js";

@@ -8,10 +8,8 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "../providers/local/options.js";
-import { principalKey } from "../auth/index.js";
+import { principalKey, READ_ONLY_RPCS } from "../auth/index.js";
 
-/** The SandboxService RPCs that only read. */
-const READS = new Set(["GetSandbox", "ListSandboxes", "Download", "Attach", "ListCommands", "Stat", "ListDir", "Watch"]);
 
 interface RpcInfo {
   sandboxId?: string;
@@ -36,7 +34,7 @@ export function rpcLogInterceptor(log: Logger): Interceptor {
       logged = true;
       const code = err === undefined ? "ok" : Code[ConnectError.from(err).code];
       const who = req.contextValues.get(principalKey);
-      const audit = req.service.typeName === "sandbox.v1.SandboxService" && !READS.has(req.method.name);
+      const audit = req.service.typeName === "sandbox.v1.SandboxService" && !READ_ONLY_RPCS.has(req.method.name);
       const line = {
         rpc: req.method.name, sandboxId: info.sandboxId, code, durationMs: Math.round(performance.now() - started), requestId,
         ...(who ? { tenant: who.tenant, principal: who.name, via: who.via } : {}), ...(audit ? { audit: true } : {}),

@@ -21,6 +21,8 @@ import { listDir } from "./files/list-dir.js";
 import { watch } from "./files/watch.js";
 import { makeDir, move, remove } from "./files/mutate.js";
 import { stat } from "./files/stat.js";
+import { uploadArchive } from "./files/upload-archive.js";
+import { downloadArchive } from "./files/download-archive.js";
 
 export function sandboxRoutes(router: ConnectRouter, deps: ApiDeps): void {
   router.service(SandboxService, {
@@ -46,5 +48,7 @@ export function sandboxRoutes(router: ConnectRouter, deps: ApiDeps): void {
     makeDir: (req, ctx) => makeDir(deps, req, ctx),
     remove: (req, ctx) => remove(deps, req, ctx),
     move: (req, ctx) => move(deps, req, ctx),
+    uploadArchive: (reqs, ctx) => uploadArchive(deps, reqs, ctx),
+    downloadArchive: (req, ctx) => downloadArchive(deps, req, ctx),
   });
 }

@@ -38,12 +38,14 @@ export function callerOf(ctx: HandlerContext): Principal {
   return ctx.values.get(principalKey) ?? ANONYMOUS;
 }
 
-/** RPCs that change nothing: a viewer may call them. */
-const READ_ONLY = new Set(["GetSandbox", "ListSandboxes", "Download", "Attach", "ListCommands", "Stat", "ListDir", "Watch"]);
+/** SandboxService RPCs that change nothing: a viewer may call them, and they are not audited. */
+export const READ_ONLY_RPCS: ReadonlySet<string> = new Set([
+  "GetSandbox", "ListSandboxes", "Download", "Attach", "ListCommands", "Stat", "ListDir", "Watch", "DownloadArchive",
+]);
 
 /** Throws permission_denied when the role may not call `method` at all. */
 export function checkMethod(p: Principal, method: string): void {
-  if (p.role === "viewer" && !READ_ONLY.has(method)) {
+  if (p.role === "viewer" && !READ_ONLY_RPCS.has(method)) {
     throw permissionDenied(`${p.name} (role viewer) may not call ${method}: it only reads`);
   }
 }

@@ -1,14 +1,15 @@
 /**
- * Shared parts of the file RPCs (Stat, ListDir, MakeDir, Remove, Move): one
- * SFTP session per call, run as the sandbox user inside the sandbox, so paths
- * and symlinks resolve in the sandbox's own view of its file system.
+ * Shared parts of the file RPCs (Stat, ListDir, MakeDir, Remove, Move): over
+ * the sandbox's shared SFTP session, as the sandbox user inside the sandbox,
+ * so paths and symlinks resolve in the sandbox's own view of its file system.
  */
 import { posix } from "node:path";
 import type { Attributes, Stats } from "ssh2";
 import { failedPrecondition, isSandboxError, resourceExhausted } from "../../errors.js";
 import type { SessionRegistry } from "../session-registry.js";
 import { SFTP_STATUS, sftpCode } from "../sftp-errors.js";
-import { SftpSession, validatePath } from "../sftp-session.js";
+import { sftpPool } from "../sftp-pool.js";
+import { type SftpSession, validatePath } from "../sftp-session.js";
 
 export { validatePath };
 
@@ -49,14 +50,9 @@ export function entryOf(name: string, path: string, st: Attributes, symlinkTarge
   };
 }
 
-/** Runs `fn` on a fresh SFTP session and ends it after. */
-export async function withSession<T>(registry: SessionRegistry, sandboxId: string, signal: AbortSignal | undefined, fn: (s: SftpSession) => Promise<T>): Promise<T> {
-  const session = await SftpSession.open(registry, sandboxId, signal);
-  try {
-    return await fn(session);
-  } finally {
-    session.end();
-  }
+/** Runs `fn` on the sandbox's shared SFTP session (sftp-pool.ts). */
+export function withSession<T>(registry: SessionRegistry, sandboxId: string, signal: AbortSignal | undefined, fn: (s: SftpSession) => Promise<T>): Promise<T> {
+  return sftpPool(registry).use(sandboxId, signal, fn);
 }
 
 export function lstat(s: SftpSession, path: string): Promise<Stats> {

@@ -8,7 +8,8 @@ import type { FileEntry as Ssh2FileEntry, Stats } from "ssh2";
 import { cancelled, invalidArgument } from "../../errors.js";
 import type { SessionRegistry } from "../session-registry.js";
 import { SFTP_STATUS, sftpCode, sftpError } from "../sftp-errors.js";
-import { notADirectory, SftpSession } from "../sftp-session.js";
+import { sftpPool } from "../sftp-pool.js";
+import { notADirectory, type SftpSession } from "../sftp-session.js";
 import { entryOf, kindOf, readlink, validatePath, type FileEntry } from "./common.js";
 
 export const LIST_BATCH = 1000;
@@ -43,7 +44,7 @@ export async function* listDir(registry: SessionRegistry, sandboxId: string, o: 
   const depth = Math.max(1, o.depth ?? 1);
   if (!Number.isInteger(depth) || depth > MAX_LIST_DEPTH) throw invalidArgument("depth", `must be at most ${MAX_LIST_DEPTH}`);
   const batchSize = o.batchSize ?? LIST_BATCH;
-  const session = await SftpSession.open(registry, sandboxId, o.signal);
+  const { session, release } = await sftpPool(registry).acquire(sandboxId, o.signal);
   try {
     const st = await session.call<Stats>("stat", root, (cb) => session.sftp.stat(root, cb));
     if (!st.isDirectory()) throw notADirectory(root);
@@ -82,6 +83,6 @@ export async function* listDir(registry: SessionRegistry, sandboxId: string, o: 
     }
     if (batch.length > 0) yield batch;
   } finally {
-    session.end();
+    release();
   }
 }

@@ -235,6 +235,59 @@ func (WatchEventType) EnumDescriptor() ([]byte, []int) {
 	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{2}
 }
 
+// How an archive is encoded.
+type ArchiveFormat int32
+
+const (
+	// The same as ARCHIVE_FORMAT_TAR.
+	ArchiveFormat_ARCHIVE_FORMAT_UNSPECIFIED ArchiveFormat = 0
+	// A plain tar stream (ustar, GNU or pax).
+	ArchiveFormat_ARCHIVE_FORMAT_TAR ArchiveFormat = 1
+	// A tar stream compressed with gzip (.tar.gz).
+	ArchiveFormat_ARCHIVE_FORMAT_TAR_GZIP ArchiveFormat = 2
+)
+
+// Enum value maps for ArchiveFormat.
+var (
+	ArchiveFormat_name = map[int32]string{
+		0: "ARCHIVE_FORMAT_UNSPECIFIED",
+		1: "ARCHIVE_FORMAT_TAR",
+		2: "ARCHIVE_FORMAT_TAR_GZIP",
+	}
+	ArchiveFormat_value = map[string]int32{
+		"ARCHIVE_FORMAT_UNSPECIFIED": 0,
+		"ARCHIVE_FORMAT_TAR":         1,
+		"ARCHIVE_FORMAT_TAR_GZIP":    2,
+	}
+)
+
+func (x ArchiveFormat) Enum() *ArchiveFormat {
+	p := new(ArchiveFormat)
+	*p = x
+	return p
+}
+
+func (x ArchiveFormat) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ArchiveFormat) Descriptor() protoreflect.EnumDescriptor {
+	return file_sandbox_v1_sandbox_proto_enumTypes[3].Descriptor()
+}
+
+func (ArchiveFormat) Type() protoreflect.EnumType {
+	return &file_sandbox_v1_sandbox_proto_enumTypes[3]
+}
+
+func (x ArchiveFormat) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ArchiveFormat.Descriptor instead.
+func (ArchiveFormat) EnumDescriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{3}
+}
+
 // Life cycle of a sandbox.
 type Sandbox_State int32
 
@@ -282,11 +335,11 @@ func (x Sandbox_State) String() string {
 }
 
 func (Sandbox_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_sandbox_v1_sandbox_proto_enumTypes[3].Descriptor()
+	return file_sandbox_v1_sandbox_proto_enumTypes[4].Descriptor()
 }
 
 func (Sandbox_State) Type() protoreflect.EnumType {
-	return &file_sandbox_v1_sandbox_proto_enumTypes[3]
+	return &file_sandbox_v1_sandbox_proto_enumTypes[4]
 }
 
 func (x Sandbox_State) Number() protoreflect.EnumNumber {
@@ -343,11 +396,11 @@ func (x ExecExited_Reason) String() string {
 }
 
 func (ExecExited_Reason) Descriptor() protoreflect.EnumDescriptor {
-	return file_sandbox_v1_sandbox_proto_enumTypes[4].Descriptor()
+	return file_sandbox_v1_sandbox_proto_enumTypes[5].Descriptor()
 }
 
 func (ExecExited_Reason) Type() protoreflect.EnumType {
-	return &file_sandbox_v1_sandbox_proto_enumTypes[4]
+	return &file_sandbox_v1_sandbox_proto_enumTypes[5]
 }
 
 func (x ExecExited_Reason) Number() protoreflect.EnumNumber {
@@ -4110,6 +4163,454 @@ func (x *WatchResponse) GetEvents() []*WatchEvent {
 	return nil
 }
 
+type UploadArchiveRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Part:
+	//
+	//	*UploadArchiveRequest_Header
+	//	*UploadArchiveRequest_Data
+	Part          isUploadArchiveRequest_Part `protobuf_oneof:"part"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadArchiveRequest) Reset() {
+	*x = UploadArchiveRequest{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadArchiveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadArchiveRequest) ProtoMessage() {}
+
+func (x *UploadArchiveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadArchiveRequest.ProtoReflect.Descriptor instead.
+func (*UploadArchiveRequest) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *UploadArchiveRequest) GetPart() isUploadArchiveRequest_Part {
+	if x != nil {
+		return x.Part
+	}
+	return nil
+}
+
+func (x *UploadArchiveRequest) GetHeader() *UploadArchiveHeader {
+	if x != nil {
+		if x, ok := x.Part.(*UploadArchiveRequest_Header); ok {
+			return x.Header
+		}
+	}
+	return nil
+}
+
+func (x *UploadArchiveRequest) GetData() []byte {
+	if x != nil {
+		if x, ok := x.Part.(*UploadArchiveRequest_Data); ok {
+			return x.Data
+		}
+	}
+	return nil
+}
+
+type isUploadArchiveRequest_Part interface {
+	isUploadArchiveRequest_Part()
+}
+
+type UploadArchiveRequest_Header struct {
+	// First message.
+	Header *UploadArchiveHeader `protobuf:"bytes,1,opt,name=header,proto3,oneof"`
+}
+
+type UploadArchiveRequest_Data struct {
+	// Following messages: the archive's bytes in order, at most 4 MiB each.
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3,oneof"`
+}
+
+func (*UploadArchiveRequest_Header) isUploadArchiveRequest_Part() {}
+
+func (*UploadArchiveRequest_Data) isUploadArchiveRequest_Part() {}
+
+type UploadArchiveHeader struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SandboxId string                 `protobuf:"bytes,1,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
+	// The directory the archive's root becomes: absolute, or relative to the
+	// home directory. Its parent must exist (or `make_parents`).
+	Path   string        `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Format ArchiveFormat `protobuf:"varint,3,opt,name=format,proto3,enum=sandbox.v1.ArchiveFormat" json:"format,omitempty"`
+	// Replace an existing target: the new tree is swapped in (rename aside,
+	// rename in, then the old tree is removed); the path never holds a
+	// partial tree, though between the two renames it is briefly missing.
+	Replace bool `protobuf:"varint,4,opt,name=replace,proto3" json:"replace,omitempty"`
+	// Create missing parent directories (0755).
+	MakeParents   bool `protobuf:"varint,5,opt,name=make_parents,json=makeParents,proto3" json:"make_parents,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadArchiveHeader) Reset() {
+	*x = UploadArchiveHeader{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadArchiveHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadArchiveHeader) ProtoMessage() {}
+
+func (x *UploadArchiveHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadArchiveHeader.ProtoReflect.Descriptor instead.
+func (*UploadArchiveHeader) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *UploadArchiveHeader) GetSandboxId() string {
+	if x != nil {
+		return x.SandboxId
+	}
+	return ""
+}
+
+func (x *UploadArchiveHeader) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *UploadArchiveHeader) GetFormat() ArchiveFormat {
+	if x != nil {
+		return x.Format
+	}
+	return ArchiveFormat_ARCHIVE_FORMAT_UNSPECIFIED
+}
+
+func (x *UploadArchiveHeader) GetReplace() bool {
+	if x != nil {
+		return x.Replace
+	}
+	return false
+}
+
+func (x *UploadArchiveHeader) GetMakeParents() bool {
+	if x != nil {
+		return x.MakeParents
+	}
+	return false
+}
+
+type UploadArchiveResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Entries unpacked (files, directories, links; the root "./" counts).
+	Entries uint64 `protobuf:"varint,1,opt,name=entries,proto3" json:"entries,omitempty"`
+	// Bytes of the archive received (compressed, for gzip).
+	ArchiveBytes uint64 `protobuf:"varint,2,opt,name=archive_bytes,json=archiveBytes,proto3" json:"archive_bytes,omitempty"`
+	// Sum of the regular files' sizes.
+	FileBytes     uint64 `protobuf:"varint,3,opt,name=file_bytes,json=fileBytes,proto3" json:"file_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadArchiveResponse) Reset() {
+	*x = UploadArchiveResponse{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadArchiveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadArchiveResponse) ProtoMessage() {}
+
+func (x *UploadArchiveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadArchiveResponse.ProtoReflect.Descriptor instead.
+func (*UploadArchiveResponse) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *UploadArchiveResponse) GetEntries() uint64 {
+	if x != nil {
+		return x.Entries
+	}
+	return 0
+}
+
+func (x *UploadArchiveResponse) GetArchiveBytes() uint64 {
+	if x != nil {
+		return x.ArchiveBytes
+	}
+	return 0
+}
+
+func (x *UploadArchiveResponse) GetFileBytes() uint64 {
+	if x != nil {
+		return x.FileBytes
+	}
+	return 0
+}
+
+type DownloadArchiveRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SandboxId string                 `protobuf:"bytes,1,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
+	// The directory: absolute, or relative to the home directory; a symlink
+	// to a directory is followed.
+	Path          string        `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Format        ArchiveFormat `protobuf:"varint,3,opt,name=format,proto3,enum=sandbox.v1.ArchiveFormat" json:"format,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadArchiveRequest) Reset() {
+	*x = DownloadArchiveRequest{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadArchiveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadArchiveRequest) ProtoMessage() {}
+
+func (x *DownloadArchiveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadArchiveRequest.ProtoReflect.Descriptor instead.
+func (*DownloadArchiveRequest) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *DownloadArchiveRequest) GetSandboxId() string {
+	if x != nil {
+		return x.SandboxId
+	}
+	return ""
+}
+
+func (x *DownloadArchiveRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *DownloadArchiveRequest) GetFormat() ArchiveFormat {
+	if x != nil {
+		return x.Format
+	}
+	return ArchiveFormat_ARCHIVE_FORMAT_UNSPECIFIED
+}
+
+type DownloadArchiveResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Part:
+	//
+	//	*DownloadArchiveResponse_Data
+	//	*DownloadArchiveResponse_Done
+	Part          isDownloadArchiveResponse_Part `protobuf_oneof:"part"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadArchiveResponse) Reset() {
+	*x = DownloadArchiveResponse{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadArchiveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadArchiveResponse) ProtoMessage() {}
+
+func (x *DownloadArchiveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadArchiveResponse.ProtoReflect.Descriptor instead.
+func (*DownloadArchiveResponse) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *DownloadArchiveResponse) GetPart() isDownloadArchiveResponse_Part {
+	if x != nil {
+		return x.Part
+	}
+	return nil
+}
+
+func (x *DownloadArchiveResponse) GetData() []byte {
+	if x != nil {
+		if x, ok := x.Part.(*DownloadArchiveResponse_Data); ok {
+			return x.Data
+		}
+	}
+	return nil
+}
+
+func (x *DownloadArchiveResponse) GetDone() *DownloadArchiveDone {
+	if x != nil {
+		if x, ok := x.Part.(*DownloadArchiveResponse_Done); ok {
+			return x.Done
+		}
+	}
+	return nil
+}
+
+type isDownloadArchiveResponse_Part interface {
+	isDownloadArchiveResponse_Part()
+}
+
+type DownloadArchiveResponse_Data struct {
+	// The archive's bytes in order (at most 256 KiB each).
+	Data []byte `protobuf:"bytes,1,opt,name=data,proto3,oneof"`
+}
+
+type DownloadArchiveResponse_Done struct {
+	// Last message.
+	Done *DownloadArchiveDone `protobuf:"bytes,2,opt,name=done,proto3,oneof"`
+}
+
+func (*DownloadArchiveResponse_Data) isDownloadArchiveResponse_Part() {}
+
+func (*DownloadArchiveResponse_Done) isDownloadArchiveResponse_Part() {}
+
+type DownloadArchiveDone struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Bytes sent (after gzip, for ARCHIVE_FORMAT_TAR_GZIP).
+	Bytes uint64 `protobuf:"varint,1,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// Hex sha256 of the bytes sent.
+	Sha256 string `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// Entries in the archive.
+	Entries uint64 `protobuf:"varint,3,opt,name=entries,proto3" json:"entries,omitempty"`
+	// A file changed while tar read it: the archive is complete, but that
+	// file's contents may be a mix of before and after.
+	ChangedWhileReading bool `protobuf:"varint,4,opt,name=changed_while_reading,json=changedWhileReading,proto3" json:"changed_while_reading,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *DownloadArchiveDone) Reset() {
+	*x = DownloadArchiveDone{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadArchiveDone) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadArchiveDone) ProtoMessage() {}
+
+func (x *DownloadArchiveDone) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadArchiveDone.ProtoReflect.Descriptor instead.
+func (*DownloadArchiveDone) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *DownloadArchiveDone) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *DownloadArchiveDone) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *DownloadArchiveDone) GetEntries() uint64 {
+	if x != nil {
+		return x.Entries
+	}
+	return 0
+}
+
+func (x *DownloadArchiveDone) GetChangedWhileReading() bool {
+	if x != nil {
+		return x.ChangedWhileReading
+	}
+	return false
+}
+
 var File_sandbox_v1_sandbox_proto protoreflect.FileDescriptor
 
 const file_sandbox_v1_sandbox_proto_rawDesc = "" +
@@ -4398,7 +4899,37 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x06is_dir\x18\x05 \x01(\bR\x05isDir\"U\n" +
 	"\rWatchResponse\x12\x14\n" +
 	"\x05ready\x18\x01 \x01(\bR\x05ready\x12.\n" +
-	"\x06events\x18\x02 \x03(\v2\x16.sandbox.v1.WatchEventR\x06events*w\n" +
+	"\x06events\x18\x02 \x03(\v2\x16.sandbox.v1.WatchEventR\x06events\"o\n" +
+	"\x14UploadArchiveRequest\x129\n" +
+	"\x06header\x18\x01 \x01(\v2\x1f.sandbox.v1.UploadArchiveHeaderH\x00R\x06header\x12\x14\n" +
+	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\x06\n" +
+	"\x04part\"\xb8\x01\n" +
+	"\x13UploadArchiveHeader\x12\x1d\n" +
+	"\n" +
+	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x121\n" +
+	"\x06format\x18\x03 \x01(\x0e2\x19.sandbox.v1.ArchiveFormatR\x06format\x12\x18\n" +
+	"\areplace\x18\x04 \x01(\bR\areplace\x12!\n" +
+	"\fmake_parents\x18\x05 \x01(\bR\vmakeParents\"u\n" +
+	"\x15UploadArchiveResponse\x12\x18\n" +
+	"\aentries\x18\x01 \x01(\x04R\aentries\x12#\n" +
+	"\rarchive_bytes\x18\x02 \x01(\x04R\farchiveBytes\x12\x1d\n" +
+	"\n" +
+	"file_bytes\x18\x03 \x01(\x04R\tfileBytes\"~\n" +
+	"\x16DownloadArchiveRequest\x12\x1d\n" +
+	"\n" +
+	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x121\n" +
+	"\x06format\x18\x03 \x01(\x0e2\x19.sandbox.v1.ArchiveFormatR\x06format\"n\n" +
+	"\x17DownloadArchiveResponse\x12\x14\n" +
+	"\x04data\x18\x01 \x01(\fH\x00R\x04data\x125\n" +
+	"\x04done\x18\x02 \x01(\v2\x1f.sandbox.v1.DownloadArchiveDoneH\x00R\x04doneB\x06\n" +
+	"\x04part\"\x91\x01\n" +
+	"\x13DownloadArchiveDone\x12\x14\n" +
+	"\x05bytes\x18\x01 \x01(\x04R\x05bytes\x12\x16\n" +
+	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x18\n" +
+	"\aentries\x18\x03 \x01(\x04R\aentries\x122\n" +
+	"\x15changed_while_reading\x18\x04 \x01(\bR\x13changedWhileReading*w\n" +
 	"\x11OutputLimitAction\x12#\n" +
 	"\x1fOUTPUT_LIMIT_ACTION_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18OUTPUT_LIMIT_ACTION_KILL\x10\x01\x12\x1f\n" +
@@ -4415,7 +4946,11 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x19WATCH_EVENT_TYPE_MODIFIED\x10\x02\x12\x1c\n" +
 	"\x18WATCH_EVENT_TYPE_REMOVED\x10\x03\x12\x1c\n" +
 	"\x18WATCH_EVENT_TYPE_RENAMED\x10\x04\x12\x1d\n" +
-	"\x19WATCH_EVENT_TYPE_OVERFLOW\x10\x052\x92\r\n" +
+	"\x19WATCH_EVENT_TYPE_OVERFLOW\x10\x05*d\n" +
+	"\rArchiveFormat\x12\x1e\n" +
+	"\x1aARCHIVE_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12ARCHIVE_FORMAT_TAR\x10\x01\x12\x1b\n" +
+	"\x17ARCHIVE_FORMAT_TAR_GZIP\x10\x022\xc8\x0e\n" +
 	"\x0eSandboxService\x12T\n" +
 	"\rCreateSandbox\x12 .sandbox.v1.CreateSandboxRequest\x1a!.sandbox.v1.CreateSandboxResponse\x12K\n" +
 	"\n" +
@@ -4440,7 +4975,9 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\aMakeDir\x12\x1a.sandbox.v1.MakeDirRequest\x1a\x1b.sandbox.v1.MakeDirResponse\x12?\n" +
 	"\x06Remove\x12\x19.sandbox.v1.RemoveRequest\x1a\x1a.sandbox.v1.RemoveResponse\x129\n" +
 	"\x04Move\x12\x17.sandbox.v1.MoveRequest\x1a\x18.sandbox.v1.MoveResponse\x12>\n" +
-	"\x05Watch\x12\x18.sandbox.v1.WatchRequest\x1a\x19.sandbox.v1.WatchResponse0\x01B*Z(sandboxd.dev/gen/go/sandbox/v1;sandboxv1b\x06proto3"
+	"\x05Watch\x12\x18.sandbox.v1.WatchRequest\x1a\x19.sandbox.v1.WatchResponse0\x01\x12V\n" +
+	"\rUploadArchive\x12 .sandbox.v1.UploadArchiveRequest\x1a!.sandbox.v1.UploadArchiveResponse(\x01\x12\\\n" +
+	"\x0fDownloadArchive\x12\".sandbox.v1.DownloadArchiveRequest\x1a#.sandbox.v1.DownloadArchiveResponse0\x01B*Z(sandboxd.dev/gen/go/sandbox/v1;sandboxv1b\x06proto3"
 
 var (
 	file_sandbox_v1_sandbox_proto_rawDescOnce sync.Once
@@ -4454,174 +4991,189 @@ func file_sandbox_v1_sandbox_proto_rawDescGZIP() []byte {
 	return file_sandbox_v1_sandbox_proto_rawDescData
 }
 
-var file_sandbox_v1_sandbox_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_sandbox_v1_sandbox_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
+var file_sandbox_v1_sandbox_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_sandbox_v1_sandbox_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
 var file_sandbox_v1_sandbox_proto_goTypes = []any{
 	(OutputLimitAction)(0),             // 0: sandbox.v1.OutputLimitAction
 	(FileType)(0),                      // 1: sandbox.v1.FileType
 	(WatchEventType)(0),                // 2: sandbox.v1.WatchEventType
-	(Sandbox_State)(0),                 // 3: sandbox.v1.Sandbox.State
-	(ExecExited_Reason)(0),             // 4: sandbox.v1.ExecExited.Reason
-	(*Sandbox)(nil),                    // 5: sandbox.v1.Sandbox
-	(*Resources)(nil),                  // 6: sandbox.v1.Resources
-	(*CreateSandboxRequest)(nil),       // 7: sandbox.v1.CreateSandboxRequest
-	(*CreateSandboxResponse)(nil),      // 8: sandbox.v1.CreateSandboxResponse
-	(*GetSandboxRequest)(nil),          // 9: sandbox.v1.GetSandboxRequest
-	(*GetSandboxResponse)(nil),         // 10: sandbox.v1.GetSandboxResponse
-	(*ListSandboxesRequest)(nil),       // 11: sandbox.v1.ListSandboxesRequest
-	(*ListSandboxesResponse)(nil),      // 12: sandbox.v1.ListSandboxesResponse
-	(*DestroySandboxRequest)(nil),      // 13: sandbox.v1.DestroySandboxRequest
-	(*DestroySandboxResponse)(nil),     // 14: sandbox.v1.DestroySandboxResponse
-	(*KeepAliveRequest)(nil),           // 15: sandbox.v1.KeepAliveRequest
-	(*KeepAliveResponse)(nil),          // 16: sandbox.v1.KeepAliveResponse
-	(*SetInternetAccessRequest)(nil),   // 17: sandbox.v1.SetInternetAccessRequest
-	(*SetInternetAccessResponse)(nil),  // 18: sandbox.v1.SetInternetAccessResponse
-	(*SetEgressAllowlistRequest)(nil),  // 19: sandbox.v1.SetEgressAllowlistRequest
-	(*SetEgressAllowlistResponse)(nil), // 20: sandbox.v1.SetEgressAllowlistResponse
-	(*Argv)(nil),                       // 21: sandbox.v1.Argv
-	(*ExecRequest)(nil),                // 22: sandbox.v1.ExecRequest
-	(*PtySize)(nil),                    // 23: sandbox.v1.PtySize
-	(*CommandRef)(nil),                 // 24: sandbox.v1.CommandRef
-	(*AttachRequest)(nil),              // 25: sandbox.v1.AttachRequest
-	(*AttachResponse)(nil),             // 26: sandbox.v1.AttachResponse
-	(*WriteInputRequest)(nil),          // 27: sandbox.v1.WriteInputRequest
-	(*WriteInputResponse)(nil),         // 28: sandbox.v1.WriteInputResponse
-	(*StreamInputRequest)(nil),         // 29: sandbox.v1.StreamInputRequest
-	(*StreamInputResponse)(nil),        // 30: sandbox.v1.StreamInputResponse
-	(*SignalCommandRequest)(nil),       // 31: sandbox.v1.SignalCommandRequest
-	(*SignalCommandResponse)(nil),      // 32: sandbox.v1.SignalCommandResponse
-	(*ResizePtyRequest)(nil),           // 33: sandbox.v1.ResizePtyRequest
-	(*ResizePtyResponse)(nil),          // 34: sandbox.v1.ResizePtyResponse
-	(*ListCommandsRequest)(nil),        // 35: sandbox.v1.ListCommandsRequest
-	(*ListCommandsResponse)(nil),       // 36: sandbox.v1.ListCommandsResponse
-	(*CommandInfo)(nil),                // 37: sandbox.v1.CommandInfo
-	(*ExecResponse)(nil),               // 38: sandbox.v1.ExecResponse
-	(*ExecStarted)(nil),                // 39: sandbox.v1.ExecStarted
-	(*ExecExited)(nil),                 // 40: sandbox.v1.ExecExited
-	(*UploadRequest)(nil),              // 41: sandbox.v1.UploadRequest
-	(*UploadHeader)(nil),               // 42: sandbox.v1.UploadHeader
-	(*UploadResponse)(nil),             // 43: sandbox.v1.UploadResponse
-	(*DownloadRequest)(nil),            // 44: sandbox.v1.DownloadRequest
-	(*DownloadResponse)(nil),           // 45: sandbox.v1.DownloadResponse
-	(*DownloadInfo)(nil),               // 46: sandbox.v1.DownloadInfo
-	(*DownloadDone)(nil),               // 47: sandbox.v1.DownloadDone
-	(*FileInfo)(nil),                   // 48: sandbox.v1.FileInfo
-	(*StatRequest)(nil),                // 49: sandbox.v1.StatRequest
-	(*StatResponse)(nil),               // 50: sandbox.v1.StatResponse
-	(*ListDirRequest)(nil),             // 51: sandbox.v1.ListDirRequest
-	(*ListDirResponse)(nil),            // 52: sandbox.v1.ListDirResponse
-	(*MakeDirRequest)(nil),             // 53: sandbox.v1.MakeDirRequest
-	(*MakeDirResponse)(nil),            // 54: sandbox.v1.MakeDirResponse
-	(*RemoveRequest)(nil),              // 55: sandbox.v1.RemoveRequest
-	(*RemoveResponse)(nil),             // 56: sandbox.v1.RemoveResponse
-	(*MoveRequest)(nil),                // 57: sandbox.v1.MoveRequest
-	(*MoveResponse)(nil),               // 58: sandbox.v1.MoveResponse
-	(*WatchRequest)(nil),               // 59: sandbox.v1.WatchRequest
-	(*WatchEvent)(nil),                 // 60: sandbox.v1.WatchEvent
-	(*WatchResponse)(nil),              // 61: sandbox.v1.WatchResponse
-	nil,                                // 62: sandbox.v1.Sandbox.LabelsEntry
-	nil,                                // 63: sandbox.v1.CreateSandboxRequest.LabelsEntry
-	nil,                                // 64: sandbox.v1.ListSandboxesRequest.LabelSelectorEntry
-	nil,                                // 65: sandbox.v1.ExecRequest.EnvEntry
-	(*timestamppb.Timestamp)(nil),      // 66: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 67: google.protobuf.Duration
+	(ArchiveFormat)(0),                 // 3: sandbox.v1.ArchiveFormat
+	(Sandbox_State)(0),                 // 4: sandbox.v1.Sandbox.State
+	(ExecExited_Reason)(0),             // 5: sandbox.v1.ExecExited.Reason
+	(*Sandbox)(nil),                    // 6: sandbox.v1.Sandbox
+	(*Resources)(nil),                  // 7: sandbox.v1.Resources
+	(*CreateSandboxRequest)(nil),       // 8: sandbox.v1.CreateSandboxRequest
+	(*CreateSandboxResponse)(nil),      // 9: sandbox.v1.CreateSandboxResponse
+	(*GetSandboxRequest)(nil),          // 10: sandbox.v1.GetSandboxRequest
+	(*GetSandboxResponse)(nil),         // 11: sandbox.v1.GetSandboxResponse
+	(*ListSandboxesRequest)(nil),       // 12: sandbox.v1.ListSandboxesRequest
+	(*ListSandboxesResponse)(nil),      // 13: sandbox.v1.ListSandboxesResponse
+	(*DestroySandboxRequest)(nil),      // 14: sandbox.v1.DestroySandboxRequest
+	(*DestroySandboxResponse)(nil),     // 15: sandbox.v1.DestroySandboxResponse
+	(*KeepAliveRequest)(nil),           // 16: sandbox.v1.KeepAliveRequest
+	(*KeepAliveResponse)(nil),          // 17: sandbox.v1.KeepAliveResponse
+	(*SetInternetAccessRequest)(nil),   // 18: sandbox.v1.SetInternetAccessRequest
+	(*SetInternetAccessResponse)(nil),  // 19: sandbox.v1.SetInternetAccessResponse
+	(*SetEgressAllowlistRequest)(nil),  // 20: sandbox.v1.SetEgressAllowlistRequest
+	(*SetEgressAllowlistResponse)(nil), // 21: sandbox.v1.SetEgressAllowlistResponse
+	(*Argv)(nil),                       // 22: sandbox.v1.Argv
+	(*ExecRequest)(nil),                // 23: sandbox.v1.ExecRequest
+	(*PtySize)(nil),                    // 24: sandbox.v1.PtySize
+	(*CommandRef)(nil),                 // 25: sandbox.v1.CommandRef
+	(*AttachRequest)(nil),              // 26: sandbox.v1.AttachRequest
+	(*AttachResponse)(nil),             // 27: sandbox.v1.AttachResponse
+	(*WriteInputRequest)(nil),          // 28: sandbox.v1.WriteInputRequest
+	(*WriteInputResponse)(nil),         // 29: sandbox.v1.WriteInputResponse
+	(*StreamInputRequest)(nil),         // 30: sandbox.v1.StreamInputRequest
+	(*StreamInputResponse)(nil),        // 31: sandbox.v1.StreamInputResponse
+	(*SignalCommandRequest)(nil),       // 32: sandbox.v1.SignalCommandRequest
+	(*SignalCommandResponse)(nil),      // 33: sandbox.v1.SignalCommandResponse
+	(*ResizePtyRequest)(nil),           // 34: sandbox.v1.ResizePtyRequest
+	(*ResizePtyResponse)(nil),          // 35: sandbox.v1.ResizePtyResponse
+	(*ListCommandsRequest)(nil),        // 36: sandbox.v1.ListCommandsRequest
+	(*ListCommandsResponse)(nil),       // 37: sandbox.v1.ListCommandsResponse
+	(*CommandInfo)(nil),                // 38: sandbox.v1.CommandInfo
+	(*ExecResponse)(nil),               // 39: sandbox.v1.ExecResponse
+	(*ExecStarted)(nil),                // 40: sandbox.v1.ExecStarted
+	(*ExecExited)(nil),                 // 41: sandbox.v1.ExecExited
+	(*UploadRequest)(nil),              // 42: sandbox.v1.UploadRequest
+	(*UploadHeader)(nil),               // 43: sandbox.v1.UploadHeader
+	(*UploadResponse)(nil),             // 44: sandbox.v1.UploadResponse
+	(*DownloadRequest)(nil),            // 45: sandbox.v1.DownloadRequest
+	(*DownloadResponse)(nil),           // 46: sandbox.v1.DownloadResponse
+	(*DownloadInfo)(nil),               // 47: sandbox.v1.DownloadInfo
+	(*DownloadDone)(nil),               // 48: sandbox.v1.DownloadDone
+	(*FileInfo)(nil),                   // 49: sandbox.v1.FileInfo
+	(*StatRequest)(nil),                // 50: sandbox.v1.StatRequest
+	(*StatResponse)(nil),               // 51: sandbox.v1.StatResponse
+	(*ListDirRequest)(nil),             // 52: sandbox.v1.ListDirRequest
+	(*ListDirResponse)(nil),            // 53: sandbox.v1.ListDirResponse
+	(*MakeDirRequest)(nil),             // 54: sandbox.v1.MakeDirRequest
+	(*MakeDirResponse)(nil),            // 55: sandbox.v1.MakeDirResponse
+	(*RemoveRequest)(nil),              // 56: sandbox.v1.RemoveRequest
+	(*RemoveResponse)(nil),             // 57: sandbox.v1.RemoveResponse
+	(*MoveRequest)(nil),                // 58: sandbox.v1.MoveRequest
+	(*MoveResponse)(nil),               // 59: sandbox.v1.MoveResponse
+	(*WatchRequest)(nil),               // 60: sandbox.v1.WatchRequest
+	(*WatchEvent)(nil),                 // 61: sandbox.v1.WatchEvent
+	(*WatchResponse)(nil),              // 62: sandbox.v1.WatchResponse
+	(*UploadArchiveRequest)(nil),       // 63: sandbox.v1.UploadArchiveRequest
+	(*UploadArchiveHeader)(nil),        // 64: sandbox.v1.UploadArchiveHeader
+	(*UploadArchiveResponse)(nil),      // 65: sandbox.v1.UploadArchiveResponse
+	(*DownloadArchiveRequest)(nil),     // 66: sandbox.v1.DownloadArchiveRequest
+	(*DownloadArchiveResponse)(nil),    // 67: sandbox.v1.DownloadArchiveResponse
+	(*DownloadArchiveDone)(nil),        // 68: sandbox.v1.DownloadArchiveDone
+	nil,                                // 69: sandbox.v1.Sandbox.LabelsEntry
+	nil,                                // 70: sandbox.v1.CreateSandboxRequest.LabelsEntry
+	nil,                                // 71: sandbox.v1.ListSandboxesRequest.LabelSelectorEntry
+	nil,                                // 72: sandbox.v1.ExecRequest.EnvEntry
+	(*timestamppb.Timestamp)(nil),      // 73: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 74: google.protobuf.Duration
 }
 var file_sandbox_v1_sandbox_proto_depIdxs = []int32{
-	3,  // 0: sandbox.v1.Sandbox.state:type_name -> sandbox.v1.Sandbox.State
-	62, // 1: sandbox.v1.Sandbox.labels:type_name -> sandbox.v1.Sandbox.LabelsEntry
-	6,  // 2: sandbox.v1.Sandbox.resources:type_name -> sandbox.v1.Resources
-	66, // 3: sandbox.v1.Sandbox.lease_expires_at:type_name -> google.protobuf.Timestamp
-	66, // 4: sandbox.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
-	6,  // 5: sandbox.v1.CreateSandboxRequest.resources:type_name -> sandbox.v1.Resources
-	63, // 6: sandbox.v1.CreateSandboxRequest.labels:type_name -> sandbox.v1.CreateSandboxRequest.LabelsEntry
-	67, // 7: sandbox.v1.CreateSandboxRequest.lease_ttl:type_name -> google.protobuf.Duration
-	5,  // 8: sandbox.v1.CreateSandboxResponse.sandbox:type_name -> sandbox.v1.Sandbox
-	5,  // 9: sandbox.v1.GetSandboxResponse.sandbox:type_name -> sandbox.v1.Sandbox
-	64, // 10: sandbox.v1.ListSandboxesRequest.label_selector:type_name -> sandbox.v1.ListSandboxesRequest.LabelSelectorEntry
-	5,  // 11: sandbox.v1.ListSandboxesResponse.sandboxes:type_name -> sandbox.v1.Sandbox
-	67, // 12: sandbox.v1.KeepAliveRequest.lease_ttl:type_name -> google.protobuf.Duration
-	66, // 13: sandbox.v1.KeepAliveResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
-	5,  // 14: sandbox.v1.SetInternetAccessResponse.sandbox:type_name -> sandbox.v1.Sandbox
-	5,  // 15: sandbox.v1.SetEgressAllowlistResponse.sandbox:type_name -> sandbox.v1.Sandbox
-	21, // 16: sandbox.v1.ExecRequest.argv:type_name -> sandbox.v1.Argv
-	65, // 17: sandbox.v1.ExecRequest.env:type_name -> sandbox.v1.ExecRequest.EnvEntry
-	67, // 18: sandbox.v1.ExecRequest.timeout:type_name -> google.protobuf.Duration
+	4,  // 0: sandbox.v1.Sandbox.state:type_name -> sandbox.v1.Sandbox.State
+	69, // 1: sandbox.v1.Sandbox.labels:type_name -> sandbox.v1.Sandbox.LabelsEntry
+	7,  // 2: sandbox.v1.Sandbox.resources:type_name -> sandbox.v1.Resources
+	73, // 3: sandbox.v1.Sandbox.lease_expires_at:type_name -> google.protobuf.Timestamp
+	73, // 4: sandbox.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
+	7,  // 5: sandbox.v1.CreateSandboxRequest.resources:type_name -> sandbox.v1.Resources
+	70, // 6: sandbox.v1.CreateSandboxRequest.labels:type_name -> sandbox.v1.CreateSandboxRequest.LabelsEntry
+	74, // 7: sandbox.v1.CreateSandboxRequest.lease_ttl:type_name -> google.protobuf.Duration
+	6,  // 8: sandbox.v1.CreateSandboxResponse.sandbox:type_name -> sandbox.v1.Sandbox
+	6,  // 9: sandbox.v1.GetSandboxResponse.sandbox:type_name -> sandbox.v1.Sandbox
+	71, // 10: sandbox.v1.ListSandboxesRequest.label_selector:type_name -> sandbox.v1.ListSandboxesRequest.LabelSelectorEntry
+	6,  // 11: sandbox.v1.ListSandboxesResponse.sandboxes:type_name -> sandbox.v1.Sandbox
+	74, // 12: sandbox.v1.KeepAliveRequest.lease_ttl:type_name -> google.protobuf.Duration
+	73, // 13: sandbox.v1.KeepAliveResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	6,  // 14: sandbox.v1.SetInternetAccessResponse.sandbox:type_name -> sandbox.v1.Sandbox
+	6,  // 15: sandbox.v1.SetEgressAllowlistResponse.sandbox:type_name -> sandbox.v1.Sandbox
+	22, // 16: sandbox.v1.ExecRequest.argv:type_name -> sandbox.v1.Argv
+	72, // 17: sandbox.v1.ExecRequest.env:type_name -> sandbox.v1.ExecRequest.EnvEntry
+	74, // 18: sandbox.v1.ExecRequest.timeout:type_name -> google.protobuf.Duration
 	0,  // 19: sandbox.v1.ExecRequest.output_limit_action:type_name -> sandbox.v1.OutputLimitAction
-	23, // 20: sandbox.v1.ExecRequest.pty:type_name -> sandbox.v1.PtySize
-	24, // 21: sandbox.v1.AttachRequest.command:type_name -> sandbox.v1.CommandRef
-	39, // 22: sandbox.v1.AttachResponse.started:type_name -> sandbox.v1.ExecStarted
-	40, // 23: sandbox.v1.AttachResponse.exited:type_name -> sandbox.v1.ExecExited
-	24, // 24: sandbox.v1.WriteInputRequest.command:type_name -> sandbox.v1.CommandRef
-	24, // 25: sandbox.v1.StreamInputRequest.command:type_name -> sandbox.v1.CommandRef
-	24, // 26: sandbox.v1.SignalCommandRequest.command:type_name -> sandbox.v1.CommandRef
-	24, // 27: sandbox.v1.ResizePtyRequest.command:type_name -> sandbox.v1.CommandRef
-	23, // 28: sandbox.v1.ResizePtyRequest.size:type_name -> sandbox.v1.PtySize
-	37, // 29: sandbox.v1.ListCommandsResponse.commands:type_name -> sandbox.v1.CommandInfo
-	66, // 30: sandbox.v1.CommandInfo.started_at:type_name -> google.protobuf.Timestamp
-	40, // 31: sandbox.v1.CommandInfo.exited:type_name -> sandbox.v1.ExecExited
-	39, // 32: sandbox.v1.ExecResponse.started:type_name -> sandbox.v1.ExecStarted
-	40, // 33: sandbox.v1.ExecResponse.exited:type_name -> sandbox.v1.ExecExited
-	4,  // 34: sandbox.v1.ExecExited.reason:type_name -> sandbox.v1.ExecExited.Reason
-	67, // 35: sandbox.v1.ExecExited.duration:type_name -> google.protobuf.Duration
-	42, // 36: sandbox.v1.UploadRequest.header:type_name -> sandbox.v1.UploadHeader
-	46, // 37: sandbox.v1.DownloadResponse.info:type_name -> sandbox.v1.DownloadInfo
-	47, // 38: sandbox.v1.DownloadResponse.done:type_name -> sandbox.v1.DownloadDone
+	24, // 20: sandbox.v1.ExecRequest.pty:type_name -> sandbox.v1.PtySize
+	25, // 21: sandbox.v1.AttachRequest.command:type_name -> sandbox.v1.CommandRef
+	40, // 22: sandbox.v1.AttachResponse.started:type_name -> sandbox.v1.ExecStarted
+	41, // 23: sandbox.v1.AttachResponse.exited:type_name -> sandbox.v1.ExecExited
+	25, // 24: sandbox.v1.WriteInputRequest.command:type_name -> sandbox.v1.CommandRef
+	25, // 25: sandbox.v1.StreamInputRequest.command:type_name -> sandbox.v1.CommandRef
+	25, // 26: sandbox.v1.SignalCommandRequest.command:type_name -> sandbox.v1.CommandRef
+	25, // 27: sandbox.v1.ResizePtyRequest.command:type_name -> sandbox.v1.CommandRef
+	24, // 28: sandbox.v1.ResizePtyRequest.size:type_name -> sandbox.v1.PtySize
+	38, // 29: sandbox.v1.ListCommandsResponse.commands:type_name -> sandbox.v1.CommandInfo
+	73, // 30: sandbox.v1.CommandInfo.started_at:type_name -> google.protobuf.Timestamp
+	41, // 31: sandbox.v1.CommandInfo.exited:type_name -> sandbox.v1.ExecExited
+	40, // 32: sandbox.v1.ExecResponse.started:type_name -> sandbox.v1.ExecStarted
+	41, // 33: sandbox.v1.ExecResponse.exited:type_name -> sandbox.v1.ExecExited
+	5,  // 34: sandbox.v1.ExecExited.reason:type_name -> sandbox.v1.ExecExited.Reason
+	74, // 35: sandbox.v1.ExecExited.duration:type_name -> google.protobuf.Duration
+	43, // 36: sandbox.v1.UploadRequest.header:type_name -> sandbox.v1.UploadHeader
+	47, // 37: sandbox.v1.DownloadResponse.info:type_name -> sandbox.v1.DownloadInfo
+	48, // 38: sandbox.v1.DownloadResponse.done:type_name -> sandbox.v1.DownloadDone
 	1,  // 39: sandbox.v1.FileInfo.type:type_name -> sandbox.v1.FileType
-	66, // 40: sandbox.v1.FileInfo.mtime:type_name -> google.protobuf.Timestamp
-	48, // 41: sandbox.v1.StatResponse.info:type_name -> sandbox.v1.FileInfo
-	48, // 42: sandbox.v1.ListDirResponse.entries:type_name -> sandbox.v1.FileInfo
+	73, // 40: sandbox.v1.FileInfo.mtime:type_name -> google.protobuf.Timestamp
+	49, // 41: sandbox.v1.StatResponse.info:type_name -> sandbox.v1.FileInfo
+	49, // 42: sandbox.v1.ListDirResponse.entries:type_name -> sandbox.v1.FileInfo
 	2,  // 43: sandbox.v1.WatchEvent.type:type_name -> sandbox.v1.WatchEventType
-	66, // 44: sandbox.v1.WatchEvent.time:type_name -> google.protobuf.Timestamp
-	60, // 45: sandbox.v1.WatchResponse.events:type_name -> sandbox.v1.WatchEvent
-	7,  // 46: sandbox.v1.SandboxService.CreateSandbox:input_type -> sandbox.v1.CreateSandboxRequest
-	9,  // 47: sandbox.v1.SandboxService.GetSandbox:input_type -> sandbox.v1.GetSandboxRequest
-	11, // 48: sandbox.v1.SandboxService.ListSandboxes:input_type -> sandbox.v1.ListSandboxesRequest
-	13, // 49: sandbox.v1.SandboxService.DestroySandbox:input_type -> sandbox.v1.DestroySandboxRequest
-	15, // 50: sandbox.v1.SandboxService.KeepAlive:input_type -> sandbox.v1.KeepAliveRequest
-	17, // 51: sandbox.v1.SandboxService.SetInternetAccess:input_type -> sandbox.v1.SetInternetAccessRequest
-	19, // 52: sandbox.v1.SandboxService.SetEgressAllowlist:input_type -> sandbox.v1.SetEgressAllowlistRequest
-	22, // 53: sandbox.v1.SandboxService.Exec:input_type -> sandbox.v1.ExecRequest
-	41, // 54: sandbox.v1.SandboxService.Upload:input_type -> sandbox.v1.UploadRequest
-	44, // 55: sandbox.v1.SandboxService.Download:input_type -> sandbox.v1.DownloadRequest
-	25, // 56: sandbox.v1.SandboxService.Attach:input_type -> sandbox.v1.AttachRequest
-	27, // 57: sandbox.v1.SandboxService.WriteInput:input_type -> sandbox.v1.WriteInputRequest
-	29, // 58: sandbox.v1.SandboxService.StreamInput:input_type -> sandbox.v1.StreamInputRequest
-	31, // 59: sandbox.v1.SandboxService.SignalCommand:input_type -> sandbox.v1.SignalCommandRequest
-	33, // 60: sandbox.v1.SandboxService.ResizePty:input_type -> sandbox.v1.ResizePtyRequest
-	35, // 61: sandbox.v1.SandboxService.ListCommands:input_type -> sandbox.v1.ListCommandsRequest
-	49, // 62: sandbox.v1.SandboxService.Stat:input_type -> sandbox.v1.StatRequest
-	51, // 63: sandbox.v1.SandboxService.ListDir:input_type -> sandbox.v1.ListDirRequest
-	53, // 64: sandbox.v1.SandboxService.MakeDir:input_type -> sandbox.v1.MakeDirRequest
-	55, // 65: sandbox.v1.SandboxService.Remove:input_type -> sandbox.v1.RemoveRequest
-	57, // 66: sandbox.v1.SandboxService.Move:input_type -> sandbox.v1.MoveRequest
-	59, // 67: sandbox.v1.SandboxService.Watch:input_type -> sandbox.v1.WatchRequest
-	8,  // 68: sandbox.v1.SandboxService.CreateSandbox:output_type -> sandbox.v1.CreateSandboxResponse
-	10, // 69: sandbox.v1.SandboxService.GetSandbox:output_type -> sandbox.v1.GetSandboxResponse
-	12, // 70: sandbox.v1.SandboxService.ListSandboxes:output_type -> sandbox.v1.ListSandboxesResponse
-	14, // 71: sandbox.v1.SandboxService.DestroySandbox:output_type -> sandbox.v1.DestroySandboxResponse
-	16, // 72: sandbox.v1.SandboxService.KeepAlive:output_type -> sandbox.v1.KeepAliveResponse
-	18, // 73: sandbox.v1.SandboxService.SetInternetAccess:output_type -> sandbox.v1.SetInternetAccessResponse
-	20, // 74: sandbox.v1.SandboxService.SetEgressAllowlist:output_type -> sandbox.v1.SetEgressAllowlistResponse
-	38, // 75: sandbox.v1.SandboxService.Exec:output_type -> sandbox.v1.ExecResponse
-	43, // 76: sandbox.v1.SandboxService.Upload:output_type -> sandbox.v1.UploadResponse
-	45, // 77: sandbox.v1.SandboxService.Download:output_type -> sandbox.v1.DownloadResponse
-	26, // 78: sandbox.v1.SandboxService.Attach:output_type -> sandbox.v1.AttachResponse
-	28, // 79: sandbox.v1.SandboxService.WriteInput:output_type -> sandbox.v1.WriteInputResponse
-	30, // 80: sandbox.v1.SandboxService.StreamInput:output_type -> sandbox.v1.StreamInputResponse
-	32, // 81: sandbox.v1.SandboxService.SignalCommand:output_type -> sandbox.v1.SignalCommandResponse
-	34, // 82: sandbox.v1.SandboxService.ResizePty:output_type -> sandbox.v1.ResizePtyResponse
-	36, // 83: sandbox.v1.SandboxService.ListCommands:output_type -> sandbox.v1.ListCommandsResponse
-	50, // 84: sandbox.v1.SandboxService.Stat:output_type -> sandbox.v1.StatResponse
-	52, // 85: sandbox.v1.SandboxService.ListDir:output_type -> sandbox.v1.ListDirResponse
-	54, // 86: sandbox.v1.SandboxService.MakeDir:output_type -> sandbox.v1.MakeDirResponse
-	56, // 87: sandbox.v1.SandboxService.Remove:output_type -> sandbox.v1.RemoveResponse
-	58, // 88: sandbox.v1.SandboxService.Move:output_type -> sandbox.v1.MoveResponse
-	61, // 89: sandbox.v1.SandboxService.Watch:output_type -> sandbox.v1.WatchResponse
-	68, // [68:90] is the sub-list for method output_type
-	46, // [46:68] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	73, // 44: sandbox.v1.WatchEvent.time:type_name -> google.protobuf.Timestamp
+	61, // 45: sandbox.v1.WatchResponse.events:type_name -> sandbox.v1.WatchEvent
+	64, // 46: sandbox.v1.UploadArchiveRequest.header:type_name -> sandbox.v1.UploadArchiveHeader
+	3,  // 47: sandbox.v1.UploadArchiveHeader.format:type_name -> sandbox.v1.ArchiveFormat
+	3,  // 48: sandbox.v1.DownloadArchiveRequest.format:type_name -> sandbox.v1.ArchiveFormat
+	68, // 49: sandbox.v1.DownloadArchiveResponse.done:type_name -> sandbox.v1.DownloadArchiveDone
+	8,  // 50: sandbox.v1.SandboxService.CreateSandbox:input_type -> sandbox.v1.CreateSandboxRequest
+	10, // 51: sandbox.v1.SandboxService.GetSandbox:input_type -> sandbox.v1.GetSandboxRequest
+	12, // 52: sandbox.v1.SandboxService.ListSandboxes:input_type -> sandbox.v1.ListSandboxesRequest
+	14, // 53: sandbox.v1.SandboxService.DestroySandbox:input_type -> sandbox.v1.DestroySandboxRequest
+	16, // 54: sandbox.v1.SandboxService.KeepAlive:input_type -> sandbox.v1.KeepAliveRequest
+	18, // 55: sandbox.v1.SandboxService.SetInternetAccess:input_type -> sandbox.v1.SetInternetAccessRequest
+	20, // 56: sandbox.v1.SandboxService.SetEgressAllowlist:input_type -> sandbox.v1.SetEgressAllowlistRequest
+	23, // 57: sandbox.v1.SandboxService.Exec:input_type -> sandbox.v1.ExecRequest
+	42, // 58: sandbox.v1.SandboxService.Upload:input_type -> sandbox.v1.UploadRequest
+	45, // 59: sandbox.v1.SandboxService.Download:input_type -> sandbox.v1.DownloadRequest
+	26, // 60: sandbox.v1.SandboxService.Attach:input_type -> sandbox.v1.AttachRequest
+	28, // 61: sandbox.v1.SandboxService.WriteInput:input_type -> sandbox.v1.WriteInputRequest
+	30, // 62: sandbox.v1.SandboxService.StreamInput:input_type -> sandbox.v1.StreamInputRequest
+	32, // 63: sandbox.v1.SandboxService.SignalCommand:input_type -> sandbox.v1.SignalCommandRequest
+	34, // 64: sandbox.v1.SandboxService.ResizePty:input_type -> sandbox.v1.ResizePtyRequest
+	36, // 65: sandbox.v1.SandboxService.ListCommands:input_type -> sandbox.v1.ListCommandsRequest
+	50, // 66: sandbox.v1.SandboxService.Stat:input_type -> sandbox.v1.StatRequest
+	52, // 67: sandbox.v1.SandboxService.ListDir:input_type -> sandbox.v1.ListDirRequest
+	54, // 68: sandbox.v1.SandboxService.MakeDir:input_type -> sandbox.v1.MakeDirRequest
+	56, // 69: sandbox.v1.SandboxService.Remove:input_type -> sandbox.v1.RemoveRequest
+	58, // 70: sandbox.v1.SandboxService.Move:input_type -> sandbox.v1.MoveRequest
+	60, // 71: sandbox.v1.SandboxService.Watch:input_type -> sandbox.v1.WatchRequest
+	63, // 72: sandbox.v1.SandboxService.UploadArchive:input_type -> sandbox.v1.UploadArchiveRequest
+	66, // 73: sandbox.v1.SandboxService.DownloadArchive:input_type -> sandbox.v1.DownloadArchiveRequest
+	9,  // 74: sandbox.v1.SandboxService.CreateSandbox:output_type -> sandbox.v1.CreateSandboxResponse
+	11, // 75: sandbox.v1.SandboxService.GetSandbox:output_type -> sandbox.v1.GetSandboxResponse
+	13, // 76: sandbox.v1.SandboxService.ListSandboxes:output_type -> sandbox.v1.ListSandboxesResponse
+	15, // 77: sandbox.v1.SandboxService.DestroySandbox:output_type -> sandbox.v1.DestroySandboxResponse
+	17, // 78: sandbox.v1.SandboxService.KeepAlive:output_type -> sandbox.v1.KeepAliveResponse
+	19, // 79: sandbox.v1.SandboxService.SetInternetAccess:output_type -> sandbox.v1.SetInternetAccessResponse
+	21, // 80: sandbox.v1.SandboxService.SetEgressAllowlist:output_type -> sandbox.v1.SetEgressAllowlistResponse
+	39, // 81: sandbox.v1.SandboxService.Exec:output_type -> sandbox.v1.ExecResponse
+	44, // 82: sandbox.v1.SandboxService.Upload:output_type -> sandbox.v1.UploadResponse
+	46, // 83: sandbox.v1.SandboxService.Download:output_type -> sandbox.v1.DownloadResponse
+	27, // 84: sandbox.v1.SandboxService.Attach:output_type -> sandbox.v1.AttachResponse
+	29, // 85: sandbox.v1.SandboxService.WriteInput:output_type -> sandbox.v1.WriteInputResponse
+	31, // 86: sandbox.v1.SandboxService.StreamInput:output_type -> sandbox.v1.StreamInputResponse
+	33, // 87: sandbox.v1.SandboxService.SignalCommand:output_type -> sandbox.v1.SignalCommandResponse
+	35, // 88: sandbox.v1.SandboxService.ResizePty:output_type -> sandbox.v1.ResizePtyResponse
+	37, // 89: sandbox.v1.SandboxService.ListCommands:output_type -> sandbox.v1.ListCommandsResponse
+	51, // 90: sandbox.v1.SandboxService.Stat:output_type -> sandbox.v1.StatResponse
+	53, // 91: sandbox.v1.SandboxService.ListDir:output_type -> sandbox.v1.ListDirResponse
+	55, // 92: sandbox.v1.SandboxService.MakeDir:output_type -> sandbox.v1.MakeDirResponse
+	57, // 93: sandbox.v1.SandboxService.Remove:output_type -> sandbox.v1.RemoveResponse
+	59, // 94: sandbox.v1.SandboxService.Move:output_type -> sandbox.v1.MoveResponse
+	62, // 95: sandbox.v1.SandboxService.Watch:output_type -> sandbox.v1.WatchResponse
+	65, // 96: sandbox.v1.SandboxService.UploadArchive:output_type -> sandbox.v1.UploadArchiveResponse
+	67, // 97: sandbox.v1.SandboxService.DownloadArchive:output_type -> sandbox.v1.DownloadArchiveResponse
+	74, // [74:98] is the sub-list for method output_type
+	50, // [50:74] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_sandbox_v1_sandbox_proto_init() }
@@ -4661,13 +5213,21 @@ func file_sandbox_v1_sandbox_proto_init() {
 		(*DownloadResponse_Done)(nil),
 	}
 	file_sandbox_v1_sandbox_proto_msgTypes[48].OneofWrappers = []any{}
+	file_sandbox_v1_sandbox_proto_msgTypes[57].OneofWrappers = []any{
+		(*UploadArchiveRequest_Header)(nil),
+		(*UploadArchiveRequest_Data)(nil),
+	}
+	file_sandbox_v1_sandbox_proto_msgTypes[61].OneofWrappers = []any{
+		(*DownloadArchiveResponse_Data)(nil),
+		(*DownloadArchiveResponse_Done)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sandbox_v1_sandbox_proto_rawDesc), len(file_sandbox_v1_sandbox_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   61,
+			NumEnums:      6,
+			NumMessages:   67,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -70,6 +70,8 @@ const (
 	SandboxService_Remove_FullMethodName             = "/sandbox.v1.SandboxService/Remove"
 	SandboxService_Move_FullMethodName               = "/sandbox.v1.SandboxService/Move"
 	SandboxService_Watch_FullMethodName              = "/sandbox.v1.SandboxService/Watch"
+	SandboxService_UploadArchive_FullMethodName      = "/sandbox.v1.SandboxService/UploadArchive"
+	SandboxService_DownloadArchive_FullMethodName    = "/sandbox.v1.SandboxService/DownloadArchive"
 )
 
 // SandboxServiceClient is the client API for SandboxService service.
@@ -179,6 +181,31 @@ type SandboxServiceClient interface {
 	// FAILED_PRECONDITION when the path is not a directory, RESOURCE_EXHAUSTED
 	// when the sandbox user's inotify limits (instances or watches) are used up.
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
+	// Unpacks a tar archive (optionally gzip) into a new directory: "copy my
+	// repo in". The first message is a header, the rest carry the archive's
+	// bytes (at most 4 MiB each). It is unpacked by GNU tar in the sandbox, as
+	// the sandbox user, into a hidden directory beside the target, and renamed
+	// to the target only once the whole archive arrived and tar succeeded: a
+	// refused, cut-off or cancelled upload leaves nothing (the target, if it
+	// existed, is untouched). Modes and mtimes are kept; owners are the
+	// sandbox user. Files, directories, symlinks and hard links only.
+	// INVALID_ARGUMENT for an entry that would land outside the target (an
+	// absolute path, `..`, or a path through a symlink the archive made), a
+	// device or FIFO, a corrupt archive or gzip stream, or one that ends
+	// without tar's end-of-archive marker (taken as cut off); ALREADY_EXISTS
+	// when the target exists and `replace` is not set; RESOURCE_EXHAUSTED when
+	// the disk or its inodes fill up; FAILED_PRECONDITION when the sandbox has
+	// no tar.
+	UploadArchive(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadArchiveRequest, UploadArchiveResponse], error)
+	// Streams a directory as a tar archive (optionally gzip), made by GNU tar
+	// in the sandbox as the sandbox user: entries are relative ("./..."),
+	// symlinks are stored as links, never followed. Memory stays bounded: the
+	// stream goes at the client's pace. The last message is `done`; a stream
+	// that ends without it failed (e.g. PERMISSION_DENIED for an unreadable
+	// file, after the entries before it were sent). NOT_FOUND when the
+	// directory is missing, FAILED_PRECONDITION when the path is not a
+	// directory.
+	DownloadArchive(ctx context.Context, in *DownloadArchiveRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadArchiveResponse], error)
 }
 
 type sandboxServiceClient struct {
@@ -460,6 +487,38 @@ func (c *sandboxServiceClient) Watch(ctx context.Context, in *WatchRequest, opts
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SandboxService_WatchClient = grpc.ServerStreamingClient[WatchResponse]
 
+func (c *sandboxServiceClient) UploadArchive(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadArchiveRequest, UploadArchiveResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SandboxService_ServiceDesc.Streams[7], SandboxService_UploadArchive_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[UploadArchiveRequest, UploadArchiveResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SandboxService_UploadArchiveClient = grpc.ClientStreamingClient[UploadArchiveRequest, UploadArchiveResponse]
+
+func (c *sandboxServiceClient) DownloadArchive(ctx context.Context, in *DownloadArchiveRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadArchiveResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SandboxService_ServiceDesc.Streams[8], SandboxService_DownloadArchive_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[DownloadArchiveRequest, DownloadArchiveResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SandboxService_DownloadArchiveClient = grpc.ServerStreamingClient[DownloadArchiveResponse]
+
 // SandboxServiceServer is the server API for SandboxService service.
 // All implementations must embed UnimplementedSandboxServiceServer
 // for forward compatibility.
@@ -567,6 +626,31 @@ type SandboxServiceServer interface {
 	// FAILED_PRECONDITION when the path is not a directory, RESOURCE_EXHAUSTED
 	// when the sandbox user's inotify limits (instances or watches) are used up.
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
+	// Unpacks a tar archive (optionally gzip) into a new directory: "copy my
+	// repo in". The first message is a header, the rest carry the archive's
+	// bytes (at most 4 MiB each). It is unpacked by GNU tar in the sandbox, as
+	// the sandbox user, into a hidden directory beside the target, and renamed
+	// to the target only once the whole archive arrived and tar succeeded: a
+	// refused, cut-off or cancelled upload leaves nothing (the target, if it
+	// existed, is untouched). Modes and mtimes are kept; owners are the
+	// sandbox user. Files, directories, symlinks and hard links only.
+	// INVALID_ARGUMENT for an entry that would land outside the target (an
+	// absolute path, `..`, or a path through a symlink the archive made), a
+	// device or FIFO, a corrupt archive or gzip stream, or one that ends
+	// without tar's end-of-archive marker (taken as cut off); ALREADY_EXISTS
+	// when the target exists and `replace` is not set; RESOURCE_EXHAUSTED when
+	// the disk or its inodes fill up; FAILED_PRECONDITION when the sandbox has
+	// no tar.
+	UploadArchive(grpc.ClientStreamingServer[UploadArchiveRequest, UploadArchiveResponse]) error
+	// Streams a directory as a tar archive (optionally gzip), made by GNU tar
+	// in the sandbox as the sandbox user: entries are relative ("./..."),
+	// symlinks are stored as links, never followed. Memory stays bounded: the
+	// stream goes at the client's pace. The last message is `done`; a stream
+	// that ends without it failed (e.g. PERMISSION_DENIED for an unreadable
+	// file, after the entries before it were sent). NOT_FOUND when the
+	// directory is missing, FAILED_PRECONDITION when the path is not a
+	// directory.
+	DownloadArchive(*DownloadArchiveRequest, grpc.ServerStreamingServer[DownloadArchiveResponse]) error
 	mustEmbedUnimplementedSandboxServiceServer()
 }
 
@@ -642,6 +726,12 @@ func (UnimplementedSandboxServiceServer) Move(context.Context, *MoveRequest) (*M
 }
 func (UnimplementedSandboxServiceServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
 	return status.Error(codes.Unimplemented, "method Watch not implemented")
+}
+func (UnimplementedSandboxServiceServer) UploadArchive(grpc.ClientStreamingServer[UploadArchiveRequest, UploadArchiveResponse]) error {
+	return status.Error(codes.Unimplemented, "method UploadArchive not implemented")
+}
+func (UnimplementedSandboxServiceServer) DownloadArchive(*DownloadArchiveRequest, grpc.ServerStreamingServer[DownloadArchiveResponse]) error {
+	return status.Error(codes.Unimplemented, "method DownloadArchive not implemented")
 }
 func (UnimplementedSandboxServiceServer) mustEmbedUnimplementedSandboxServiceServer() {}
 func (UnimplementedSandboxServiceServer) testEmbeddedByValue()                        {}
@@ -1003,6 +1093,24 @@ func _SandboxService_Watch_Handler(srv interface{}, stream grpc.ServerStream) er
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SandboxService_WatchServer = grpc.ServerStreamingServer[WatchResponse]
 
+func _SandboxService_UploadArchive_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(SandboxServiceServer).UploadArchive(&grpc.GenericServerStream[UploadArchiveRequest, UploadArchiveResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SandboxService_UploadArchiveServer = grpc.ClientStreamingServer[UploadArchiveRequest, UploadArchiveResponse]
+
+func _SandboxService_DownloadArchive_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(DownloadArchiveRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(SandboxServiceServer).DownloadArchive(m, &grpc.GenericServerStream[DownloadArchiveRequest, DownloadArchiveResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SandboxService_DownloadArchiveServer = grpc.ServerStreamingServer[DownloadArchiveResponse]
+
 // SandboxService_ServiceDesc is the grpc.ServiceDesc for SandboxService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1105,6 +1213,16 @@ var SandboxService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Watch",
 			Handler:       _SandboxService_Watch_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "UploadArchive",
+			Handler:       _SandboxService_UploadArchive_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "DownloadArchive",
+			Handler:       _SandboxService_DownloadArchive_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -33,6 +33,12 @@ class WatchEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WATCH_EVENT_TYPE_REMOVED: _ClassVar[WatchEventType]
     WATCH_EVENT_TYPE_RENAMED: _ClassVar[WatchEventType]
     WATCH_EVENT_TYPE_OVERFLOW: _ClassVar[WatchEventType]
+
+class ArchiveFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ARCHIVE_FORMAT_UNSPECIFIED: _ClassVar[ArchiveFormat]
+    ARCHIVE_FORMAT_TAR: _ClassVar[ArchiveFormat]
+    ARCHIVE_FORMAT_TAR_GZIP: _ClassVar[ArchiveFormat]
 OUTPUT_LIMIT_ACTION_UNSPECIFIED: OutputLimitAction
 OUTPUT_LIMIT_ACTION_KILL: OutputLimitAction
 OUTPUT_LIMIT_ACTION_DISCARD: OutputLimitAction
@@ -47,6 +53,9 @@ WATCH_EVENT_TYPE_MODIFIED: WatchEventType
 WATCH_EVENT_TYPE_REMOVED: WatchEventType
 WATCH_EVENT_TYPE_RENAMED: WatchEventType
 WATCH_EVENT_TYPE_OVERFLOW: WatchEventType
+ARCHIVE_FORMAT_UNSPECIFIED: ArchiveFormat
+ARCHIVE_FORMAT_TAR: ArchiveFormat
+ARCHIVE_FORMAT_TAR_GZIP: ArchiveFormat
 
 class Sandbox(_message.Message):
     __slots__ = ("id", "state", "labels", "resources", "internet_access", "lease_expires_at", "created_at", "provider", "egress_allowlist", "tenant")
@@ -650,3 +659,65 @@ class WatchResponse(_message.Message):
     ready: bool
     events: _containers.RepeatedCompositeFieldContainer[WatchEvent]
     def __init__(self, ready: bool = ..., events: _Optional[_Iterable[_Union[WatchEvent, _Mapping]]] = ...) -> None: ...
+
+class UploadArchiveRequest(_message.Message):
+    __slots__ = ("header", "data")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    header: UploadArchiveHeader
+    data: bytes
+    def __init__(self, header: _Optional[_Union[UploadArchiveHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class UploadArchiveHeader(_message.Message):
+    __slots__ = ("sandbox_id", "path", "format", "replace", "make_parents")
+    SANDBOX_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    REPLACE_FIELD_NUMBER: _ClassVar[int]
+    MAKE_PARENTS_FIELD_NUMBER: _ClassVar[int]
+    sandbox_id: str
+    path: str
+    format: ArchiveFormat
+    replace: bool
+    make_parents: bool
+    def __init__(self, sandbox_id: _Optional[str] = ..., path: _Optional[str] = ..., format: _Optional[_Union[ArchiveFormat, str]] = ..., replace: bool = ..., make_parents: bool = ...) -> None: ...
+
+class UploadArchiveResponse(_message.Message):
+    __slots__ = ("entries", "archive_bytes", "file_bytes")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    FILE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    entries: int
+    archive_bytes: int
+    file_bytes: int
+    def __init__(self, entries: _Optional[int] = ..., archive_bytes: _Optional[int] = ..., file_bytes: _Optional[int] = ...) -> None: ...
+
+class DownloadArchiveRequest(_message.Message):
+    __slots__ = ("sandbox_id", "path", "format")
+    SANDBOX_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    sandbox_id: str
+    path: str
+    format: ArchiveFormat
+    def __init__(self, sandbox_id: _Optional[str] = ..., path: _Optional[str] = ..., format: _Optional[_Union[ArchiveFormat, str]] = ...) -> None: ...
+
+class DownloadArchiveResponse(_message.Message):
+    __slots__ = ("data", "done")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    done: DownloadArchiveDone
+    def __init__(self, data: _Optional[bytes] = ..., done: _Optional[_Union[DownloadArchiveDone, _Mapping]] = ...) -> None: ...
+
+class DownloadArchiveDone(_message.Message):
+    __slots__ = ("bytes", "sha256", "entries", "changed_while_reading")
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_WHILE_READING_FIELD_NUMBER: _ClassVar[int]
+    bytes: int
+    sha256: str
+    entries: int
+    changed_while_reading: bool
+    def __init__(self, bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., entries: _Optional[int] = ..., changed_while_reading: bool = ...) -> None: ...

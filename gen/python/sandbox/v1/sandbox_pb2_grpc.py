@@ -145,6 +145,16 @@ class SandboxServiceStub(object):
                 request_serializer=sandbox_dot_v1_dot_sandbox__pb2.WatchRequest.SerializeToString,
                 response_deserializer=sandbox_dot_v1_dot_sandbox__pb2.WatchResponse.FromString,
                 _registered_method=True)
+        self.UploadArchive = channel.stream_unary(
+                '/sandbox.v1.SandboxService/UploadArchive',
+                request_serializer=sandbox_dot_v1_dot_sandbox__pb2.UploadArchiveRequest.SerializeToString,
+                response_deserializer=sandbox_dot_v1_dot_sandbox__pb2.UploadArchiveResponse.FromString,
+                _registered_method=True)
+        self.DownloadArchive = channel.unary_stream(
+                '/sandbox.v1.SandboxService/DownloadArchive',
+                request_serializer=sandbox_dot_v1_dot_sandbox__pb2.DownloadArchiveRequest.SerializeToString,
+                response_deserializer=sandbox_dot_v1_dot_sandbox__pb2.DownloadArchiveResponse.FromString,
+                _registered_method=True)
 
 
 class SandboxServiceServicer(object):
@@ -319,7 +329,7 @@ class SandboxServiceServicer(object):
         path or one with a NUL byte is INVALID_ARGUMENT. Common errors: a missing
         path is NOT_FOUND, PERMISSION_DENIED when the sandbox user may not, and
         NOT_FOUND for a sandbox the caller may not see. A call in flight keeps
-        the sandbox's lease. (Archives are not there yet.)
+        the sandbox's lease.
 
         What a path is: type, size, mode, owner, mtime, symlink target.
         """
@@ -372,6 +382,41 @@ class SandboxServiceServicer(object):
         silent loss). NOT_FOUND when the directory is missing,
         FAILED_PRECONDITION when the path is not a directory, RESOURCE_EXHAUSTED
         when the sandbox user's inotify limits (instances or watches) are used up.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadArchive(self, request_iterator, context):
+        """Unpacks a tar archive (optionally gzip) into a new directory: "copy my
+        repo in". The first message is a header, the rest carry the archive's
+        bytes (at most 4 MiB each). It is unpacked by GNU tar in the sandbox, as
+        the sandbox user, into a hidden directory beside the target, and renamed
+        to the target only once the whole archive arrived and tar succeeded: a
+        refused, cut-off or cancelled upload leaves nothing (the target, if it
+        existed, is untouched). Modes and mtimes are kept; owners are the
+        sandbox user. Files, directories, symlinks and hard links only.
+        INVALID_ARGUMENT for an entry that would land outside the target (an
+        absolute path, `..`, or a path through a symlink the archive made), a
+        device or FIFO, a corrupt archive or gzip stream, or one that ends
+        without tar's end-of-archive marker (taken as cut off); ALREADY_EXISTS
+        when the target exists and `replace` is not set; RESOURCE_EXHAUSTED when
+        the disk or its inodes fill up; FAILED_PRECONDITION when the sandbox has
+        no tar.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadArchive(self, request, context):
+        """Streams a directory as a tar archive (optionally gzip), made by GNU tar
+        in the sandbox as the sandbox user: entries are relative ("./..."),
+        symlinks are stored as links, never followed. Memory stays bounded: the
+        stream goes at the client's pace. The last message is `done`; a stream
+        that ends without it failed (e.g. PERMISSION_DENIED for an unreadable
+        file, after the entries before it were sent). NOT_FOUND when the
+        directory is missing, FAILED_PRECONDITION when the path is not a
+        directory.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -489,6 +534,16 @@ def add_SandboxServiceServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=sandbox_dot_v1_dot_sandbox__pb2.WatchRequest.FromString,
                     response_serializer=sandbox_dot_v1_dot_sandbox__pb2.WatchResponse.SerializeToString,
+            ),
+            'UploadArchive': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadArchive,
+                    request_deserializer=sandbox_dot_v1_dot_sandbox__pb2.UploadArchiveRequest.FromString,
+                    response_serializer=sandbox_dot_v1_dot_sandbox__pb2.UploadArchiveResponse.SerializeToString,
+            ),
+            'DownloadArchive': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadArchive,
+                    request_deserializer=sandbox_dot_v1_dot_sandbox__pb2.DownloadArchiveRequest.FromString,
+                    response_serializer=sandbox_dot_v1_dot_sandbox__pb2.DownloadArchiveResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1086,6 +1141,60 @@ class SandboxService(object):
             '/sandbox.v1.SandboxService/Watch',
             sandbox_dot_v1_dot_sandbox__pb2.WatchRequest.SerializeToString,
             sandbox_dot_v1_dot_sandbox__pb2.WatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadArchive(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/sandbox.v1.SandboxService/UploadArchive',
+            sandbox_dot_v1_dot_sandbox__pb2.UploadArchiveRequest.SerializeToString,
+            sandbox_dot_v1_dot_sandbox__pb2.UploadArchiveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadArchive(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sandbox.v1.SandboxService/DownloadArchive',
+            sandbox_dot_v1_dot_sandbox__pb2.DownloadArchiveRequest.SerializeToString,
+            sandbox_dot_v1_dot_sandbox__pb2.DownloadArchiveResponse.FromString,
             options,
             channel_credentials,
             insecure,

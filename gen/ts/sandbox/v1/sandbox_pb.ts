@@ -41,7 +41,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sandbox/v1/sandbox.proto.
  */
 export const file_sandbox_v1_sandbox: GenFile = /*@__PURE__*/
-  fileDesc("ChhzYW5kYm94L3YxL3NhbmRib3gucHJvdG8SCnNhbmRib3gudjEi9AMKB1NhbmRib3gSCgoCaWQYASABKAkSKAoFc3RhdGUYAiABKA4yGS5zYW5kYm94LnYxLlNhbmRib3guU3RhdGUSLwoGbGFiZWxzGAMgAygLMh8uc2FuZGJveC52MS5TYW5kYm94LkxhYmVsc0VudHJ5EigKCXJlc291cmNlcxgEIAEoCzIVLnNhbmRib3gudjEuUmVzb3VyY2VzEhcKD2ludGVybmV0X2FjY2VzcxgFIAEoCBI0ChBsZWFzZV9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghwcm92aWRlchgIIAEoCRIYChBlZ3Jlc3NfYWxsb3dsaXN0GAkgAygJEg4KBnRlbmFudBgKIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIm4KBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEgoOU1RBVEVfQ1JFQVRJTkcQARIRCg1TVEFURV9SVU5OSU5HEAISFAoQU1RBVEVfREVTVFJPWUlORxADEhEKDVNUQVRFX1NUT1BQRUQQBCJACglSZXNvdXJjZXMSDQoFY29yZXMYASABKA0SEgoKbWVtb3J5X21pYhgCIAEoDRIQCghkaXNrX2dpYhgDIAEoDSKIAgoUQ3JlYXRlU2FuZGJveFJlcXVlc3QSKAoJcmVzb3VyY2VzGAEgASgLMhUuc2FuZGJveC52MS5SZXNvdXJjZXMSFwoPaW50ZXJuZXRfYWNjZXNzGAIgASgIEjwKBmxhYmVscxgDIAMoCzIsLnNhbmRib3gudjEuQ3JlYXRlU2FuZGJveFJlcXVlc3QuTGFiZWxzRW50cnkSLAoJbGVhc2VfdHRsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhIKCnJlcXVlc3RfaWQYBSABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI9ChVDcmVhdGVTYW5kYm94UmVzcG9uc2USJAoHc2FuZGJveBgBIAEoCzITLnNhbmRib3gudjEuU2FuZGJveCInChFHZXRTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIjoKEkdldFNhbmRib3hSZXNwb25zZRIkCgdzYW5kYm94GAEgASgLMhMuc2FuZGJveC52MS5TYW5kYm94IsABChRMaXN0U2FuZGJveGVzUmVxdWVzdBJLCg5sYWJlbF9zZWxlY3RvchgBIAMoCzIzLnNhbmRib3gudjEuTGlzdFNhbmRib3hlc1JlcXVlc3QuTGFiZWxTZWxlY3RvckVudHJ5EhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJGjQKEkxhYmVsU2VsZWN0b3JFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlgKFUxpc3RTYW5kYm94ZXNSZXNwb25zZRImCglzYW5kYm94ZXMYASADKAsyEy5zYW5kYm94LnYxLlNhbmRib3gSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIisKFURlc3Ryb3lTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIhgKFkRlc3Ryb3lTYW5kYm94UmVzcG9uc2UiVAoQS2VlcEFsaXZlUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEiwKCWxlYXNlX3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJJChFLZWVwQWxpdmVSZXNwb25zZRI0ChBsZWFzZV9leHBpcmVzX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI/ChhTZXRJbnRlcm5ldEFjY2Vzc1JlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCRIPCgdlbmFibGVkGAIgASgIIkEKGVNldEludGVybmV0QWNjZXNzUmVzcG9uc2USJAoHc2FuZGJveBgBIAEoCzITLnNhbmRib3gudjEuU2FuZGJveCJAChlTZXRFZ3Jlc3NBbGxvd2xpc3RSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSDwoHZW50cmllcxgCIAMoCSJCChpTZXRFZ3Jlc3NBbGxvd2xpc3RSZXNwb25zZRIkCgdzYW5kYm94GAEgASgLMhMuc2FuZGJveC52MS5TYW5kYm94IhQKBEFyZ3YSDAoEYXJncxgBIAMoCSLQAwoLRXhlY1JlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCRIgCgRhcmd2GAIgASgLMhAuc2FuZGJveC52MS5Bcmd2SAASDwoFc2hlbGwYAyABKAlIABItCgNlbnYYBCADKAsyIC5zYW5kYm94LnYxLkV4ZWNSZXF1ZXN0LkVudkVudHJ5EgsKA2N3ZBgFIAEoCRINCgVzdGRpbhgGIAEoDBIqCgd0aW1lb3V0GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhgKEG1heF9vdXRwdXRfYnl0ZXMYCCABKAQSOgoTb3V0cHV0X2xpbWl0X2FjdGlvbhgQIAEoDjIdLnNhbmRib3gudjEuT3V0cHV0TGltaXRBY3Rpb24SEgoKYmFja2dyb3VuZBgRIAEoCBIXCg9rZWVwX3N0ZGluX29wZW4YEiABKAgSIAoDcHR5GBMgASgLMhMuc2FuZGJveC52MS5QdHlTaXplEgsKA3RhZxgUIAEoCRIUCgxyZXRhaW5fYnl0ZXMYFSABKAQaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIJCgdjb21tYW5kSgQICRAQIjMKB1B0eVNpemUSDAoEcm93cxgBIAEoDRIMCgRjb2xzGAIgASgNEgwKBHRlcm0YAyABKAkiTQoKQ29tbWFuZFJlZhISCgpzYW5kYm94X2lkGAEgASgJEhEKB2V4ZWNfaWQYAiABKAlIABINCgN0YWcYAyABKAlIAEIJCgdjb21tYW5kIn0KDUF0dGFjaFJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIVCg1zdGRvdXRfb2Zmc2V0GAIgASgEEhUKDXN0ZGVycl9vZmZzZXQYAyABKAQSFQoNZnJvbV9lYXJsaWVzdBgEIAEoCCKjAQoOQXR0YWNoUmVzcG9uc2USDgoGb2Zmc2V0GAUgASgEEioKB3N0YXJ0ZWQYASABKAsyFy5zYW5kYm94LnYxLkV4ZWNTdGFydGVkSAASEAoGc3Rkb3V0GAIgASgMSAASEAoGc3RkZXJyGAMgASgMSAASKAoGZXhpdGVkGAQgASgLMhYuc2FuZGJveC52MS5FeGVjRXhpdGVkSABCBwoFZXZlbnQiWQoRV3JpdGVJbnB1dFJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIMCgRkYXRhGAIgASgMEg0KBWNsb3NlGAMgASgIIhQKEldyaXRlSW5wdXRSZXNwb25zZSJaChJTdHJlYW1JbnB1dFJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIMCgRkYXRhGAIgASgMEg0KBWNsb3NlGAMgASgIIhUKE1N0cmVhbUlucHV0UmVzcG9uc2UiTwoUU2lnbmFsQ29tbWFuZFJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIOCgZzaWduYWwYAiABKAkiFwoVU2lnbmFsQ29tbWFuZFJlc3BvbnNlIl4KEFJlc2l6ZVB0eVJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIhCgRzaXplGAIgASgLMhMuc2FuZGJveC52MS5QdHlTaXplIhMKEVJlc2l6ZVB0eVJlc3BvbnNlIikKE0xpc3RDb21tYW5kc1JlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCSJBChRMaXN0Q29tbWFuZHNSZXNwb25zZRIpCghjb21tYW5kcxgBIAMoCzIXLnNhbmRib3gudjEuQ29tbWFuZEluZm8ilgIKC0NvbW1hbmRJbmZvEg8KB2V4ZWNfaWQYASABKAkSCwoDdGFnGAIgASgJEgwKBGFyZ3MYAyADKAkSLgoKc3RhcnRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHcnVubmluZxgFIAEoCBImCgZleGl0ZWQYBiABKAsyFi5zYW5kYm94LnYxLkV4ZWNFeGl0ZWQSFwoPc3Rkb3V0X2VhcmxpZXN0GAcgASgEEhIKCnN0ZG91dF9lbmQYCCABKAQSFwoPc3RkZXJyX2VhcmxpZXN0GAkgASgEEhIKCnN0ZGVycl9lbmQYCiABKAQSCwoDcHR5GAsgASgIEgsKA3BpZBgMIAEoDSKhAQoMRXhlY1Jlc3BvbnNlEg4KBm9mZnNldBgFIAEoBBIqCgdzdGFydGVkGAEgASgLMhcuc2FuZGJveC52MS5FeGVjU3RhcnRlZEgAEhAKBnN0ZG91dBgCIAEoDEgAEhAKBnN0ZGVychgDIAEoDEgAEigKBmV4aXRlZBgEIAEoCzIWLnNhbmRib3gudjEuRXhlY0V4aXRlZEgAQgcKBWV2ZW50IisKC0V4ZWNTdGFydGVkEg8KB2V4ZWNfaWQYASABKAkSCwoDcGlkGAIgASgNIsoCCgpFeGVjRXhpdGVkEi0KBnJlYXNvbhgBIAEoDjIdLnNhbmRib3gudjEuRXhlY0V4aXRlZC5SZWFzb24SFgoJZXhpdF9jb2RlGAIgASgFSACIAQESDgoGc2lnbmFsGAMgASgJEhgKEHN0ZG91dF90cnVuY2F0ZWQYBCABKAgSGAoQc3RkZXJyX3RydW5jYXRlZBgFIAEoCBIrCghkdXJhdGlvbhgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ2CgZSZWFzb24SFgoSUkVBU09OX1VOU1BFQ0lGSUVEEAASEQoNUkVBU09OX0VYSVRFRBABEhIKDlJFQVNPTl9USU1FT1VUEAISFAoQUkVBU09OX0NBTkNFTExFRBADEhcKE1JFQVNPTl9PVVRQVVRfTElNSVQQBEIMCgpfZXhpdF9jb2RlIlMKDVVwbG9hZFJlcXVlc3QSKgoGaGVhZGVyGAEgASgLMhguc2FuZGJveC52MS5VcGxvYWRIZWFkZXJIABIOCgRkYXRhGAIgASgMSABCBgoEcGFydCKbAQoMVXBsb2FkSGVhZGVyEhIKCnNhbmRib3hfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIMCgRtb2RlGAMgASgNEhQKDG1ha2VfcGFyZW50cxgEIAEoCBIaCg1leHBlY3RlZF9zaXplGAUgASgESACIAQESFwoPZXhwZWN0ZWRfc2hhMjU2GAYgASgJQhAKDl9leHBlY3RlZF9zaXplIjcKDlVwbG9hZFJlc3BvbnNlEhUKDWJ5dGVzX3dyaXR0ZW4YASABKAQSDgoGc2hhMjU2GAIgASgJIkMKD0Rvd25sb2FkUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDgoGb2Zmc2V0GAMgASgEIn4KEERvd25sb2FkUmVzcG9uc2USKAoEaW5mbxgBIAEoCzIYLnNhbmRib3gudjEuRG93bmxvYWRJbmZvSAASDgoEZGF0YRgCIAEoDEgAEigKBGRvbmUYAyABKAsyGC5zYW5kYm94LnYxLkRvd25sb2FkRG9uZUgAQgYKBHBhcnQiOgoMRG93bmxvYWRJbmZvEgwKBHNpemUYASABKAQSDAoEbW9kZRgCIAEoDRIOCgZvZmZzZXQYAyABKAQiLQoMRG93bmxvYWREb25lEg0KBWJ5dGVzGAEgASgEEg4KBnNoYTI1NhgCIAEoCSLDAQoIRmlsZUluZm8SDAoEbmFtZRgBIAEoCRIMCgRwYXRoGAIgASgJEiIKBHR5cGUYAyABKA4yFC5zYW5kYm94LnYxLkZpbGVUeXBlEgwKBHNpemUYBCABKAQSDAoEbW9kZRgFIAEoDRILCgN1aWQYBiABKA0SCwoDZ2lkGAcgASgNEikKBW10aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5zeW1saW5rX3RhcmdldBgJIAEoCSJICgtTdGF0UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEgwKBHBhdGgYAiABKAkSFwoPZm9sbG93X3N5bWxpbmtzGAMgASgIIjIKDFN0YXRSZXNwb25zZRIiCgRpbmZvGAEgASgLMhQuc2FuZGJveC52MS5GaWxlSW5mbyJBCg5MaXN0RGlyUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDQoFZGVwdGgYAyABKA0iOAoPTGlzdERpclJlc3BvbnNlEiUKB2VudHJpZXMYASADKAsyFC5zYW5kYm94LnYxLkZpbGVJbmZvIl8KDk1ha2VEaXJSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIPCgdwYXJlbnRzGAMgASgIEhEKBG1vZGUYBCABKA1IAIgBAUIHCgVfbW9kZSIRCg9NYWtlRGlyUmVzcG9uc2UiRAoNUmVtb3ZlUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEgwKBHBhdGgYAiABKAkSEQoJcmVjdXJzaXZlGAMgASgIIhAKDlJlbW92ZVJlc3BvbnNlIk4KC01vdmVSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSDAoEZnJvbRgCIAEoCRIKCgJ0bxgDIAEoCRIRCglvdmVyd3JpdGUYBCABKAgiDgoMTW92ZVJlc3BvbnNlIkMKDFdhdGNoUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEgwKBHBhdGgYAiABKAkSEQoJcmVjdXJzaXZlGAMgASgIIpABCgpXYXRjaEV2ZW50EgwKBHBhdGgYASABKAkSKAoEdHlwZRgCIAEoDjIaLnNhbmRib3gudjEuV2F0Y2hFdmVudFR5cGUSEAoIb2xkX3BhdGgYAyABKAkSKAoEdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGaXNfZGlyGAUgASgIIkYKDVdhdGNoUmVzcG9uc2USDQoFcmVhZHkYASABKAgSJgoGZXZlbnRzGAIgAygLMhYuc2FuZGJveC52MS5XYXRjaEV2ZW50KncKEU91dHB1dExpbWl0QWN0aW9uEiMKH09VVFBVVF9MSU1JVF9BQ1RJT05fVU5TUEVDSUZJRUQQABIcChhPVVRQVVRfTElNSVRfQUNUSU9OX0tJTEwQARIfChtPVVRQVVRfTElNSVRfQUNUSU9OX0RJU0NBUkQQAip+CghGaWxlVHlwZRIZChVGSUxFX1RZUEVfVU5TUEVDSUZJRUQQABISCg5GSUxFX1RZUEVfRklMRRABEhcKE0ZJTEVfVFlQRV9ESVJFQ1RPUlkQAhIVChFGSUxFX1RZUEVfU1lNTElOSxADEhMKD0ZJTEVfVFlQRV9PVEhFUhAEKsoBCg5XYXRjaEV2ZW50VHlwZRIgChxXQVRDSF9FVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASHAoYV0FUQ0hfRVZFTlRfVFlQRV9DUkVBVEVEEAESHQoZV0FUQ0hfRVZFTlRfVFlQRV9NT0RJRklFRBACEhwKGFdBVENIX0VWRU5UX1RZUEVfUkVNT1ZFRBADEhwKGFdBVENIX0VWRU5UX1RZUEVfUkVOQU1FRBAEEh0KGVdBVENIX0VWRU5UX1RZUEVfT1ZFUkZMT1cQBTKSDQoOU2FuZGJveFNlcnZpY2USVAoNQ3JlYXRlU2FuZGJveBIgLnNhbmRib3gudjEuQ3JlYXRlU2FuZGJveFJlcXVlc3QaIS5zYW5kYm94LnYxLkNyZWF0ZVNhbmRib3hSZXNwb25zZRJLCgpHZXRTYW5kYm94Eh0uc2FuZGJveC52MS5HZXRTYW5kYm94UmVxdWVzdBoeLnNhbmRib3gudjEuR2V0U2FuZGJveFJlc3BvbnNlElQKDUxpc3RTYW5kYm94ZXMSIC5zYW5kYm94LnYxLkxpc3RTYW5kYm94ZXNSZXF1ZXN0GiEuc2FuZGJveC52MS5MaXN0U2FuZGJveGVzUmVzcG9uc2USVwoORGVzdHJveVNhbmRib3gSIS5zYW5kYm94LnYxLkRlc3Ryb3lTYW5kYm94UmVxdWVzdBoiLnNhbmRib3gudjEuRGVzdHJveVNhbmRib3hSZXNwb25zZRJICglLZWVwQWxpdmUSHC5zYW5kYm94LnYxLktlZXBBbGl2ZVJlcXVlc3QaHS5zYW5kYm94LnYxLktlZXBBbGl2ZVJlc3BvbnNlEmAKEVNldEludGVybmV0QWNjZXNzEiQuc2FuZGJveC52MS5TZXRJbnRlcm5ldEFjY2Vzc1JlcXVlc3QaJS5zYW5kYm94LnYxLlNldEludGVybmV0QWNjZXNzUmVzcG9uc2USYwoSU2V0RWdyZXNzQWxsb3dsaXN0EiUuc2FuZGJveC52MS5TZXRFZ3Jlc3NBbGxvd2xpc3RSZXF1ZXN0GiYuc2FuZGJveC52MS5TZXRFZ3Jlc3NBbGxvd2xpc3RSZXNwb25zZRI7CgRFeGVjEhcuc2FuZGJveC52MS5FeGVjUmVxdWVzdBoYLnNhbmRib3gudjEuRXhlY1Jlc3BvbnNlMAESQQoGVXBsb2FkEhkuc2FuZGJveC52MS5VcGxvYWRSZXF1ZXN0Ghouc2FuZGJveC52MS5VcGxvYWRSZXNwb25zZSgBEkcKCERvd25sb2FkEhsuc2FuZGJveC52MS5Eb3dubG9hZFJlcXVlc3QaHC5zYW5kYm94LnYxLkRvd25sb2FkUmVzcG9uc2UwARJBCgZBdHRhY2gSGS5zYW5kYm94LnYxLkF0dGFjaFJlcXVlc3QaGi5zYW5kYm94LnYxLkF0dGFjaFJlc3BvbnNlMAESSwoKV3JpdGVJbnB1dBIdLnNhbmRib3gudjEuV3JpdGVJbnB1dFJlcXVlc3QaHi5zYW5kYm94LnYxLldyaXRlSW5wdXRSZXNwb25zZRJQCgtTdHJlYW1JbnB1dBIeLnNhbmRib3gudjEuU3RyZWFtSW5wdXRSZXF1ZXN0Gh8uc2FuZGJveC52MS5TdHJlYW1JbnB1dFJlc3BvbnNlKAESVAoNU2lnbmFsQ29tbWFuZBIgLnNhbmRib3gudjEuU2lnbmFsQ29tbWFuZFJlcXVlc3QaIS5zYW5kYm94LnYxLlNpZ25hbENvbW1hbmRSZXNwb25zZRJICglSZXNpemVQdHkSHC5zYW5kYm94LnYxLlJlc2l6ZVB0eVJlcXVlc3QaHS5zYW5kYm94LnYxLlJlc2l6ZVB0eVJlc3BvbnNlElEKDExpc3RDb21tYW5kcxIfLnNhbmRib3gudjEuTGlzdENvbW1hbmRzUmVxdWVzdBogLnNhbmRib3gudjEuTGlzdENvbW1hbmRzUmVzcG9uc2USOQoEU3RhdBIXLnNhbmRib3gudjEuU3RhdFJlcXVlc3QaGC5zYW5kYm94LnYxLlN0YXRSZXNwb25zZRJECgdMaXN0RGlyEhouc2FuZGJveC52MS5MaXN0RGlyUmVxdWVzdBobLnNhbmRib3gudjEuTGlzdERpclJlc3BvbnNlMAESQgoHTWFrZURpchIaLnNhbmRib3gudjEuTWFrZURpclJlcXVlc3QaGy5zYW5kYm94LnYxLk1ha2VEaXJSZXNwb25zZRI/CgZSZW1vdmUSGS5zYW5kYm94LnYxLlJlbW92ZVJlcXVlc3QaGi5zYW5kYm94LnYxLlJlbW92ZVJlc3BvbnNlEjkKBE1vdmUSFy5zYW5kYm94LnYxLk1vdmVSZXF1ZXN0Ghguc2FuZGJveC52MS5Nb3ZlUmVzcG9uc2USPgoFV2F0Y2gSGC5zYW5kYm94LnYxLldhdGNoUmVxdWVzdBoZLnNhbmRib3gudjEuV2F0Y2hSZXNwb25zZTABQipaKHNhbmRib3hkLmRldi9nZW4vZ28vc2FuZGJveC92MTtzYW5kYm94djFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChhzYW5kYm94L3YxL3NhbmRib3gucHJvdG8SCnNhbmRib3gudjEi9AMKB1NhbmRib3gSCgoCaWQYASABKAkSKAoFc3RhdGUYAiABKA4yGS5zYW5kYm94LnYxLlNhbmRib3guU3RhdGUSLwoGbGFiZWxzGAMgAygLMh8uc2FuZGJveC52MS5TYW5kYm94LkxhYmVsc0VudHJ5EigKCXJlc291cmNlcxgEIAEoCzIVLnNhbmRib3gudjEuUmVzb3VyY2VzEhcKD2ludGVybmV0X2FjY2VzcxgFIAEoCBI0ChBsZWFzZV9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghwcm92aWRlchgIIAEoCRIYChBlZ3Jlc3NfYWxsb3dsaXN0GAkgAygJEg4KBnRlbmFudBgKIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIm4KBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEgoOU1RBVEVfQ1JFQVRJTkcQARIRCg1TVEFURV9SVU5OSU5HEAISFAoQU1RBVEVfREVTVFJPWUlORxADEhEKDVNUQVRFX1NUT1BQRUQQBCJACglSZXNvdXJjZXMSDQoFY29yZXMYASABKA0SEgoKbWVtb3J5X21pYhgCIAEoDRIQCghkaXNrX2dpYhgDIAEoDSKIAgoUQ3JlYXRlU2FuZGJveFJlcXVlc3QSKAoJcmVzb3VyY2VzGAEgASgLMhUuc2FuZGJveC52MS5SZXNvdXJjZXMSFwoPaW50ZXJuZXRfYWNjZXNzGAIgASgIEjwKBmxhYmVscxgDIAMoCzIsLnNhbmRib3gudjEuQ3JlYXRlU2FuZGJveFJlcXVlc3QuTGFiZWxzRW50cnkSLAoJbGVhc2VfdHRsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhIKCnJlcXVlc3RfaWQYBSABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI9ChVDcmVhdGVTYW5kYm94UmVzcG9uc2USJAoHc2FuZGJveBgBIAEoCzITLnNhbmRib3gudjEuU2FuZGJveCInChFHZXRTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIjoKEkdldFNhbmRib3hSZXNwb25zZRIkCgdzYW5kYm94GAEgASgLMhMuc2FuZGJveC52MS5TYW5kYm94IsABChRMaXN0U2FuZGJveGVzUmVxdWVzdBJLCg5sYWJlbF9zZWxlY3RvchgBIAMoCzIzLnNhbmRib3gudjEuTGlzdFNhbmRib3hlc1JlcXVlc3QuTGFiZWxTZWxlY3RvckVudHJ5EhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJGjQKEkxhYmVsU2VsZWN0b3JFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlgKFUxpc3RTYW5kYm94ZXNSZXNwb25zZRImCglzYW5kYm94ZXMYASADKAsyEy5zYW5kYm94LnYxLlNhbmRib3gSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIisKFURlc3Ryb3lTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIhgKFkRlc3Ryb3lTYW5kYm94UmVzcG9uc2UiVAoQS2VlcEFsaXZlUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEiwKCWxlYXNlX3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJJChFLZWVwQWxpdmVSZXNwb25zZRI0ChBsZWFzZV9leHBpcmVzX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI/ChhTZXRJbnRlcm5ldEFjY2Vzc1JlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCRIPCgdlbmFibGVkGAIgASgIIkEKGVNldEludGVybmV0QWNjZXNzUmVzcG9uc2USJAoHc2FuZGJveBgBIAEoCzITLnNhbmRib3gudjEuU2FuZGJveCJAChlTZXRFZ3Jlc3NBbGxvd2xpc3RSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSDwoHZW50cmllcxgCIAMoCSJCChpTZXRFZ3Jlc3NBbGxvd2xpc3RSZXNwb25zZRIkCgdzYW5kYm94GAEgASgLMhMuc2FuZGJveC52MS5TYW5kYm94IhQKBEFyZ3YSDAoEYXJncxgBIAMoCSLQAwoLRXhlY1JlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCRIgCgRhcmd2GAIgASgLMhAuc2FuZGJveC52MS5Bcmd2SAASDwoFc2hlbGwYAyABKAlIABItCgNlbnYYBCADKAsyIC5zYW5kYm94LnYxLkV4ZWNSZXF1ZXN0LkVudkVudHJ5EgsKA2N3ZBgFIAEoCRINCgVzdGRpbhgGIAEoDBIqCgd0aW1lb3V0GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhgKEG1heF9vdXRwdXRfYnl0ZXMYCCABKAQSOgoTb3V0cHV0X2xpbWl0X2FjdGlvbhgQIAEoDjIdLnNhbmRib3gudjEuT3V0cHV0TGltaXRBY3Rpb24SEgoKYmFja2dyb3VuZBgRIAEoCBIXCg9rZWVwX3N0ZGluX29wZW4YEiABKAgSIAoDcHR5GBMgASgLMhMuc2FuZGJveC52MS5QdHlTaXplEgsKA3RhZxgUIAEoCRIUCgxyZXRhaW5fYnl0ZXMYFSABKAQaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIJCgdjb21tYW5kSgQICRAQIjMKB1B0eVNpemUSDAoEcm93cxgBIAEoDRIMCgRjb2xzGAIgASgNEgwKBHRlcm0YAyABKAkiTQoKQ29tbWFuZFJlZhISCgpzYW5kYm94X2lkGAEgASgJEhEKB2V4ZWNfaWQYAiABKAlIABINCgN0YWcYAyABKAlIAEIJCgdjb21tYW5kIn0KDUF0dGFjaFJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIVCg1zdGRvdXRfb2Zmc2V0GAIgASgEEhUKDXN0ZGVycl9vZmZzZXQYAyABKAQSFQoNZnJvbV9lYXJsaWVzdBgEIAEoCCKjAQoOQXR0YWNoUmVzcG9uc2USDgoGb2Zmc2V0GAUgASgEEioKB3N0YXJ0ZWQYASABKAsyFy5zYW5kYm94LnYxLkV4ZWNTdGFydGVkSAASEAoGc3Rkb3V0GAIgASgMSAASEAoGc3RkZXJyGAMgASgMSAASKAoGZXhpdGVkGAQgASgLMhYuc2FuZGJveC52MS5FeGVjRXhpdGVkSABCBwoFZXZlbnQiWQoRV3JpdGVJbnB1dFJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIMCgRkYXRhGAIgASgMEg0KBWNsb3NlGAMgASgIIhQKEldyaXRlSW5wdXRSZXNwb25zZSJaChJTdHJlYW1JbnB1dFJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIMCgRkYXRhGAIgASgMEg0KBWNsb3NlGAMgASgIIhUKE1N0cmVhbUlucHV0UmVzcG9uc2UiTwoUU2lnbmFsQ29tbWFuZFJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIOCgZzaWduYWwYAiABKAkiFwoVU2lnbmFsQ29tbWFuZFJlc3BvbnNlIl4KEFJlc2l6ZVB0eVJlcXVlc3QSJwoHY29tbWFuZBgBIAEoCzIWLnNhbmRib3gudjEuQ29tbWFuZFJlZhIhCgRzaXplGAIgASgLMhMuc2FuZGJveC52MS5QdHlTaXplIhMKEVJlc2l6ZVB0eVJlc3BvbnNlIikKE0xpc3RDb21tYW5kc1JlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCSJBChRMaXN0Q29tbWFuZHNSZXNwb25zZRIpCghjb21tYW5kcxgBIAMoCzIXLnNhbmRib3gudjEuQ29tbWFuZEluZm8ilgIKC0NvbW1hbmRJbmZvEg8KB2V4ZWNfaWQYASABKAkSCwoDdGFnGAIgASgJEgwKBGFyZ3MYAyADKAkSLgoKc3RhcnRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHcnVubmluZxgFIAEoCBImCgZleGl0ZWQYBiABKAsyFi5zYW5kYm94LnYxLkV4ZWNFeGl0ZWQSFwoPc3Rkb3V0X2VhcmxpZXN0GAcgASgEEhIKCnN0ZG91dF9lbmQYCCABKAQSFwoPc3RkZXJyX2VhcmxpZXN0GAkgASgEEhIKCnN0ZGVycl9lbmQYCiABKAQSCwoDcHR5GAsgASgIEgsKA3BpZBgMIAEoDSKhAQoMRXhlY1Jlc3BvbnNlEg4KBm9mZnNldBgFIAEoBBIqCgdzdGFydGVkGAEgASgLMhcuc2FuZGJveC52MS5FeGVjU3RhcnRlZEgAEhAKBnN0ZG91dBgCIAEoDEgAEhAKBnN0ZGVychgDIAEoDEgAEigKBmV4aXRlZBgEIAEoCzIWLnNhbmRib3gudjEuRXhlY0V4aXRlZEgAQgcKBWV2ZW50IisKC0V4ZWNTdGFydGVkEg8KB2V4ZWNfaWQYASABKAkSCwoDcGlkGAIgASgNIsoCCgpFeGVjRXhpdGVkEi0KBnJlYXNvbhgBIAEoDjIdLnNhbmRib3gudjEuRXhlY0V4aXRlZC5SZWFzb24SFgoJZXhpdF9jb2RlGAIgASgFSACIAQESDgoGc2lnbmFsGAMgASgJEhgKEHN0ZG91dF90cnVuY2F0ZWQYBCABKAgSGAoQc3RkZXJyX3RydW5jYXRlZBgFIAEoCBIrCghkdXJhdGlvbhgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ2CgZSZWFzb24SFgoSUkVBU09OX1VOU1BFQ0lGSUVEEAASEQoNUkVBU09OX0VYSVRFRBABEhIKDlJFQVNPTl9USU1FT1VUEAISFAoQUkVBU09OX0NBTkNFTExFRBADEhcKE1JFQVNPTl9PVVRQVVRfTElNSVQQBEIMCgpfZXhpdF9jb2RlIlMKDVVwbG9hZFJlcXVlc3QSKgoGaGVhZGVyGAEgASgLMhguc2FuZGJveC52MS5VcGxvYWRIZWFkZXJIABIOCgRkYXRhGAIgASgMSABCBgoEcGFydCKbAQoMVXBsb2FkSGVhZGVyEhIKCnNhbmRib3hfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIMCgRtb2RlGAMgASgNEhQKDG1ha2VfcGFyZW50cxgEIAEoCBIaCg1leHBlY3RlZF9zaXplGAUgASgESACIAQESFwoPZXhwZWN0ZWRfc2hhMjU2GAYgASgJQhAKDl9leHBlY3RlZF9zaXplIjcKDlVwbG9hZFJlc3BvbnNlEhUKDWJ5dGVzX3dyaXR0ZW4YASABKAQSDgoGc2hhMjU2GAIgASgJIkMKD0Rvd25sb2FkUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDgoGb2Zmc2V0GAMgASgEIn4KEERvd25sb2FkUmVzcG9uc2USKAoEaW5mbxgBIAEoCzIYLnNhbmRib3gudjEuRG93bmxvYWRJbmZvSAASDgoEZGF0YRgCIAEoDEgAEigKBGRvbmUYAyABKAsyGC5zYW5kYm94LnYxLkRvd25sb2FkRG9uZUgAQgYKBHBhcnQiOgoMRG93bmxvYWRJbmZvEgwKBHNpemUYASABKAQSDAoEbW9kZRgCIAEoDRIOCgZvZmZzZXQYAyABKAQiLQoMRG93bmxvYWREb25lEg0KBWJ5dGVzGAEgASgEEg4KBnNoYTI1NhgCIAEoCSLDAQoIRmlsZUluZm8SDAoEbmFtZRgBIAEoCRIMCgRwYXRoGAIgASgJEiIKBHR5cGUYAyABKA4yFC5zYW5kYm94LnYxLkZpbGVUeXBlEgwKBHNpemUYBCABKAQSDAoEbW9kZRgFIAEoDRILCgN1aWQYBiABKA0SCwoDZ2lkGAcgASgNEikKBW10aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5zeW1saW5rX3RhcmdldBgJIAEoCSJICgtTdGF0UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEgwKBHBhdGgYAiABKAkSFwoPZm9sbG93X3N5bWxpbmtzGAMgASgIIjIKDFN0YXRSZXNwb25zZRIiCgRpbmZvGAEgASgLMhQuc2FuZGJveC52MS5GaWxlSW5mbyJBCg5MaXN0RGlyUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEgwKBHBhdGgYAiABKAkSDQoFZGVwdGgYAyABKA0iOAoPTGlzdERpclJlc3BvbnNlEiUKB2VudHJpZXMYASADKAsyFC5zYW5kYm94LnYxLkZpbGVJbmZvIl8KDk1ha2VEaXJSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIPCgdwYXJlbnRzGAMgASgIEhEKBG1vZGUYBCABKA1IAIgBAUIHCgVfbW9kZSIRCg9NYWtlRGlyUmVzcG9uc2UiRAoNUmVtb3ZlUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEgwKBHBhdGgYAiABKAkSEQoJcmVjdXJzaXZlGAMgASgIIhAKDlJlbW92ZVJlc3BvbnNlIk4KC01vdmVSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSDAoEZnJvbRgCIAEoCRIKCgJ0bxgDIAEoCRIRCglvdmVyd3JpdGUYBCABKAgiDgoMTW92ZVJlc3BvbnNlIkMKDFdhdGNoUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEgwKBHBhdGgYAiABKAkSEQoJcmVjdXJzaXZlGAMgASgIIpABCgpXYXRjaEV2ZW50EgwKBHBhdGgYASABKAkSKAoEdHlwZRgCIAEoDjIaLnNhbmRib3gudjEuV2F0Y2hFdmVudFR5cGUSEAoIb2xkX3BhdGgYAyABKAkSKAoEdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGaXNfZGlyGAUgASgIIkYKDVdhdGNoUmVzcG9uc2USDQoFcmVhZHkYASABKAgSJgoGZXZlbnRzGAIgAygLMhYuc2FuZGJveC52MS5XYXRjaEV2ZW50ImEKFFVwbG9hZEFyY2hpdmVSZXF1ZXN0EjEKBmhlYWRlchgBIAEoCzIfLnNhbmRib3gudjEuVXBsb2FkQXJjaGl2ZUhlYWRlckgAEg4KBGRhdGEYAiABKAxIAEIGCgRwYXJ0IokBChNVcGxvYWRBcmNoaXZlSGVhZGVyEhIKCnNhbmRib3hfaWQYASABKAkSDAoEcGF0aBgCIAEoCRIpCgZmb3JtYXQYAyABKA4yGS5zYW5kYm94LnYxLkFyY2hpdmVGb3JtYXQSDwoHcmVwbGFjZRgEIAEoCBIUCgxtYWtlX3BhcmVudHMYBSABKAgiUwoVVXBsb2FkQXJjaGl2ZVJlc3BvbnNlEg8KB2VudHJpZXMYASABKAQSFQoNYXJjaGl2ZV9ieXRlcxgCIAEoBBISCgpmaWxlX2J5dGVzGAMgASgEImUKFkRvd25sb2FkQXJjaGl2ZVJlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEikKBmZvcm1hdBgDIAEoDjIZLnNhbmRib3gudjEuQXJjaGl2ZUZvcm1hdCJiChdEb3dubG9hZEFyY2hpdmVSZXNwb25zZRIOCgRkYXRhGAEgASgMSAASLwoEZG9uZRgCIAEoCzIfLnNhbmRib3gudjEuRG93bmxvYWRBcmNoaXZlRG9uZUgAQgYKBHBhcnQiZAoTRG93bmxvYWRBcmNoaXZlRG9uZRINCgVieXRlcxgBIAEoBBIOCgZzaGEyNTYYAiABKAkSDwoHZW50cmllcxgDIAEoBBIdChVjaGFuZ2VkX3doaWxlX3JlYWRpbmcYBCABKAgqdwoRT3V0cHV0TGltaXRBY3Rpb24SIwofT1VUUFVUX0xJTUlUX0FDVElPTl9VTlNQRUNJRklFRBAAEhwKGE9VVFBVVF9MSU1JVF9BQ1RJT05fS0lMTBABEh8KG09VVFBVVF9MSU1JVF9BQ1RJT05fRElTQ0FSRBACKn4KCEZpbGVUeXBlEhkKFUZJTEVfVFlQRV9VTlNQRUNJRklFRBAAEhIKDkZJTEVfVFlQRV9GSUxFEAESFwoTRklMRV9UWVBFX0RJUkVDVE9SWRACEhUKEUZJTEVfVFlQRV9TWU1MSU5LEAMSEwoPRklMRV9UWVBFX09USEVSEAQqygEKDldhdGNoRXZlbnRUeXBlEiAKHFdBVENIX0VWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIcChhXQVRDSF9FVkVOVF9UWVBFX0NSRUFURUQQARIdChlXQVRDSF9FVkVOVF9UWVBFX01PRElGSUVEEAISHAoYV0FUQ0hfRVZFTlRfVFlQRV9SRU1PVkVEEAMSHAoYV0FUQ0hfRVZFTlRfVFlQRV9SRU5BTUVEEAQSHQoZV0FUQ0hfRVZFTlRfVFlQRV9PVkVSRkxPVxAFKmQKDUFyY2hpdmVGb3JtYXQSHgoaQVJDSElWRV9GT1JNQVRfVU5TUEVDSUZJRUQQABIWChJBUkNISVZFX0ZPUk1BVF9UQVIQARIbChdBUkNISVZFX0ZPUk1BVF9UQVJfR1pJUBACMsgOCg5TYW5kYm94U2VydmljZRJUCg1DcmVhdGVTYW5kYm94EiAuc2FuZGJveC52MS5DcmVhdGVTYW5kYm94UmVxdWVzdBohLnNhbmRib3gudjEuQ3JlYXRlU2FuZGJveFJlc3BvbnNlEksKCkdldFNhbmRib3gSHS5zYW5kYm94LnYxLkdldFNhbmRib3hSZXF1ZXN0Gh4uc2FuZGJveC52MS5HZXRTYW5kYm94UmVzcG9uc2USVAoNTGlzdFNhbmRib3hlcxIgLnNhbmRib3gudjEuTGlzdFNhbmRib3hlc1JlcXVlc3QaIS5zYW5kYm94LnYxLkxpc3RTYW5kYm94ZXNSZXNwb25zZRJXCg5EZXN0cm95U2FuZGJveBIhLnNhbmRib3gudjEuRGVzdHJveVNhbmRib3hSZXF1ZXN0GiIuc2FuZGJveC52MS5EZXN0cm95U2FuZGJveFJlc3BvbnNlEkgKCUtlZXBBbGl2ZRIcLnNhbmRib3gudjEuS2VlcEFsaXZlUmVxdWVzdBodLnNhbmRib3gudjEuS2VlcEFsaXZlUmVzcG9uc2USYAoRU2V0SW50ZXJuZXRBY2Nlc3MSJC5zYW5kYm94LnYxLlNldEludGVybmV0QWNjZXNzUmVxdWVzdBolLnNhbmRib3gudjEuU2V0SW50ZXJuZXRBY2Nlc3NSZXNwb25zZRJjChJTZXRFZ3Jlc3NBbGxvd2xpc3QSJS5zYW5kYm94LnYxLlNldEVncmVzc0FsbG93bGlzdFJlcXVlc3QaJi5zYW5kYm94LnYxLlNldEVncmVzc0FsbG93bGlzdFJlc3BvbnNlEjsKBEV4ZWMSFy5zYW5kYm94LnYxLkV4ZWNSZXF1ZXN0Ghguc2FuZGJveC52MS5FeGVjUmVzcG9uc2UwARJBCgZVcGxvYWQSGS5zYW5kYm94LnYxLlVwbG9hZFJlcXVlc3QaGi5zYW5kYm94LnYxLlVwbG9hZFJlc3BvbnNlKAESRwoIRG93bmxvYWQSGy5zYW5kYm94LnYxLkRvd25sb2FkUmVxdWVzdBocLnNhbmRib3gudjEuRG93bmxvYWRSZXNwb25zZTABEkEKBkF0dGFjaBIZLnNhbmRib3gudjEuQXR0YWNoUmVxdWVzdBoaLnNhbmRib3gudjEuQXR0YWNoUmVzcG9uc2UwARJLCgpXcml0ZUlucHV0Eh0uc2FuZGJveC52MS5Xcml0ZUlucHV0UmVxdWVzdBoeLnNhbmRib3gudjEuV3JpdGVJbnB1dFJlc3BvbnNlElAKC1N0cmVhbUlucHV0Eh4uc2FuZGJveC52MS5TdHJlYW1JbnB1dFJlcXVlc3QaHy5zYW5kYm94LnYxLlN0cmVhbUlucHV0UmVzcG9uc2UoARJUCg1TaWduYWxDb21tYW5kEiAuc2FuZGJveC52MS5TaWduYWxDb21tYW5kUmVxdWVzdBohLnNhbmRib3gudjEuU2lnbmFsQ29tbWFuZFJlc3BvbnNlEkgKCVJlc2l6ZVB0eRIcLnNhbmRib3gudjEuUmVzaXplUHR5UmVxdWVzdBodLnNhbmRib3gudjEuUmVzaXplUHR5UmVzcG9uc2USUQoMTGlzdENvbW1hbmRzEh8uc2FuZGJveC52MS5MaXN0Q29tbWFuZHNSZXF1ZXN0GiAuc2FuZGJveC52MS5MaXN0Q29tbWFuZHNSZXNwb25zZRI5CgRTdGF0Ehcuc2FuZGJveC52MS5TdGF0UmVxdWVzdBoYLnNhbmRib3gudjEuU3RhdFJlc3BvbnNlEkQKB0xpc3REaXISGi5zYW5kYm94LnYxLkxpc3REaXJSZXF1ZXN0Ghsuc2FuZGJveC52MS5MaXN0RGlyUmVzcG9uc2UwARJCCgdNYWtlRGlyEhouc2FuZGJveC52MS5NYWtlRGlyUmVxdWVzdBobLnNhbmRib3gudjEuTWFrZURpclJlc3BvbnNlEj8KBlJlbW92ZRIZLnNhbmRib3gudjEuUmVtb3ZlUmVxdWVzdBoaLnNhbmRib3gudjEuUmVtb3ZlUmVzcG9uc2USOQoETW92ZRIXLnNhbmRib3gudjEuTW92ZVJlcXVlc3QaGC5zYW5kYm94LnYxLk1vdmVSZXNwb25zZRI+CgVXYXRjaBIYLnNhbmRib3gudjEuV2F0Y2hSZXF1ZXN0Ghkuc2FuZGJveC52MS5XYXRjaFJlc3BvbnNlMAESVgoNVXBsb2FkQXJjaGl2ZRIgLnNhbmRib3gudjEuVXBsb2FkQXJjaGl2ZVJlcXVlc3QaIS5zYW5kYm94LnYxLlVwbG9hZEFyY2hpdmVSZXNwb25zZSgBElwKD0Rvd25sb2FkQXJjaGl2ZRIiLnNhbmRib3gudjEuRG93bmxvYWRBcmNoaXZlUmVxdWVzdBojLnNhbmRib3gudjEuRG93bmxvYWRBcmNoaXZlUmVzcG9uc2UwAUIqWihzYW5kYm94ZC5kZXYvZ2VuL2dvL3NhbmRib3gvdjE7c2FuZGJveHYxYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A sandbox: an isolated Linux machine with its own network address.
@@ -1989,6 +1989,222 @@ export const WatchResponseSchema: GenMessage<WatchResponse> = /*@__PURE__*/
   messageDesc(file_sandbox_v1_sandbox, 56);
 
 /**
+ * @generated from message sandbox.v1.UploadArchiveRequest
+ */
+export type UploadArchiveRequest = Message<"sandbox.v1.UploadArchiveRequest"> & {
+  /**
+   * @generated from oneof sandbox.v1.UploadArchiveRequest.part
+   */
+  part: {
+    /**
+     * First message.
+     *
+     * @generated from field: sandbox.v1.UploadArchiveHeader header = 1;
+     */
+    value: UploadArchiveHeader;
+    case: "header";
+  } | {
+    /**
+     * Following messages: the archive's bytes in order, at most 4 MiB each.
+     *
+     * @generated from field: bytes data = 2;
+     */
+    value: Uint8Array;
+    case: "data";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message sandbox.v1.UploadArchiveRequest.
+ * Use `create(UploadArchiveRequestSchema)` to create a new message.
+ */
+export const UploadArchiveRequestSchema: GenMessage<UploadArchiveRequest> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 57);
+
+/**
+ * @generated from message sandbox.v1.UploadArchiveHeader
+ */
+export type UploadArchiveHeader = Message<"sandbox.v1.UploadArchiveHeader"> & {
+  /**
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+
+  /**
+   * The directory the archive's root becomes: absolute, or relative to the
+   * home directory. Its parent must exist (or `make_parents`).
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * @generated from field: sandbox.v1.ArchiveFormat format = 3;
+   */
+  format: ArchiveFormat;
+
+  /**
+   * Replace an existing target: the new tree is swapped in (rename aside,
+   * rename in, then the old tree is removed); the path never holds a
+   * partial tree, though between the two renames it is briefly missing.
+   *
+   * @generated from field: bool replace = 4;
+   */
+  replace: boolean;
+
+  /**
+   * Create missing parent directories (0755).
+   *
+   * @generated from field: bool make_parents = 5;
+   */
+  makeParents: boolean;
+};
+
+/**
+ * Describes the message sandbox.v1.UploadArchiveHeader.
+ * Use `create(UploadArchiveHeaderSchema)` to create a new message.
+ */
+export const UploadArchiveHeaderSchema: GenMessage<UploadArchiveHeader> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 58);
+
+/**
+ * @generated from message sandbox.v1.UploadArchiveResponse
+ */
+export type UploadArchiveResponse = Message<"sandbox.v1.UploadArchiveResponse"> & {
+  /**
+   * Entries unpacked (files, directories, links; the root "./" counts).
+   *
+   * @generated from field: uint64 entries = 1;
+   */
+  entries: bigint;
+
+  /**
+   * Bytes of the archive received (compressed, for gzip).
+   *
+   * @generated from field: uint64 archive_bytes = 2;
+   */
+  archiveBytes: bigint;
+
+  /**
+   * Sum of the regular files' sizes.
+   *
+   * @generated from field: uint64 file_bytes = 3;
+   */
+  fileBytes: bigint;
+};
+
+/**
+ * Describes the message sandbox.v1.UploadArchiveResponse.
+ * Use `create(UploadArchiveResponseSchema)` to create a new message.
+ */
+export const UploadArchiveResponseSchema: GenMessage<UploadArchiveResponse> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 59);
+
+/**
+ * @generated from message sandbox.v1.DownloadArchiveRequest
+ */
+export type DownloadArchiveRequest = Message<"sandbox.v1.DownloadArchiveRequest"> & {
+  /**
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+
+  /**
+   * The directory: absolute, or relative to the home directory; a symlink
+   * to a directory is followed.
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * @generated from field: sandbox.v1.ArchiveFormat format = 3;
+   */
+  format: ArchiveFormat;
+};
+
+/**
+ * Describes the message sandbox.v1.DownloadArchiveRequest.
+ * Use `create(DownloadArchiveRequestSchema)` to create a new message.
+ */
+export const DownloadArchiveRequestSchema: GenMessage<DownloadArchiveRequest> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 60);
+
+/**
+ * @generated from message sandbox.v1.DownloadArchiveResponse
+ */
+export type DownloadArchiveResponse = Message<"sandbox.v1.DownloadArchiveResponse"> & {
+  /**
+   * @generated from oneof sandbox.v1.DownloadArchiveResponse.part
+   */
+  part: {
+    /**
+     * The archive's bytes in order (at most 256 KiB each).
+     *
+     * @generated from field: bytes data = 1;
+     */
+    value: Uint8Array;
+    case: "data";
+  } | {
+    /**
+     * Last message.
+     *
+     * @generated from field: sandbox.v1.DownloadArchiveDone done = 2;
+     */
+    value: DownloadArchiveDone;
+    case: "done";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message sandbox.v1.DownloadArchiveResponse.
+ * Use `create(DownloadArchiveResponseSchema)` to create a new message.
+ */
+export const DownloadArchiveResponseSchema: GenMessage<DownloadArchiveResponse> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 61);
+
+/**
+ * @generated from message sandbox.v1.DownloadArchiveDone
+ */
+export type DownloadArchiveDone = Message<"sandbox.v1.DownloadArchiveDone"> & {
+  /**
+   * Bytes sent (after gzip, for ARCHIVE_FORMAT_TAR_GZIP).
+   *
+   * @generated from field: uint64 bytes = 1;
+   */
+  bytes: bigint;
+
+  /**
+   * Hex sha256 of the bytes sent.
+   *
+   * @generated from field: string sha256 = 2;
+   */
+  sha256: string;
+
+  /**
+   * Entries in the archive.
+   *
+   * @generated from field: uint64 entries = 3;
+   */
+  entries: bigint;
+
+  /**
+   * A file changed while tar read it: the archive is complete, but that
+   * file's contents may be a mix of before and after.
+   *
+   * @generated from field: bool changed_while_reading = 4;
+   */
+  changedWhileReading: boolean;
+};
+
+/**
+ * Describes the message sandbox.v1.DownloadArchiveDone.
+ * Use `create(DownloadArchiveDoneSchema)` to create a new message.
+ */
+export const DownloadArchiveDoneSchema: GenMessage<DownloadArchiveDone> = /*@__PURE__*/
+  messageDesc(file_sandbox_v1_sandbox, 62);
+
+/**
  * What happens to a command whose output goes past `max_output_bytes`.
  *
  * @generated from enum sandbox.v1.OutputLimitAction
@@ -2124,6 +2340,40 @@ export enum WatchEventType {
  */
 export const WatchEventTypeSchema: GenEnum<WatchEventType> = /*@__PURE__*/
   enumDesc(file_sandbox_v1_sandbox, 2);
+
+/**
+ * How an archive is encoded.
+ *
+ * @generated from enum sandbox.v1.ArchiveFormat
+ */
+export enum ArchiveFormat {
+  /**
+   * The same as ARCHIVE_FORMAT_TAR.
+   *
+   * @generated from enum value: ARCHIVE_FORMAT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A plain tar stream (ustar, GNU or pax).
+   *
+   * @generated from enum value: ARCHIVE_FORMAT_TAR = 1;
+   */
+  TAR = 1,
+
+  /**
+   * A tar stream compressed with gzip (.tar.gz).
+   *
+   * @generated from enum value: ARCHIVE_FORMAT_TAR_GZIP = 2;
+   */
+  TAR_GZIP = 2,
+}
+
+/**
+ * Describes the enum sandbox.v1.ArchiveFormat.
+ */
+export const ArchiveFormatSchema: GenEnum<ArchiveFormat> = /*@__PURE__*/
+  enumDesc(file_sandbox_v1_sandbox, 3);
 
 /**
  * SandboxService manages sandboxes and runs commands and file transfers in them.
@@ -2407,6 +2657,47 @@ export const SandboxService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchRequestSchema;
     output: typeof WatchResponseSchema;
+  },
+  /**
+   * Unpacks a tar archive (optionally gzip) into a new directory: "copy my
+   * repo in". The first message is a header, the rest carry the archive's
+   * bytes (at most 4 MiB each). It is unpacked by GNU tar in the sandbox, as
+   * the sandbox user, into a hidden directory beside the target, and renamed
+   * to the target only once the whole archive arrived and tar succeeded: a
+   * refused, cut-off or cancelled upload leaves nothing (the target, if it
+   * existed, is untouched). Modes and mtimes are kept; owners are the
+   * sandbox user. Files, directories, symlinks and hard links only.
+   * INVALID_ARGUMENT for an entry that would land outside the target (an
+   * absolute path, `..`, or a path through a symlink the archive made), a
+   * device or FIFO, a corrupt archive or gzip stream, or one that ends
+   * without tar's end-of-archive marker (taken as cut off); ALREADY_EXISTS
+   * when the target exists and `replace` is not set; RESOURCE_EXHAUSTED when
+   * the disk or its inodes fill up; FAILED_PRECONDITION when the sandbox has
+   * no tar.
+   *
+   * @generated from rpc sandbox.v1.SandboxService.UploadArchive
+   */
+  uploadArchive: {
+    methodKind: "client_streaming";
+    input: typeof UploadArchiveRequestSchema;
+    output: typeof UploadArchiveResponseSchema;
+  },
+  /**
+   * Streams a directory as a tar archive (optionally gzip), made by GNU tar
+   * in the sandbox as the sandbox user: entries are relative ("./..."),
+   * symlinks are stored as links, never followed. Memory stays bounded: the
+   * stream goes at the client's pace. The last message is `done`; a stream
+   * that ends without it failed (e.g. PERMISSION_DENIED for an unreadable
+   * file, after the entries before it were sent). NOT_FOUND when the
+   * directory is missing, FAILED_PRECONDITION when the path is not a
+   * directory.
+   *
+   * @generated from rpc sandbox.v1.SandboxService.DownloadArchive
+   */
+  downloadArchive: {
+    methodKind: "server_streaming";
+    input: typeof DownloadArchiveRequestSchema;
+    output: typeof DownloadArchiveResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_sandbox_v1_sandbox, 0);

@@ -117,6 +117,12 @@ const (
 	SandboxServiceMoveProcedure = "/sandbox.v1.SandboxService/Move"
 	// SandboxServiceWatchProcedure is the fully-qualified name of the SandboxService's Watch RPC.
 	SandboxServiceWatchProcedure = "/sandbox.v1.SandboxService/Watch"
+	// SandboxServiceUploadArchiveProcedure is the fully-qualified name of the SandboxService's
+	// UploadArchive RPC.
+	SandboxServiceUploadArchiveProcedure = "/sandbox.v1.SandboxService/UploadArchive"
+	// SandboxServiceDownloadArchiveProcedure is the fully-qualified name of the SandboxService's
+	// DownloadArchive RPC.
+	SandboxServiceDownloadArchiveProcedure = "/sandbox.v1.SandboxService/DownloadArchive"
 )
 
 // SandboxServiceClient is a client for the sandbox.v1.SandboxService service.
@@ -222,6 +228,31 @@ type SandboxServiceClient interface {
 	// FAILED_PRECONDITION when the path is not a directory, RESOURCE_EXHAUSTED
 	// when the sandbox user's inotify limits (instances or watches) are used up.
 	Watch(context.Context, *connect.Request[v1.WatchRequest]) (*connect.ServerStreamForClient[v1.WatchResponse], error)
+	// Unpacks a tar archive (optionally gzip) into a new directory: "copy my
+	// repo in". The first message is a header, the rest carry the archive's
+	// bytes (at most 4 MiB each). It is unpacked by GNU tar in the sandbox, as
+	// the sandbox user, into a hidden directory beside the target, and renamed
+	// to the target only once the whole archive arrived and tar succeeded: a
+	// refused, cut-off or cancelled upload leaves nothing (the target, if it
+	// existed, is untouched). Modes and mtimes are kept; owners are the
+	// sandbox user. Files, directories, symlinks and hard links only.
+	// INVALID_ARGUMENT for an entry that would land outside the target (an
+	// absolute path, `..`, or a path through a symlink the archive made), a
+	// device or FIFO, a corrupt archive or gzip stream, or one that ends
+	// without tar's end-of-archive marker (taken as cut off); ALREADY_EXISTS
+	// when the target exists and `replace` is not set; RESOURCE_EXHAUSTED when
+	// the disk or its inodes fill up; FAILED_PRECONDITION when the sandbox has
+	// no tar.
+	UploadArchive(context.Context) *connect.ClientStreamForClient[v1.UploadArchiveRequest, v1.UploadArchiveResponse]
+	// Streams a directory as a tar archive (optionally gzip), made by GNU tar
+	// in the sandbox as the sandbox user: entries are relative ("./..."),
+	// symlinks are stored as links, never followed. Memory stays bounded: the
+	// stream goes at the client's pace. The last message is `done`; a stream
+	// that ends without it failed (e.g. PERMISSION_DENIED for an unreadable
+	// file, after the entries before it were sent). NOT_FOUND when the
+	// directory is missing, FAILED_PRECONDITION when the path is not a
+	// directory.
+	DownloadArchive(context.Context, *connect.Request[v1.DownloadArchiveRequest]) (*connect.ServerStreamForClient[v1.DownloadArchiveResponse], error)
 }
 
 // NewSandboxServiceClient constructs a client for the sandbox.v1.SandboxService service. By
@@ -367,6 +398,18 @@ func NewSandboxServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(sandboxServiceMethods.ByName("Watch")),
 			connect.WithClientOptions(opts...),
 		),
+		uploadArchive: connect.NewClient[v1.UploadArchiveRequest, v1.UploadArchiveResponse](
+			httpClient,
+			baseURL+SandboxServiceUploadArchiveProcedure,
+			connect.WithSchema(sandboxServiceMethods.ByName("UploadArchive")),
+			connect.WithClientOptions(opts...),
+		),
+		downloadArchive: connect.NewClient[v1.DownloadArchiveRequest, v1.DownloadArchiveResponse](
+			httpClient,
+			baseURL+SandboxServiceDownloadArchiveProcedure,
+			connect.WithSchema(sandboxServiceMethods.ByName("DownloadArchive")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -394,6 +437,8 @@ type sandboxServiceClient struct {
 	remove             *connect.Client[v1.RemoveRequest, v1.RemoveResponse]
 	move               *connect.Client[v1.MoveRequest, v1.MoveResponse]
 	watch              *connect.Client[v1.WatchRequest, v1.WatchResponse]
+	uploadArchive      *connect.Client[v1.UploadArchiveRequest, v1.UploadArchiveResponse]
+	downloadArchive    *connect.Client[v1.DownloadArchiveRequest, v1.DownloadArchiveResponse]
 }
 
 // CreateSandbox calls sandbox.v1.SandboxService.CreateSandbox.
@@ -506,6 +551,16 @@ func (c *sandboxServiceClient) Watch(ctx context.Context, req *connect.Request[v
 	return c.watch.CallServerStream(ctx, req)
 }
 
+// UploadArchive calls sandbox.v1.SandboxService.UploadArchive.
+func (c *sandboxServiceClient) UploadArchive(ctx context.Context) *connect.ClientStreamForClient[v1.UploadArchiveRequest, v1.UploadArchiveResponse] {
+	return c.uploadArchive.CallClientStream(ctx)
+}
+
+// DownloadArchive calls sandbox.v1.SandboxService.DownloadArchive.
+func (c *sandboxServiceClient) DownloadArchive(ctx context.Context, req *connect.Request[v1.DownloadArchiveRequest]) (*connect.ServerStreamForClient[v1.DownloadArchiveResponse], error) {
+	return c.downloadArchive.CallServerStream(ctx, req)
+}
+
 // SandboxServiceHandler is an implementation of the sandbox.v1.SandboxService service.
 type SandboxServiceHandler interface {
 	// Creates a sandbox and returns it once it is ready for Exec. Retrying with
@@ -609,6 +664,31 @@ type SandboxServiceHandler interface {
 	// FAILED_PRECONDITION when the path is not a directory, RESOURCE_EXHAUSTED
 	// when the sandbox user's inotify limits (instances or watches) are used up.
 	Watch(context.Context, *connect.Request[v1.WatchRequest], *connect.ServerStream[v1.WatchResponse]) error
+	// Unpacks a tar archive (optionally gzip) into a new directory: "copy my
+	// repo in". The first message is a header, the rest carry the archive's
+	// bytes (at most 4 MiB each). It is unpacked by GNU tar in the sandbox, as
+	// the sandbox user, into a hidden directory beside the target, and renamed
+	// to the target only once the whole archive arrived and tar succeeded: a
+	// refused, cut-off or cancelled upload leaves nothing (the target, if it
+	// existed, is untouched). Modes and mtimes are kept; owners are the
+	// sandbox user. Files, directories, symlinks and hard links only.
+	// INVALID_ARGUMENT for an entry that would land outside the target (an
+	// absolute path, `..`, or a path through a symlink the archive made), a
+	// device or FIFO, a corrupt archive or gzip stream, or one that ends
+	// without tar's end-of-archive marker (taken as cut off); ALREADY_EXISTS
+	// when the target exists and `replace` is not set; RESOURCE_EXHAUSTED when
+	// the disk or its inodes fill up; FAILED_PRECONDITION when the sandbox has
+	// no tar.
+	UploadArchive(context.Context, *connect.ClientStream[v1.UploadArchiveRequest]) (*connect.Response[v1.UploadArchiveResponse], error)
+	// Streams a directory as a tar archive (optionally gzip), made by GNU tar
+	// in the sandbox as the sandbox user: entries are relative ("./..."),
+	// symlinks are stored as links, never followed. Memory stays bounded: the
+	// stream goes at the client's pace. The last message is `done`; a stream
+	// that ends without it failed (e.g. PERMISSION_DENIED for an unreadable
+	// file, after the entries before it were sent). NOT_FOUND when the
+	// directory is missing, FAILED_PRECONDITION when the path is not a
+	// directory.
+	DownloadArchive(context.Context, *connect.Request[v1.DownloadArchiveRequest], *connect.ServerStream[v1.DownloadArchiveResponse]) error
 }
 
 // NewSandboxServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -750,6 +830,18 @@ func NewSandboxServiceHandler(svc SandboxServiceHandler, opts ...connect.Handler
 		connect.WithSchema(sandboxServiceMethods.ByName("Watch")),
 		connect.WithHandlerOptions(opts...),
 	)
+	sandboxServiceUploadArchiveHandler := connect.NewClientStreamHandler(
+		SandboxServiceUploadArchiveProcedure,
+		svc.UploadArchive,
+		connect.WithSchema(sandboxServiceMethods.ByName("UploadArchive")),
+		connect.WithHandlerOptions(opts...),
+	)
+	sandboxServiceDownloadArchiveHandler := connect.NewServerStreamHandler(
+		SandboxServiceDownloadArchiveProcedure,
+		svc.DownloadArchive,
+		connect.WithSchema(sandboxServiceMethods.ByName("DownloadArchive")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/sandbox.v1.SandboxService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case SandboxServiceCreateSandboxProcedure:
@@ -796,6 +888,10 @@ func NewSandboxServiceHandler(svc SandboxServiceHandler, opts ...connect.Handler
 			sandboxServiceMoveHandler.ServeHTTP(w, r)
 		case SandboxServiceWatchProcedure:
 			sandboxServiceWatchHandler.ServeHTTP(w, r)
+		case SandboxServiceUploadArchiveProcedure:
+			sandboxServiceUploadArchiveHandler.ServeHTTP(w, r)
+		case SandboxServiceDownloadArchiveProcedure:
+			sandboxServiceDownloadArchiveHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -891,4 +987,12 @@ func (UnimplementedSandboxServiceHandler) Move(context.Context, *connect.Request
 
 func (UnimplementedSandboxServiceHandler) Watch(context.Context, *connect.Request[v1.WatchRequest], *connect.ServerStream[v1.WatchResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("sandbox.v1.SandboxService.Watch is not implemented"))
+}
+
+func (UnimplementedSandboxServiceHandler) UploadArchive(context.Context, *connect.ClientStream[v1.UploadArchiveRequest]) (*connect.Response[v1.UploadArchiveResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sandbox.v1.SandboxService.UploadArchive is not implemented"))
+}
+
+func (UnimplementedSandboxServiceHandler) DownloadArchive(context.Context, *connect.Request[v1.DownloadArchiveRequest], *connect.ServerStream[v1.DownloadArchiveResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("sandbox.v1.SandboxService.DownloadArchive is not implemented"))
 }
