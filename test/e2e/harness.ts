@@ -34,23 +34,30 @@ export interface E2E {
   stop(): Promise<void>;
 }
 
-/** Spec files number their instances 0-31 (fixed per file; see e2eInstance). */
-const MAX_E2E = 31;
+/** Spec files number their instances 0-47 (fixed per file; see e2eInstance). */
+const MAX_E2E = 47;
+
+/** The third octet of instance n's /24: local runtime, or the emulator's (`pve`). */
+function octet(n: number, pve: boolean): number {
+  if (n < 16) return (pve ? 190 : 240) + n;
+  if (n < 32) return (pve ? 144 : 160) + n - 16;
+  return (pve ? 112 : 128) + n - 32;
+}
 
 function checkN(n: number): void {
   if (!Number.isInteger(n) || n < 0 || n > MAX_E2E) throw new Error(`e2e instance number ${n} is not in 0..${MAX_E2E}`);
 }
 
-/** Instances sandboxd-t-e2e<n> on 198.18.240+n.0/24 (n 0-15), 198.18.160+(n-16).0/24 (n 16-31): n is fixed per spec file. */
+/** Instances sandboxd-t-e2e<n> on 198.18.240+n.0/24 (n 0-15), 198.18.160+(n-16).0/24 (n 16-31), 198.18.128+(n-32).0/24 (n 32-47): n is fixed per spec file. */
 export function e2eInstance(n: number): { instance: string; subnet: string } {
   checkN(n);
-  return { instance: `sandboxd-t-e2e${n}`, subnet: `198.18.${n < 16 ? 240 + n : 160 + n - 16}.0/24` };
+  return { instance: `sandboxd-t-e2e${n}`, subnet: `198.18.${octet(n, false)}.0/24` };
 }
 
-/** The PVE emulator's runtime for spec file n: sandboxd-t-e2e<n>-pve on 198.18.190+n.0/24 (n 0-15), 198.18.144+(n-16).0/24 (n 16-31). */
+/** The PVE emulator's runtime for spec file n: sandboxd-t-e2e<n>-pve on 198.18.190+n (n 0-15), 144+(n-16) (n 16-31), 112+(n-32) (n 32-47). */
 export function e2eEmulatorInstance(n: number): { instance: string; subnet: string } {
   checkN(n);
-  return { instance: `sandboxd-t-e2e${n}-pve`, subnet: `198.18.${n < 16 ? 190 + n : 144 + n - 16}.0/24` };
+  return { instance: `sandboxd-t-e2e${n}-pve`, subnet: `198.18.${octet(n, true)}.0/24` };
 }
 
 const EMULATOR_TIMING = { cloneMs: 150, startMs: 50, ipDelayMs: 100, stopMs: 10, destroyMs: 10, authFailDelayMs: 100 };

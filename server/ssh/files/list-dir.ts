@@ -14,6 +14,8 @@ import { entryOf, kindOf, readlink, validatePath, type FileEntry } from "./commo
 
 export const LIST_BATCH = 1000;
 export const MAX_LIST_DEPTH = 64;
+/** READDIR requests kept in flight on one directory handle. */
+const READDIR_IN_FLIGHT = 8;
 
 export interface ListDirOptions {
   path: string;
@@ -32,6 +34,37 @@ export async function readBatch(s: SftpSession, handle: Buffer, path: string): P
   } catch (err) {
     if (sftpCode(err) === SFTP_STATUS.EOF) return undefined;
     throw sftpError(err, "readdir", path);
+  }
+}
+
+/**
+ * Every batch of an open directory, with READDIRs pipelined: a listing is
+ * otherwise one round trip per ~100 entries, mostly spent waiting. The server
+ * answers in order (each request gets the next batch, then EOF), so the
+ * batches arrive in order.
+ */
+export async function* readBatches(s: SftpSession, handle: Buffer, path: string, inFlight = READDIR_IN_FLIGHT): AsyncGenerator<Ssh2FileEntry[]> {
+  type Outcome = { list?: Ssh2FileEntry[]; err?: unknown };
+  const pending: Array<Promise<Outcome>> = [];
+  let ended = false;
+  const fill = () => {
+    while (!ended && pending.length < inFlight) pending.push(readBatch(s, handle, path).then((list) => ({ list }), (err: unknown) => ({ err })));
+  };
+  try {
+    fill();
+    while (pending.length > 0) {
+      const { list, err } = await pending.shift()!;
+      if (err) throw err;
+      if (!list) {
+        ended = true;
+        continue;
+      }
+      fill();
+      yield list;
+    }
+  } finally {
+    ended = true;
+    await Promise.all(pending); // settles (never rejects): no request outlives the handle's close
   }
 }
 
@@ -62,7 +95,7 @@ export async function* listDir(registry: SessionRegistry, sandboxId: string, o: 
         continue; // a subdirectory that vanished or may not be read: skipped
       }
       try {
-        for (let list = await readBatch(session, handle, dir); list; list = await readBatch(session, handle, dir)) {
+        for await (const list of readBatches(session, handle, dir)) {
           if (o.signal?.aborted) throw cancelled(`list ${JSON.stringify(root)}: cancelled`);
           for (const e of list) {
             const path = dir === "/" ? `/${e.filename}` : `${dir}/${e.filename}`;
