@@ -2,7 +2,9 @@
 // grpc-go: create a sandbox, stream a few commands (two of them past an
 // output cap), leave a background command and come back to it by its tag
 // (Attach from offset 0, ListCommands, SignalCommand), upload a file and
-// download it back (checking sizes and sha256), and destroy the sandbox.
+// download it back (checking sizes and sha256), upload a small tree as a tar.gz
+// and download it back as a tar (UploadArchive, DownloadArchive), and destroy
+// the sandbox.
 //
 //	go run . --addr 127.0.0.1:8080    (or SANDBOXD_ADDR; plaintext h2c)
 //
@@ -12,7 +14,9 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -26,8 +30,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	sandboxv1 "sandboxd.dev/gen/go/sandbox/v1"
@@ -38,6 +44,9 @@ const (
 	chunkSize = 256 * 1024
 	filePath  = "client-go/blob.bin"
 	outputCap = 64 * 1024 // max_output_bytes of the output-limit steps
+	treePath  = "client-go/tree"
+	greeting  = "hello from go\n"
+	tarChunk  = 64 * 1024 // UploadArchive data messages (the server takes up to 4 MiB)
 )
 
 func main() {
@@ -294,7 +303,166 @@ func run(addr, token string) error {
 	if done.GetSha256() != want || local != want {
 		return fmt.Errorf("download: sha256 done %s local %s, want %s", done.GetSha256(), local, want)
 	}
+
+	// 7. A small tree as a tar.gz: unpacked, looked at, downloaded back as a tar, refused a second time.
+	return archives(ctx, client, id)
+}
+
+// archives uploads a tar.gz made with archive/tar and compress/gzip (src/,
+// src/main.txt, the executable src/run.sh and the symlink src/link) to
+// treePath, checks the tree with a command, downloads it back as a plain tar
+// (checking bytes, sha256 and the entries) and sees a second upload without
+// replace refused with ALREADY_EXISTS.
+func archives(ctx context.Context, c sandboxv1.SandboxServiceClient, id string) error {
+	tgz, sent, err := treeArchive()
+	if err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	header := &sandboxv1.UploadArchiveHeader{SandboxId: id, Path: treePath, Format: sandboxv1.ArchiveFormat_ARCHIVE_FORMAT_TAR_GZIP, MakeParents: true}
+	ur, err := uploadArchive(ctx, c, header, tgz)
+	if err != nil {
+		return fmt.Errorf("UploadArchive: %w", err)
+	}
+	if ur.GetEntries() != uint64(sent) || ur.GetArchiveBytes() != uint64(len(tgz)) {
+		return fmt.Errorf("UploadArchive: %d entries, %d archive bytes; want %d and %d", ur.GetEntries(), ur.GetArchiveBytes(), sent, len(tgz))
+	}
+
+	res, err := execStream(ctx, c, &sandboxv1.ExecRequest{SandboxId: id, Command: &sandboxv1.ExecRequest_Shell{Shell: fmt.Sprintf(
+		"cat %[1]s/src/main.txt && stat -c %%a %[1]s/src/run.sh && readlink %[1]s/src/link", treePath)}}, outputQuiet)
+	if err != nil {
+		return fmt.Errorf("exec archive check: %w", err)
+	}
+	if err := expectExit(res.exited, 0); err != nil {
+		return fmt.Errorf("archive check: %w", err)
+	}
+	if want := greeting + "755\nmain.txt\n"; res.stdout.String() != want {
+		return fmt.Errorf("archive check: stdout %q, want %q", res.stdout.String(), want)
+	}
+
+	tarball, done, err := downloadArchive(ctx, c, &sandboxv1.DownloadArchiveRequest{SandboxId: id, Path: treePath, Format: sandboxv1.ArchiveFormat_ARCHIVE_FORMAT_TAR})
+	if err != nil {
+		return fmt.Errorf("DownloadArchive: %w", err)
+	}
+	sum := sha256.Sum256(tarball)
+	if local := hex.EncodeToString(sum[:]); done.GetBytes() != uint64(len(tarball)) || done.GetSha256() != local {
+		return fmt.Errorf("DownloadArchive: done says %d bytes sha256 %s; received %d bytes sha256 %s", done.GetBytes(), done.GetSha256(), len(tarball), local)
+	}
+	var got int
+	var content []byte
+	var link *tar.Header
+	tr := tar.NewReader(bytes.NewReader(tarball))
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("DownloadArchive: reading the tar: %w", err)
+		}
+		got++
+		switch hdr.Name {
+		case "./src/main.txt":
+			if content, err = io.ReadAll(tr); err != nil {
+				return fmt.Errorf("DownloadArchive: reading ./src/main.txt: %w", err)
+			}
+		case "./src/link":
+			link = hdr
+		}
+	}
+	if string(content) != greeting || link == nil || link.Typeflag != tar.TypeSymlink || link.Linkname != "main.txt" || done.GetEntries() != uint64(got) {
+		return fmt.Errorf("DownloadArchive: ./src/main.txt %q, ./src/link %v, %d entries (done says %d); want %q, a symlink to main.txt",
+			content, link, got, done.GetEntries(), greeting)
+	}
+
+	if _, err := uploadArchive(ctx, c, header, tgz); status.Code(err) != codes.AlreadyExists {
+		return fmt.Errorf("UploadArchive again without replace: %v, want AlreadyExists", err)
+	}
+	fmt.Printf("[archive: %d entries up (%d bytes tar.gz), %d down (%d bytes tar), sha256 ok, ALREADY_EXISTS on re-upload]\n", ur.GetEntries(), len(tgz), got, len(tarball))
 	return nil
+}
+
+// treeArchive makes the archive step's tar.gz in memory and returns it with
+// the number of entries in it (no "./" root entry).
+func treeArchive() ([]byte, int, error) {
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	now := time.Now()
+	entries := []struct {
+		hdr  tar.Header
+		body string
+	}{
+		{tar.Header{Typeflag: tar.TypeDir, Name: "src/", Mode: 0o755}, ""},
+		{tar.Header{Typeflag: tar.TypeReg, Name: "src/main.txt", Mode: 0o644}, greeting},
+		{tar.Header{Typeflag: tar.TypeReg, Name: "src/run.sh", Mode: 0o755}, "#!/bin/sh\necho ok\n"},
+		{tar.Header{Typeflag: tar.TypeSymlink, Name: "src/link", Linkname: "main.txt", Mode: 0o777}, ""},
+	}
+	for _, e := range entries {
+		e.hdr.Size, e.hdr.ModTime = int64(len(e.body)), now
+		if err := tw.WriteHeader(&e.hdr); err != nil {
+			return nil, 0, err
+		}
+		if _, err := tw.Write([]byte(e.body)); err != nil {
+			return nil, 0, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, 0, err
+	}
+	if err := gz.Close(); err != nil {
+		return nil, 0, err
+	}
+	return buf.Bytes(), len(entries), nil
+}
+
+// uploadArchive sends the header, then the archive in chunks of at most tarChunk bytes.
+func uploadArchive(ctx context.Context, c sandboxv1.SandboxServiceClient, h *sandboxv1.UploadArchiveHeader, data []byte) (*sandboxv1.UploadArchiveResponse, error) {
+	up, err := c.UploadArchive(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := up.Send(&sandboxv1.UploadArchiveRequest{Part: &sandboxv1.UploadArchiveRequest_Header{Header: h}}); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	for off := 0; off < len(data); off += tarChunk {
+		end := min(off+tarChunk, len(data))
+		if err := up.Send(&sandboxv1.UploadArchiveRequest{Part: &sandboxv1.UploadArchiveRequest_Data{Data: data[off:end]}}); err != nil {
+			if errors.Is(err, io.EOF) {
+				break // the server ended the stream; CloseAndRecv returns its status
+			}
+			return nil, err
+		}
+	}
+	return up.CloseAndRecv()
+}
+
+// downloadArchive collects an archive's bytes and its done message.
+func downloadArchive(ctx context.Context, c sandboxv1.SandboxServiceClient, req *sandboxv1.DownloadArchiveRequest) ([]byte, *sandboxv1.DownloadArchiveDone, error) {
+	stream, err := c.DownloadArchive(ctx, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	var buf bytes.Buffer
+	var done *sandboxv1.DownloadArchiveDone
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		switch p := msg.GetPart().(type) {
+		case *sandboxv1.DownloadArchiveResponse_Data:
+			buf.Write(p.Data)
+		case *sandboxv1.DownloadArchiveResponse_Done:
+			done = p.Done
+		}
+	}
+	if done == nil {
+		return nil, nil, errors.New("stream ended without a done message")
+	}
+	return buf.Bytes(), done, nil
 }
 
 // keptCommands starts a background command with a tag, detaches after its

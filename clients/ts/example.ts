@@ -3,7 +3,9 @@
 // Creates a sandbox, streams a few commands (two of them past an output cap),
 // leaves a background command and comes back to it by its tag (Attach from
 // offset 0, ListCommands, SignalCommand), uploads a file and downloads it back
-// (checking size and sha256), destroys the sandbox, prints "OK ts".
+// (checking size and sha256), uploads a small tree as a tar.gz and downloads it
+// back as a tar (UploadArchive, DownloadArchive), destroys the sandbox, prints
+// "OK ts".
 //
 //   npx tsx clients/ts/example.ts --addr 127.0.0.1:8080   (or SANDBOXD_ADDR)
 //
@@ -13,19 +15,24 @@
 // interceptor). It is never printed.
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
+import { gzipSync } from "node:zlib";
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import {
+  ArchiveFormat,
   ExecExited_Reason,
   OutputLimitAction,
   SandboxService,
   Sandbox_State,
   type CommandRefSchema,
+  type DownloadArchiveDone,
   type DownloadDone,
   type DownloadInfo,
   type ExecExited,
   type ExecRequestSchema,
+  type UploadArchiveHeaderSchema,
+  type UploadArchiveRequestSchema,
   type UploadRequestSchema,
 } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
 
@@ -34,6 +41,9 @@ const CHUNK = 256 * 1024;
 const FILE_PATH = "client-ts/blob.bin";
 const TIMEOUT_MS = 300_000;
 const OUTPUT_CAP = 64 * 1024; // max_output_bytes of the output-limit steps
+const TREE_PATH = "client-ts/tree";
+const GREETING = "hello from ts\n";
+const TAR_CHUNK = 64 * 1024; // UploadArchive data messages (the server takes up to 4 MiB)
 
 type SandboxClient = Client<typeof SandboxService>;
 
@@ -237,6 +247,139 @@ async function* uploadRequests(
   }
 }
 
+interface TarEntry {
+  name: string;
+  type: string; // typeflag: "0" file, "2" symlink, "5" directory
+  mode: number;
+  body: Buffer;
+  link: string;
+}
+
+/**
+ * A minimal ustar writer (no tar package here): per entry a 512-byte header
+ * and the data padded to 512 bytes, then two zero blocks. Names under 100 bytes.
+ */
+function ustar(entries: TarEntry[]): Buffer {
+  const mtime = Math.floor(Date.now() / 1000);
+  const blocks: Buffer[] = [];
+  for (const e of entries) {
+    const h = Buffer.alloc(512);
+    const octal = (off: number, len: number, v: number) => h.write(`${v.toString(8).padStart(len - 1, "0")}\0`, off, len, "ascii");
+    h.write(e.name, 0, 100, "utf8");
+    octal(100, 8, e.mode);
+    octal(108, 8, 0); // uid
+    octal(116, 8, 0); // gid
+    octal(124, 12, e.body.length);
+    octal(136, 12, mtime);
+    h.write(e.type, 156, 1, "ascii");
+    h.write(e.link, 157, 100, "utf8");
+    h.write("ustar\0" + "00", 257, 8, "ascii"); // magic and version
+    h.fill(" ", 148, 156); // the checksum is computed with its own field as spaces
+    const sum = h.reduce((a, b) => a + b, 0);
+    h.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148, 8, "ascii");
+    blocks.push(h, e.body, Buffer.alloc((512 - (e.body.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return Buffer.concat(blocks);
+}
+
+/**
+ * A minimal tar reader: name (with the ustar prefix), typeflag, link target and
+ * data of each entry, up to the zero block. GNU long names ("L" entries) are
+ * left as they are: the tree here has short names.
+ */
+function untar(tar: Buffer): TarEntry[] {
+  const entries: TarEntry[] = [];
+  const text = (off: number, len: number) => {
+    const field = tar.subarray(off, off + len);
+    const end = field.indexOf(0);
+    return field.subarray(0, end < 0 ? len : end).toString("utf8");
+  };
+  for (let off = 0; off + 512 <= tar.length && tar[off] !== 0; ) {
+    // The prefix only in POSIX ustar ("ustar\0"); GNU tar's "ustar  " keeps other fields there.
+    const prefix = tar.toString("latin1", off + 257, off + 263) === "ustar\0" ? text(off + 345, 155) : "";
+    const size = parseInt(text(off + 124, 12).trim() || "0", 8);
+    entries.push({
+      name: prefix ? `${prefix}/${text(off, 100)}` : text(off, 100),
+      type: text(off + 156, 1) || "0",
+      mode: parseInt(text(off + 100, 8).trim() || "0", 8),
+      body: tar.subarray(off + 512, off + 512 + size),
+      link: text(off + 157, 100),
+    });
+    off += 512 + Math.ceil(size / 512) * 512;
+  }
+  return entries;
+}
+
+async function* uploadArchiveRequests(
+  header: MessageInitShape<typeof UploadArchiveHeaderSchema>,
+  data: Buffer,
+): AsyncGenerator<MessageInitShape<typeof UploadArchiveRequestSchema>> {
+  yield { part: { case: "header", value: header } };
+  for (let off = 0; off < data.length; off += TAR_CHUNK) {
+    yield { part: { case: "data", value: data.subarray(off, off + TAR_CHUNK) } };
+  }
+}
+
+/**
+ * Uploads a tar.gz of src/, src/main.txt, the executable src/run.sh and the
+ * symlink src/link to TREE_PATH, checks the tree with a command, downloads it
+ * back as a plain tar (checking bytes, sha256 and the entries) and sees a
+ * second upload without replace refused with ALREADY_EXISTS.
+ */
+async function archives(client: SandboxClient, sandboxId: string): Promise<void> {
+  const sent: TarEntry[] = [
+    { name: "src/", type: "5", mode: 0o755, body: Buffer.alloc(0), link: "" },
+    { name: "src/main.txt", type: "0", mode: 0o644, body: Buffer.from(GREETING), link: "" },
+    { name: "src/run.sh", type: "0", mode: 0o755, body: Buffer.from("#!/bin/sh\necho ok\n"), link: "" },
+    { name: "src/link", type: "2", mode: 0o777, body: Buffer.alloc(0), link: "main.txt" },
+  ];
+  const tgz = gzipSync(ustar(sent));
+  const header: MessageInitShape<typeof UploadArchiveHeaderSchema> = { sandboxId, path: TREE_PATH, format: ArchiveFormat.TAR_GZIP, makeParents: true };
+  const ur = await client.uploadArchive(uploadArchiveRequests(header, tgz), { timeoutMs: TIMEOUT_MS });
+  check(
+    ur.entries === BigInt(sent.length) && ur.archiveBytes === BigInt(tgz.length),
+    `UploadArchive: ${ur.entries} entries, ${ur.archiveBytes} archive bytes; want ${sent.length} and ${tgz.length}`,
+  );
+
+  const shell = `cat ${TREE_PATH}/src/main.txt && stat -c %a ${TREE_PATH}/src/run.sh && readlink ${TREE_PATH}/src/link`;
+  const r = await runExec(client, { sandboxId, command: { case: "shell", value: shell } }, "quiet");
+  expectExit(r.exited, 0, "archive check");
+  const want = `${GREETING}755\nmain.txt\n`;
+  check(r.stdout.toString() === want, `archive check: stdout ${JSON.stringify(r.stdout.toString())}, want ${JSON.stringify(want)}`);
+
+  const chunks: Buffer[] = [];
+  let done: DownloadArchiveDone | undefined;
+  for await (const msg of client.downloadArchive({ sandboxId, path: TREE_PATH, format: ArchiveFormat.TAR }, { timeoutMs: TIMEOUT_MS })) {
+    if (msg.part.case === "data") chunks.push(Buffer.from(msg.part.value));
+    else if (msg.part.case === "done") done = msg.part.value;
+  }
+  check(done !== undefined, "DownloadArchive: stream ended without a done message");
+  const tarball = Buffer.concat(chunks);
+  const local = createHash("sha256").update(tarball).digest("hex");
+  check(
+    done.bytes === BigInt(tarball.length) && done.sha256 === local,
+    `DownloadArchive: done says ${done.bytes} bytes sha256 ${done.sha256}; received ${tarball.length} bytes sha256 ${local}`,
+  );
+  const got = untar(tarball);
+  const main = got.find((e) => e.name === "./src/main.txt");
+  const link = got.find((e) => e.name === "./src/link");
+  check(
+    main?.type === "0" && main.body.toString() === GREETING && link?.type === "2" && link.link === "main.txt" && done.entries === BigInt(got.length),
+    `DownloadArchive: ./src/main.txt ${JSON.stringify(main?.body.toString())}, ./src/link ${JSON.stringify(link && { type: link.type, link: link.link })}, ` +
+      `${got.length} entries (done says ${done.entries}); want ${JSON.stringify(GREETING)}, a symlink to main.txt`,
+  );
+
+  const again = await client.uploadArchive(uploadArchiveRequests(header, tgz), { timeoutMs: TIMEOUT_MS }).then(
+    () => "success",
+    (e: unknown) => (e instanceof ConnectError ? Code[e.code] : String(e)),
+  );
+  check(again === Code[Code.AlreadyExists], `UploadArchive again without replace: ${again}, want AlreadyExists`);
+  console.log(
+    `[archive: ${ur.entries} entries up (${tgz.length} bytes tar.gz), ${got.length} down (${tarball.length} bytes tar), sha256 ok, ALREADY_EXISTS on re-upload]`,
+  );
+}
+
 async function scenario(client: SandboxClient): Promise<void> {
   const { sandbox } = await client.createSandbox(
     {
@@ -359,6 +502,8 @@ async function scenario(client: SandboxClient): Promise<void> {
       `download: sizes info ${info.size} received ${got} done ${done.bytes}, want ${size}`,
     );
     check(done.sha256 === want && local === want, `download: sha256 done ${done.sha256} local ${local}, want ${want}`);
+
+    await archives(client, id);
   } finally {
     try {
       await client.destroySandbox({ sandboxId: id }, { timeoutMs: 60_000 });

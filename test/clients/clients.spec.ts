@@ -79,5 +79,7 @@ describe("sandboxd for its users", () => {
   it("serves the Go, Python and TypeScript client programs", async () => {
     const { stdout } = await run("bash", ["clients/run-all.sh", server.address], { cwd: ROOT, timeout: 600_000, maxBuffer: 64 << 20 });
     for (const lang of ["go", "python", "ts"]) expect(stdout).toContain(`OK ${lang}`);
+    // Each one's archive step: a tar.gz up, a tar back, and a refused re-upload.
+    expect(stdout.match(/\[archive: 4 entries up .* 5 down .* sha256 ok, ALREADY_EXISTS on re-upload\]/g)).toHaveLength(3);
   }, 900_000);
 });

@@ -13,6 +13,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FileType, SandboxService, type FileInfo } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
 import { mintToken } from "../../server/auth/index.js";
+import { TAR_END, tarFile } from "../fixtures/tar.js";
 import { collectExec, PROVIDERS, startE2E, type E2E, type LogLines, type SandboxClient } from "./harness.js";
 
 const N = 27;
@@ -262,6 +263,12 @@ describe("file RPCs and tenants (local)", () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  /** A one-file archive for `path`. */
+  async function* archive(sandboxId: string, path: string) {
+    yield { part: { case: "header" as const, value: { sandboxId, path } } };
+    yield { part: { case: "data" as const, value: Buffer.concat([tarFile("f", "x"), TAR_END]) } };
+  }
+
   it("another tenant gets NOT_FOUND from every file RPC; a viewer may only read", async () => {
     const alice = as(a.token);
     const sid = (await alice.createSandbox({})).sandbox!.id;
@@ -274,12 +281,18 @@ describe("file RPCs and tenants (local)", () => {
       () => bob.makeDir({ sandboxId: sid, path: "intruder" }),
       () => bob.remove({ sandboxId: sid, path: "mine", recursive: true }),
       () => bob.move({ sandboxId: sid, from: "mine", to: "theirs" }),
+      () => bob.uploadArchive(archive(sid, "intruder")),
+      async () => { for await (const _ of bob.downloadArchive({ sandboxId: sid, path: "mine" })) void _; },
     ];
     for (const c of calls) expect(await code(c())).toBe(Code.NotFound);
     const vera = as(viewer.token);
     expect((await vera.stat({ sandboxId: sid, path: "mine" })).info!.type).toBe(FileType.DIRECTORY);
     expect(await code(vera.makeDir({ sandboxId: sid, path: "v" }))).toBe(Code.PermissionDenied);
     expect(await code(vera.remove({ sandboxId: sid, path: "mine" }))).toBe(Code.PermissionDenied);
+    expect(await code(vera.uploadArchive(archive(sid, "v")))).toBe(Code.PermissionDenied);
+    let done = false;
+    for await (const m of vera.downloadArchive({ sandboxId: sid, path: "mine" })) done ||= m.part.case === "done";
+    expect(done).toBe(true);
     expect((await alice.stat({ sandboxId: sid, path: "mine" })).info!.type).toBe(FileType.DIRECTORY);
     await alice.destroySandbox({ sandboxId: sid });
   });

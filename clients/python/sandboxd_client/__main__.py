@@ -3,7 +3,9 @@
 Creates a sandbox, streams a few commands (two of them past an output cap),
 leaves a background command and comes back to it by its tag (Attach from
 offset 0, ListCommands, SignalCommand), uploads a file and downloads it back
-(checking size and sha256), destroys the sandbox, and prints "OK python".
+(checking size and sha256), uploads a small tree as a tar.gz and downloads it
+back as a tar (UploadArchive, DownloadArchive), destroys the sandbox, and
+prints "OK python".
 
     python -m sandboxd_client --addr 127.0.0.1:8080   (or SANDBOXD_ADDR)
 
@@ -20,9 +22,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gzip
 import hashlib
+import io
 import os
 import sys
+import tarfile
 import time
 import uuid
 from pathlib import Path
@@ -42,6 +47,9 @@ CHUNK = 256 * 1024
 FILE_PATH = "client-python/blob.bin"
 TIMEOUT = 300.0  # seconds per RPC
 OUTPUT_CAP = 64 * 1024  # max_output_bytes of the output-limit steps
+TREE_PATH = "client-python/tree"
+GREETING = b"hello from python\n"
+TAR_CHUNK = 64 * 1024  # UploadArchive data messages (the server takes up to 4 MiB)
 
 
 class Mismatch(Exception):
@@ -249,6 +257,88 @@ def upload_requests(sandbox_id: str, data: bytes, sha: str):
         yield pb.UploadRequest(data=bytes(view[off : off + CHUNK]))
 
 
+def tree_archive() -> tuple[bytes, int]:
+    """The archive step's tar.gz, made in memory with tarfile and gzip, and the
+    number of entries in it (no "./" root entry)."""
+    now = int(time.time())  # an int: a float mtime would need a pax header
+    members = [  # name, type, mode, contents, link target
+        ("src/", tarfile.DIRTYPE, 0o755, b"", ""),
+        ("src/main.txt", tarfile.REGTYPE, 0o644, GREETING, ""),
+        ("src/run.sh", tarfile.REGTYPE, 0o755, b"#!/bin/sh\necho ok\n", ""),
+        ("src/link", tarfile.SYMTYPE, 0o777, b"", "main.txt"),
+    ]
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=now) as gz, tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, kind, mode, body, link in members:
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.size, info.mtime, info.linkname = kind, mode, len(body), now, link
+            tar.addfile(info, io.BytesIO(body))
+    return buf.getvalue(), len(members)
+
+
+def upload_archive_requests(header: pb.UploadArchiveHeader, data: bytes):
+    yield pb.UploadArchiveRequest(header=header)
+    for off in range(0, len(data), TAR_CHUNK):
+        yield pb.UploadArchiveRequest(data=data[off : off + TAR_CHUNK])
+
+
+def archives(stub: pb_grpc.SandboxServiceStub, sandbox_id: str) -> None:
+    """Uploads the tree_archive tar.gz to TREE_PATH, checks the tree with a
+    command, downloads it back as a plain tar (checking bytes, sha256 and the
+    entries) and sees a second upload without replace refused with ALREADY_EXISTS."""
+    tgz, sent = tree_archive()
+    header = pb.UploadArchiveHeader(
+        sandbox_id=sandbox_id, path=TREE_PATH, format=pb.ARCHIVE_FORMAT_TAR_GZIP, make_parents=True
+    )
+    ur = stub.UploadArchive(upload_archive_requests(header, tgz), timeout=TIMEOUT)
+    check(
+        ur.entries == sent and ur.archive_bytes == len(tgz),
+        f"UploadArchive: {ur.entries} entries, {ur.archive_bytes} archive bytes; want {sent} and {len(tgz)}",
+    )
+
+    shell = f"cat {TREE_PATH}/src/main.txt && stat -c %a {TREE_PATH}/src/run.sh && readlink {TREE_PATH}/src/link"
+    out, _, exited = run_exec(stub, pb.ExecRequest(sandbox_id=sandbox_id, shell=shell), False, quiet=True)
+    expect_exit(exited, 0, "archive check")
+    want = GREETING + b"755\nmain.txt\n"
+    check(out == want, f"archive check: stdout {out!r}, want {want!r}")
+
+    data, done = bytearray(), None
+    req = pb.DownloadArchiveRequest(sandbox_id=sandbox_id, path=TREE_PATH, format=pb.ARCHIVE_FORMAT_TAR)
+    for msg in stub.DownloadArchive(req, timeout=TIMEOUT):
+        kind = msg.WhichOneof("part")
+        if kind == "data":
+            data += msg.data
+        elif kind == "done":
+            done = msg.done
+    check(done is not None, "DownloadArchive: stream ended without a done message")
+    local = hashlib.sha256(data).hexdigest()
+    check(
+        done.bytes == len(data) and done.sha256 == local,
+        f"DownloadArchive: done says {done.bytes} bytes sha256 {done.sha256}; received {len(data)} bytes sha256 {local}",
+    )
+    with tarfile.open(fileobj=io.BytesIO(bytes(data)), mode="r:") as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        main, link = members.get("./src/main.txt"), members.get("./src/link")
+        content = tar.extractfile(main).read() if main is not None and main.isfile() else None
+    check(
+        content == GREETING and link is not None and link.issym() and link.linkname == "main.txt" and done.entries == len(members),
+        f"DownloadArchive: ./src/main.txt {content!r}, ./src/link {link and (link.type, link.linkname)}, "
+        f"{len(members)} entries (done says {done.entries}); want {GREETING!r}, a symlink to main.txt",
+    )
+
+    try:
+        stub.UploadArchive(upload_archive_requests(header, tgz), timeout=TIMEOUT)
+        code = None
+    except grpc.RpcError as e:
+        code = e.code()
+    check(code == grpc.StatusCode.ALREADY_EXISTS, f"UploadArchive again without replace: {code}, want ALREADY_EXISTS")
+    print(
+        f"[archive: {ur.entries} entries up ({len(tgz)} bytes tar.gz), {len(members)} down ({len(data)} bytes tar), "
+        "sha256 ok, ALREADY_EXISTS on re-upload]",
+        flush=True,
+    )
+
+
 def scenario(stub: pb_grpc.SandboxServiceStub) -> None:
     req = pb.CreateSandboxRequest(
         resources=pb.Resources(cores=1, memory_mib=256, disk_gib=1),
@@ -366,6 +456,8 @@ def scenario(stub: pb_grpc.SandboxServiceStub) -> None:
             f"download: sizes info {info.size} received {got} done {done.bytes}, want {len(data)}",
         )
         check(done.sha256 == want and local == want, f"download: sha256 done {done.sha256} local {local}, want {want}")
+
+        archives(stub, sb.id)
     finally:
         try:
             stub.DestroySandbox(pb.DestroySandboxRequest(sandbox_id=sb.id), timeout=60)
