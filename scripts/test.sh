@@ -15,8 +15,8 @@ if git rev-parse --verify -q main >/dev/null; then
 fi
 if git rev-parse --git-dir >/dev/null 2>&1; then
   bash scripts/generate.sh >/dev/null
-  git diff --exit-code --stat -- gen || { echo "generated code is stale: run npm run generate" >&2; exit 1; }
-  untracked=$(git ls-files --others --exclude-standard -- gen)
+  git diff --exit-code --stat -- gen clients/python/sandboxd/_gen clients/ts/src/gen || { echo "generated code is stale: run npm run generate" >&2; exit 1; }
+  untracked=$(git ls-files --others --exclude-standard -- gen clients/python/sandboxd/_gen clients/ts/src/gen)
   [ -z "$untracked" ] || { echo "generated files not committed: $untracked" >&2; exit 1; }
 fi
 
