@@ -29,6 +29,7 @@ import type { Config } from "./config/config.js";
 import { HealthService, registerHealth, registerReflection, ServingStatus } from "./grpc/index.js";
 import { LocalRuntime } from "./providers/local/index.js";
 import type { SandboxProvider } from "./providers/provider.js";
+import { ReadyGate } from "./api/ready-gate.js";
 import { SandboxManager } from "./sandboxes/manager.js";
 import { SessionRegistry } from "./ssh/index.js";
 import { sleep } from "./sleep.js";
@@ -78,6 +79,7 @@ export async function startServer(config: Config, logger: Logger, provider = mak
   const manager = new SandboxManager({ provider, registry, lease: config.lease, defaults: config.defaults, logger, quotas: config.quotas });
   const health = new HealthService(["sandbox.v1.SandboxService"], ServingStatus.NOT_SERVING);
   const inFlight = new InFlightRpcs();
+  const gate = new ReadyGate();
 
   const auth = makeAuthenticator(config, logger);
   const handler = connectNodeAdapter({
@@ -88,7 +90,7 @@ export async function startServer(config: Config, logger: Logger, provider = mak
     },
     // The log interceptor is outermost so it sees the status the error interceptor chose (and the
     // principal auth found); in-flight tracking is innermost so the handler's signal is the one shutdown can abort.
-    interceptors: [rpcLogInterceptor(logger), errorInterceptor(logger), auth.interceptor(), inFlight.interceptor()],
+    interceptors: [rpcLogInterceptor(logger), errorInterceptor(logger), auth.interceptor(), gate.interceptor(), inFlight.interceptor()],
     contextValues: auth.contextValues,
     readMaxBytes: UPLOAD_MESSAGE_LIMIT,
     // Responses are never compressed: exec output and files are mostly incompressible or
@@ -103,7 +105,7 @@ export async function startServer(config: Config, logger: Logger, provider = mak
     cert: fs.readFileSync(config.tls.certFile), key: fs.readFileSync(config.tls.keyFile),
     ...(config.auth.clientCaFile ? { ca: fs.readFileSync(config.auth.clientCaFile) } : {}),
   };
-  // Listen before the provider is ready: health answers NOT_SERVING meanwhile.
+  // Listen before the provider is ready: health answers NOT_SERVING, the SandboxService UNAVAILABLE.
   let listener: Listener;
   try {
     listener = await listen(served, config.listen.host, config.listen.port, tls);
@@ -114,6 +116,7 @@ export async function startServer(config: Config, logger: Logger, provider = mak
   const address = `${listener.host.includes(":") ? `[${listener.host}]` : listener.host}:${listener.port}`;
   try {
     await manager.start();
+    gate.open();
   } catch (err) {
     listener.stopAccepting();
     listener.destroyAll();

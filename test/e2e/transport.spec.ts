@@ -59,7 +59,7 @@ describe("transport", () => {
     expect(JSON.parse(body)).toEqual({});
   });
 
-  it("health is NOT_SERVING until the provider is ready", async () => {
+  it("health is NOT_SERVING and the SandboxService UNAVAILABLE until the provider is ready", async () => {
     let open!: () => void;
     const ready = new Promise<void>((r) => (open = r));
     const port = await freePort();
@@ -71,10 +71,16 @@ describe("transport", () => {
       if (status === undefined) await new Promise((r) => setTimeout(r, 20));
     }
     expect(status).toBe(HealthCheckResponse_ServingStatus.NOT_SERVING);
+    // Not NOT_FOUND for sandboxes it has not loaded yet: UNAVAILABLE, which clients retry.
+    const api = createClient(SandboxService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
+    const early = await api.getSandbox({ sandboxId: "sbx-abc" }).then(() => undefined, (e: unknown) => ConnectError.from(e));
+    expect(early?.code).toBe(Code.Unavailable);
     open();
     const server = await starting;
     servers.push(server);
     expect((await health.check({})).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    const late = await api.getSandbox({ sandboxId: "sbx-abc" }).then(() => undefined, (e: unknown) => ConnectError.from(e));
+    expect(late?.code).toBe(Code.NotFound);
     const shutdown = server.shutdown();
     expect(server.health.get("")).toBe(HealthCheckResponse_ServingStatus.NOT_SERVING);
     await shutdown;
