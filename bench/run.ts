@@ -13,6 +13,7 @@ import { benchPve } from "./pve.js";
 import { benchAuth } from "./auth.js";
 import { benchCommands } from "./commands.js";
 import { benchFiles } from "./files.js";
+import { benchSdk } from "./sdk.js";
 import { benchLeaseReap } from "./lease-reap.js";
 import { benchLeaseRenewal } from "./lease-renew.js";
 import { benchCreate, benchSsh, ensureHostFile } from "./local.js";
@@ -20,9 +21,9 @@ import { BenchResults } from "./lib/results.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-const PARTS = ["local", "grpc", "pve", "lease", "auth", "commands", "files"];
+const PARTS = ["local", "grpc", "pve", "lease", "auth", "commands", "files", "sdk"];
 
-/** `npm run bench` runs every part; `npm run bench -- grpc` (or `local`, `pve`, `lease`, `auth`, `commands`, `files`) just one. */
+/** `npm run bench` runs every part; `npm run bench -- grpc` (or `local`, `pve`, `lease`, `auth`, `commands`, `files`, `sdk`) just one. */
 async function main(): Promise<void> {
   const only = process.argv[2];
   if (only !== undefined && !PARTS.includes(only)) throw new Error(`unknown part '${only}' (parts: ${PARTS.join(", ")})`);
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
   if (only === undefined || only === "auth") await benchAuth(results);
   if (only === undefined || only === "commands") await benchCommands(results);
   if (only === undefined || only === "files") await benchFiles(results);
+  if (only === undefined || only === "sdk") await benchSdk(results);
   if (only === undefined || only === "lease") {
     await benchLeaseRenewal(results);
     await benchLeaseReap(results);

@@ -21,7 +21,8 @@ go_tool protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 go_tool protoc-gen-connect-go connectrpc.com/connect/cmd/protoc-gen-connect-go@v1.21.1
 go_tool grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4
 
-PY_REQS="grpcio==1.80.0 grpcio-tools==1.80.0 protobuf==6.33.6"
+# pytest, pytest-asyncio and mypy: the Python client library's tests and type check (clients/python).
+PY_REQS="grpcio==1.80.0 grpcio-tools==1.80.0 protobuf==6.33.6 pytest==9.2.0 pytest-asyncio==1.5.0 mypy==2.4.1"
 if [ "$(cat "$TOOLS/venv/.reqs" 2>/dev/null)" != "$PY_REQS" ]; then
   echo "tools: python venv with $PY_REQS" >&2
   python3 -m venv "$TOOLS/venv"
