@@ -1,4 +1,5 @@
-"""What the sync and async clients share: settings, request building, sources."""
+"""What the sync and async clients share: settings, retry policy, TLS, upload
+sources and download destinations (request building is in _requests)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ from pathlib import Path
 from typing import IO, Any, Union
 
 import grpc
-from google.protobuf import duration_pb2
 
-from ._gen.sandbox.v1 import sandbox_pb2 as pb
+# Re-exported: request building lives in _requests.
+from ._requests import command_ref as command_ref
+from ._requests import create_request as create_request
+from ._requests import duration as duration
+from ._requests import exec_request as exec_request
 
 DEFAULT_ADDR = "127.0.0.1:8080"
 CHUNK = 1024 * 1024  # upload data messages (the server takes up to 4 MiB)
@@ -89,80 +93,6 @@ def resolve(addr: str | None, token: str | None, tls: TLS | Mapping[str, Any] | 
     else:
         t = TLS(**dict(tls))
     return addr, md, t
-
-
-def duration(seconds: float | None) -> Any:
-    if seconds is None:
-        return None
-    d = duration_pb2.Duration()
-    d.FromNanoseconds(int(seconds * 1e9))
-    return d
-
-
-def create_request(
-    *,
-    cores: int,
-    memory_mib: int,
-    disk_gib: int,
-    labels: Mapping[str, str] | None,
-    ttl: float | None,
-    internet_access: bool,
-    request_id: str,
-) -> pb.CreateSandboxRequest:
-    return pb.CreateSandboxRequest(
-        resources=pb.Resources(cores=cores, memory_mib=memory_mib, disk_gib=disk_gib),
-        internet_access=internet_access,
-        labels=dict(labels or {}),
-        lease_ttl=duration(ttl),
-        request_id=request_id,
-    )
-
-
-def exec_request(
-    sandbox_id: str,
-    cmd: Command,
-    *,
-    env: Mapping[str, str] | None = None,
-    cwd: str | None = None,
-    stdin: bytes | str | None = None,
-    timeout: float | None = None,
-    max_output_bytes: int = 0,
-    discard_over_limit: bool = False,
-    background: bool = False,
-    keep_stdin_open: bool = False,
-    tag: str | None = None,
-    retain_bytes: int = 0,
-    pty: tuple[int, int] | None = None,
-) -> pb.ExecRequest:
-    req = pb.ExecRequest(
-        sandbox_id=sandbox_id,
-        env=dict(env or {}),
-        cwd=cwd or "",
-        stdin=stdin.encode() if isinstance(stdin, str) else (stdin or b""),
-        timeout=duration(timeout),
-        max_output_bytes=max_output_bytes,
-        output_limit_action=pb.OUTPUT_LIMIT_ACTION_DISCARD if discard_over_limit else pb.OUTPUT_LIMIT_ACTION_UNSPECIFIED,
-        background=background,
-        keep_stdin_open=keep_stdin_open,
-        tag=tag or "",
-        retain_bytes=retain_bytes,
-    )
-    if pty is not None:
-        req.pty.CopyFrom(pb.PtySize(rows=pty[0], cols=pty[1]))
-    if isinstance(cmd, str):
-        req.shell = cmd
-    else:
-        req.argv.CopyFrom(pb.Argv(args=list(cmd)))
-    return req
-
-
-def command_ref(sandbox_id: str, tag: str | None, exec_id: str | None) -> pb.CommandRef:
-    """A kept command, by its tag or its exec id (exactly one)."""
-    if (tag is None) == (exec_id is None):
-        raise ValueError("name the command by exactly one of tag= and exec_id=")
-    if tag is not None:
-        return pb.CommandRef(sandbox_id=sandbox_id, tag=tag)
-    return pb.CommandRef(sandbox_id=sandbox_id, exec_id=exec_id)
 
 
 class Chunks:

@@ -183,6 +183,8 @@ export interface KeptOptions {
   keepStdinOpen?: boolean;
   /** Output kept per stream in the sandbox (default 64 MiB). */
   retainBytes?: number;
+  /** Run on a pseudo-terminal of this size (output comes as stdout only; TERM defaults to xterm-256color). */
+  pty?: { rows: number; cols: number; term?: string };
 }
 
 export function execRequest(sandboxId: string, cmd: Cmd, o: ExecOptions & KeptOptions, background = false): MessageInitShape<typeof ExecRequestSchema> {
@@ -201,6 +203,7 @@ export function execRequest(sandboxId: string, cmd: Cmd, o: ExecOptions & KeptOp
     ...(o.tag !== undefined && { tag: o.tag }),
     ...(o.keepStdinOpen && { keepStdinOpen: true }),
     ...(o.retainBytes !== undefined && { retainBytes: BigInt(o.retainBytes) }),
+    ...(o.pty && { pty: { rows: o.pty.rows, cols: o.pty.cols, term: o.pty.term ?? "" } }),
   };
 }
 
@@ -331,6 +334,35 @@ export class KeptCommand {
   /** Closes its stdin (it sees end of file). */
   closeInput(o: CallOptions = {}): Promise<void> {
     return this.writeInput(new Uint8Array(0), { ...o, close: true });
+  }
+
+  /**
+   * Streams `input` to its stdin as it comes (one client stream: the fast
+   * path for typing into a PTY); closes stdin at the end when `close`.
+   */
+  async streamInput(input: AsyncIterable<Uint8Array | string>, o: CallOptions & { close?: boolean } = {}): Promise<void> {
+    const rpc = await this.ctx.rpc();
+    const ref = this.#ref();
+    async function* messages() {
+      yield { command: ref };
+      for await (const chunk of input) yield { data: bytesOf(chunk) };
+      if (o.close) yield { close: true };
+    }
+    try {
+      await rpc.streamInput(messages(), callOptions(this.ctx, o, false));
+    } catch (e) {
+      throw toSandboxdError(e);
+    }
+  }
+
+  /** Changes its PTY's window size (the command gets SIGWINCH). */
+  async resize(rows: number, cols: number, o: CallOptions = {}): Promise<void> {
+    const rpc = await this.ctx.rpc();
+    try {
+      await rpc.resizePty({ command: this.#ref(), size: { rows, cols } }, callOptions(this.ctx, o, true));
+    } catch (e) {
+      throw toSandboxdError(e);
+    }
   }
 
   /** Sends a signal ("SIGTERM", "INT"...) to its process group. */

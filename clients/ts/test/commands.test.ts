@@ -111,3 +111,27 @@ test("kept commands: spawn with a tag, list, attach, write input, signal", { ski
   const s = await sleeper.wait();
   assert.equal(s.signal, "SIGTERM");
 });
+
+test("a PTY command: its size, resize, and input streamed as typed", { skip: skipLive, timeout: 60_000 }, async () => {
+  const term = await sb.spawn("stty size; read line; stty size; echo got $line", { pty: { rows: 30, cols: 100 }, keepStdinOpen: true });
+  const seen: string[] = [];
+  const text = new TextStream();
+  const reading = (async () => {
+    for await (const ev of term.attach()) if (ev.type === "stdout") seen.push(text.write(ev.data));
+  })();
+  const until = async (s: string) => {
+    for (let i = 0; i < 100 && !seen.join("").includes(s); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(seen.join("").includes(s), `waited for ${JSON.stringify(s)} in ${JSON.stringify(seen.join(""))}`);
+  };
+  await until("30 100");
+  await term.resize(40, 120);
+  async function* typed() {
+    yield "hel";
+    yield "lo\n";
+  }
+  await term.streamInput(typed());
+  await reading;
+  const out = seen.join("");
+  assert.match(out, /40 120/);
+  assert.match(out, /got hello/);
+});
