@@ -4,6 +4,7 @@
  * through test/fixtures/live-server.ts (lease kept alive for many TTLs, a
  * failing block still destroying its sandbox, a restart ridden through, a
  * 200 MB round trip, a resumed download, UTF-8 across chunks, typed errors).
+ * The server wants an API token, which each library takes from SANDBOXD_TOKEN.
  * Each suite's output is printed when it fails.
  */
 import { execFile } from "node:child_process";
@@ -11,22 +12,29 @@ import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { ROOT } from "../fixtures/sandboxd-process.js";
 import { startLiveServer } from "../fixtures/live-server.js";
+import { tenantTokens } from "../fixtures/tenant-tokens.js";
 
 const run = promisify(execFile);
 const PATH = `/usr/local/go/bin:${process.env.PATH}`;
 
-/** Runs `cmd` with a live server (instance n) in its environment; fails with the suite's output. */
+/**
+ * Runs `cmd` against a live server (instance n) with token authentication:
+ * the suite gets SANDBOXD_ADDR, SANDBOXD_TEST_CONTROL and SANDBOXD_TOKEN, so
+ * every call the library makes must carry the token. Fails with the suite's output.
+ */
 async function suite(n: number, cmd: string, args: string[], cwd = ROOT): Promise<string> {
-  const live = await startLiveServer(n);
+  const tokens = tenantTokens(["sdk"]);
+  const live = await startLiveServer(n, { SANDBOXD_AUTH_TOKENS_FILE: tokens.file });
   try {
     const { stdout, stderr } = await run(cmd, args, {
-      cwd, env: { ...process.env, PATH, ...live.env }, timeout: 900_000, maxBuffer: 64 << 20,
+      cwd, env: { ...process.env, PATH, ...live.env, SANDBOXD_TOKEN: tokens.tokens.sdk! }, timeout: 900_000, maxBuffer: 64 << 20,
     }).catch((err: { stdout?: string; stderr?: string; message: string }) => {
       throw new Error(`${cmd} ${args.join(" ")} failed: ${err.message}\n${err.stdout ?? ""}\n${err.stderr ?? ""}\n--- sandboxd:\n${live.logs().slice(-20_000)}`);
     });
     return `${stdout}\n${stderr}`;
   } finally {
     await live.stop();
+    tokens.remove();
   }
 }
 
