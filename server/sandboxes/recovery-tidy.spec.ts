@@ -65,4 +65,22 @@ describe("tidying up after a crash", () => {
     for (const kept of [".c.part", ".d.sandboxd-short.part", ".e.bin.sandboxd-ba9876543210.part"]) expect(left).toContain(kept);
     await sb.sh(`rm -rf ${dir} /tmp/tidy-spec`);
   });
+
+  it("removes archive staging directories nothing touched since the restart, not live ones nor look-alikes", async () => {
+    const dir = `${sb.workDir}/tidy-arch`;
+    const stale = ".proj.sandboxd-archive-0123456789ab";
+    const old = ".proj.sandboxd-archive-0123456789ab-old";
+    const live = ".other.sandboxd-archive-ba9876543210";
+    const alike = ".proj.sandboxd-archive-short";
+    await sb.sh(`mkdir -p ${dir} && cd ${dir} && for d in ${stale} ${old} ${live} ${alike}; do mkdir -p "$d/sub" && echo x > "$d/sub/f"; done && ` +
+      `find . -exec touch -h -d '1 hour ago' {} +`);
+    const startedAt = Date.now() - 1000;
+    await sb.sh(`echo fresh > ${dir}/${live}/sub/g`); // an unpack still writing, deep inside
+    await execCollect(sb.registry, sb.id, { shell: tidyCommand(startedAt) });
+    const left = await sb.sh(`ls -A ${dir}`);
+    expect(left).not.toContain(`${stale}\n`);
+    expect(left).not.toContain(old);
+    for (const kept of [live, alike]) expect(left).toContain(kept);
+    await sb.sh(`rm -rf ${dir}`);
+  });
 });

@@ -14,12 +14,17 @@
  *   rename into place never happened. Only files not modified since this
  *   process started go: an upload another replica is writing keeps its temp
  *   file fresh.
+ * - Archive staging directories (`.<name>.sandboxd-archive-<hex>`, and the
+ *   `-old` tree a replace swapped out) that were never renamed into place or
+ *   removed: only those in which nothing changed since this process started
+ *   (an archive another replica is unpacking keeps writing into its own).
  *
  * It runs once per adopted sandbox, on first use (not at start: a restarted
  * sandboxd holding 1,000 sandboxes does not open 1,000 SSH connections).
  */
 import type { SessionRegistry } from "../ssh/index.js";
 import { SESSION_MARK, execCollect } from "../ssh/index.js";
+import { ARCHIVE_TEMP_MARK } from "../ssh/archives/index.js";
 import { TEMP_SUFFIX_PATTERN } from "../ssh/upload.js";
 
 /** Every writable, real file system the sandbox sees: only there can a temp file be. */
@@ -40,7 +45,10 @@ const ORPHAN_KILL = [
 
 export function tidyCommand(startedAtMs: number): string {
   const since = Math.floor(startedAtMs / 1000);
-  return `${ORPHAN_KILL}\nfind $(${WRITABLE_MOUNTS}) -xdev -type f -name '${TEMP_SUFFIX_PATTERN}' ! -newermt @${since} -delete 2>/dev/null; exit 0`;
+  // Names go to the inner sh as arguments (-exec … {} +), never through a pipe: a name with a newline stays one name.
+  const staleArchives = `find $(${WRITABLE_MOUNTS}) -xdev -type d -name '.*.${ARCHIVE_TEMP_MARK}-????????????*' -prune ` +
+    `-exec sh -c 'for d; do [ -z "$(find "$d" -newermt @${since} -print 2>/dev/null | head -n 1)" ] && rm -rf -- "$d"; done' sh {} + 2>/dev/null`;
+  return `${ORPHAN_KILL}\nfind $(${WRITABLE_MOUNTS}) -xdev -type f -name '${TEMP_SUFFIX_PATTERN}' ! -newermt @${since} -delete 2>/dev/null\n${staleArchives}; exit 0`;
 }
 
 export async function tidyAfterCrash(registry: SessionRegistry, sandboxId: string, startedAtMs: number): Promise<void> {

@@ -7,6 +7,7 @@
  */
 import type { ClientChannel } from "ssh2";
 import { abortable } from "./abortable.js";
+import { drainOrClose } from "./drain.js";
 
 export async function feedStdin(
   channel: ClientChannel,
@@ -27,15 +28,7 @@ export async function feedStdin(
     for await (const chunk of abortable(stdin, gone.signal, "stdin")) {
       if (chunk.byteLength === 0) continue;
       if (!channel.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            channel.off("drain", done);
-            channel.off("close", done);
-            resolve();
-          };
-          channel.on("drain", done);
-          channel.on("close", done);
-        });
+        await drainOrClose(channel);
       }
       if (gone.signal.aborted) break;
     }

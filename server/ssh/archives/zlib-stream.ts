@@ -5,6 +5,7 @@
  */
 import type { Transform } from "node:stream";
 import { createGunzip, createGzip } from "node:zlib";
+import { drainOrClose } from "../drain.js";
 
 const CHUNK = 64 * 1024;
 
@@ -35,16 +36,4 @@ async function* through(source: AsyncIterable<Uint8Array>, z: Transform): AsyncG
     z.destroy();
     await feed;
   }
-}
-
-function drainOrClose(z: Transform): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      z.off("drain", done);
-      z.off("close", done);
-      resolve();
-    };
-    z.on("drain", done);
-    z.on("close", done);
-  });
 }
