@@ -51,6 +51,7 @@
 import { promises as fs } from "node:fs";
 import { DNS_PORT, NON_PUBLIC, cidrRange, formatEgressEntry, intToIp, mergeCidrs, type EgressEntry, type EgressPolicy } from "../egress.js";
 import { run } from "./host.js";
+import type { Logger } from "./options.js";
 
 /** What the egress decision needs to know about the host; re-read by the periodic check. */
 export interface HostFacts {
@@ -122,6 +123,7 @@ export interface FirewallOptions {
   policy: EgressPolicy;
   /** Default: readHostFacts(). */
   readFacts?: () => Promise<HostFacts>;
+  log?: Logger;
 }
 
 const els = (list: readonly string[]) => (list.length ? `elements = { ${list.join(", ")} }` : "");
@@ -415,17 +417,20 @@ ${this.policySets()}
 
   /** (Re)creates the table atomically (one nft transaction) from the state held here. */
   install(): Promise<void> {
-    return this.host(async () => {
-      if (!this.factsRead) {
-        this.facts = await this.readFacts();
-        this.factsRead = true;
-      }
-      await run("nft", ["-f", "-"], {
-        input: `table inet ${this.table} {}\ndelete table inet ${this.table}\n${this.hostRuleset()}`,
-      });
-      for (const [a, m] of this.sandboxes) m.applied = this.wanted(a, m);
-      this.reference = await this.snapshot().then((s) => s?.fixed);
+    return this.host(() => this.installNow());
+  }
+
+  /** install(), for callers already in the host queue. */
+  private async installNow(): Promise<void> {
+    if (!this.factsRead) {
+      this.facts = await this.readFacts();
+      this.factsRead = true;
+    }
+    await run("nft", ["-f", "-"], {
+      input: `table inet ${this.table} {}\ndelete table inet ${this.table}\n${this.hostRuleset()}`,
     });
+    for (const [a, m] of this.sandboxes) m.applied = this.wanted(a, m);
+    this.reference = await this.snapshot().then((s) => s?.fixed);
   }
 
   async exists(): Promise<boolean> {
@@ -553,7 +558,11 @@ ${this.policySets()}
         await run("nft", ["-f", "-"], { input: script });
       } catch (e) {
         // Without the table there is nothing to update: the check restores it from this state.
-        if (await this.exists()) throw e;
+        if (!(await this.exists())) return;
+        // The table holds other elements than we believe (nft refuses to add an interval element
+        // already there: "File exists"): rewrite it whole from the state held here, atomically.
+        this.o.log?.warn({ err: String(e) }, "firewall: an element update failed; table rewritten from the held state");
+        await this.installNow();
         return;
       }
       m.applied = want;

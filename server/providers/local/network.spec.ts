@@ -126,3 +126,28 @@ describe("LocalRuntime network", () => {
     expect(r.stdout).toBe("1\n0\n");
   });
 });
+
+describe("LocalRuntime firewall drift", () => {
+  const rt = new LocalRuntime({ instance: "sandboxd-t-drift", subnet: "198.18.209.0/24" });
+  let a: SandboxHandle;
+  beforeAll(async () => {
+    await rt.start();
+    a = await rt.create(spec());
+  });
+  afterAll(async () => {
+    await rt.purge();
+  });
+
+  it("an element in the host table it did not write makes an allowlist change rewrite the table, not fail", async () => {
+    const { execFileSync } = await import("node:child_process");
+    const table = rt.names.table;
+    const services = () => execFileSync("nft", ["list", "set", "inet", table, "sandbox_services"]).toString();
+    await rt.setEgressAllow(a.id, ["10.99.1.2:8080"]);
+    // Drift: an element the runtime does not know, overlapping what it will add next (nft: "File exists").
+    execFileSync("nft", ["add", "element", "inet", table, "sandbox_services", `{ ${a.address} . 10.99.1.3 . tcp . 8080 }`]);
+    await rt.setEgressAllow(a.id, ["10.99.1.2:8080", "10.99.1.3:8080"]);
+    const now = services();
+    expect(now).toContain(`${a.address} . 10.99.1.2/31 . tcp . 8080`); // nft lists the range 2-3 as a /31
+    expect(now).not.toMatch(/10\.99\.1\.3 \. tcp/);
+  });
+});

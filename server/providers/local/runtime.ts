@@ -87,7 +87,7 @@ export class LocalRuntime implements SandboxProvider {
     this.egressDeny = [...policy.deny];
     this.firewall = new Firewall({
       table: this.names.table, bridge: this.names.bridge, subnet: this.subnet.cidr, gateway: this.subnet.gateway,
-      policy, readFacts: () => readHostFacts(resolvConf),
+      policy, readFacts: () => readHostFacts(resolvConf), log: this.log,
     });
     this.isolation = new IsolationMonitor({
       firewall: this.firewall, network: this.network, sandboxIds: () => [...this.entries.keys()], log: this.log,

@@ -134,10 +134,18 @@ async function place(s: SftpSession, staging: string, target: string, aside: str
   }
 }
 
-/** `rm -rf` in the sandbox (never follows symlinks); best effort: a leftover is hidden and named for sandboxd. */
+/**
+ * `rm -rf` in the sandbox (never follows symlinks), again until the path is
+ * gone: after a cancel, the killed tar may still be writing into the tree for
+ * a moment, and one `rm -rf` racing it fails with "Directory not empty".
+ * Best effort: a leftover is hidden, named for sandboxd, and removed by the
+ * crash tidy (recovery-tidy.ts) if it ever stays.
+ */
 async function removeTree(registry: SessionRegistry, sandboxId: string, path: string): Promise<void> {
-  await execCollect(registry, sandboxId, { argv: ["rm", "-rf", "--", path], maxStdoutBytes: 1024, maxStderrBytes: 1024, onOutputLimit: "discard", timeoutMs: 120_000 })
-    .catch(() => {});
+  const script = 'i=0; while [ -e "$1" ] && [ $i -lt 100 ]; do rm -rf -- "$1" 2>/dev/null; [ -e "$1" ] && sleep 0.05; i=$((i+1)); done';
+  await execCollect(registry, sandboxId, {
+    argv: ["sh", "-c", script, "sh", path], maxStdoutBytes: 1024, maxStderrBytes: 1024, onOutputLimit: "discard", timeoutMs: 120_000,
+  }).catch(() => {});
 }
 
 function exists(target: string): SandboxError {
