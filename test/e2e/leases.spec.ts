@@ -75,11 +75,13 @@ describe.each(PROVIDERS)("leases (%s)", (provider) => {
 
   it.runIf(provider === "proxmox")("reaps through Proxmox faults (500s, dropped connections), retrying until the container is gone", async () => {
     const s = (await e.grpc.createSandbox({ leaseTtl: TTL })).sandbox!;
-    const vmidGone = () => !e.emulator!.containers().some((c) => c.conf.hostname === s.id);
+    // Gone means the destroy task finished: the CT's record is gone and so is the sandbox behind it
+    // (a DELETE blanks the CT's config at once, before its task destroys anything).
+    const gone = async () => !e.emulator!.containers().some((c) => c.conf.hostname === s.id) && (await e.emulator!.sandboxes.list()).length === 0;
     e.emulator!.setFaults({ errorRate: 0.4, errorStatus: 500, dropRate: 0.2 });
     try {
       const end = Date.now() + 60_000;
-      while (!vmidGone()) {
+      while (!(await gone())) {
         if (Date.now() > end) throw new Error("the expired sandbox's container is still there after 60 s of faults");
         await sleep(200);
       }
