@@ -14,7 +14,7 @@ import { cancelled } from "../errors.js";
 import type { SessionRegistry } from "./session-registry.js";
 import { SftpSession } from "./sftp-session.js";
 
-export const IDLE_MS = 30_000;
+const IDLE_MS = 30_000;
 
 interface Entry {
   session: Promise<SftpSession>;
@@ -59,16 +59,6 @@ export class SftpPool {
       release();
       throw err;
     }
-  }
-
-  /** Ends the sandbox's session (outstanding requests fail). */
-  close(sandboxId: string): void {
-    const entry = this.entries.get(sandboxId);
-    if (entry) this.drop(sandboxId, entry);
-  }
-
-  get size(): number {
-    return this.entries.size;
   }
 
   private entryFor(sandboxId: string): Entry {
