@@ -2,13 +2,16 @@
 import { createLogger } from "./api/logger.js";
 import { ConfigError, loadConfig } from "./config/config.js";
 import { startServer } from "./server.js";
+import { initTracing, TracingConfigError, type Tracing } from "./telemetry/tracing.js";
 
 async function main(): Promise<void> {
   let config;
+  let tracing: Tracing;
   try {
     config = loadConfig();
+    tracing = initTracing();
   } catch (err) {
-    if (err instanceof ConfigError) {
+    if (err instanceof ConfigError || err instanceof TracingConfigError) {
       console.error(`sandboxd: invalid configuration: ${err.message}`);
       process.exit(2);
     }
@@ -29,7 +32,8 @@ async function main(): Promise<void> {
     if (++signals > 1) process.exit(130);
     logger.info({ signal: sig }, "shutting down");
     server.shutdown().then(
-      () => process.exit(0),
+      // Spans still buffered go out before the process ends (bounded by the exporter's timeout).
+      () => tracing.shutdown().catch(() => {}).finally(() => process.exit(0)),
       (err: unknown) => {
         logger.error({ err: String(err) }, "shutdown failed");
         process.exit(1);

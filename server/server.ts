@@ -33,10 +33,21 @@ import { ReadyGate } from "./api/ready-gate.js";
 import { SandboxManager } from "./sandboxes/manager.js";
 import { SessionRegistry } from "./ssh/index.js";
 import { sleep } from "./sleep.js";
+import { startAdminServer, type AdminServer } from "./telemetry/admin-server.js";
+import { addScrapeSource, transport as transportMetrics } from "./telemetry/metrics.js";
+import { traceRequests } from "./telemetry/tracing.js";
+import { rpcMetricsInterceptor } from "./api/rpc-metrics.js";
+import { ServerReflection as ServerReflectionV1 } from "../gen/ts/vendor/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection as ServerReflectionV1Alpha } from "../gen/ts/vendor/grpc/reflection/v1alpha/reflection_pb.js";
+import { Health } from "../gen/ts/vendor/grpc/health/v1/health_pb.js";
+import { SandboxService } from "../gen/ts/sandbox/v1/sandbox_pb.js";
+import type { DescService } from "@bufbuild/protobuf";
 
 export interface SandboxServer {
   /** host:port actually listened on (port 0 in the config picks a free one). */
   address: string;
+  /** host:port of the admin listener (/metrics, /healthz, /readyz), unless it is off. */
+  adminAddress?: string;
   manager: SandboxManager;
   health: HealthService;
   /** Drains (up to the grace period), cancels what is left, closes SSH and the provider. Sandboxes stay. */
@@ -90,16 +101,16 @@ export async function startServer(config: Config, logger: Logger, provider = mak
     },
     // The log interceptor is outermost so it sees the status the error interceptor chose (and the
     // principal auth found); in-flight tracking is innermost so the handler's signal is the one shutdown can abort.
-    interceptors: [rpcLogInterceptor(logger), errorInterceptor(logger), auth.interceptor(), gate.interceptor(), inFlight.interceptor()],
+    interceptors: [rpcMetricsInterceptor(), rpcLogInterceptor(logger), errorInterceptor(logger), auth.interceptor(), gate.interceptor(), inFlight.interceptor()],
     contextValues: auth.contextValues,
     readMaxBytes: UPLOAD_MESSAGE_LIMIT,
     // Responses are never compressed: exec output and files are mostly incompressible or
     // local, and gzip cut streaming throughput tenfold. Compressed requests are still accepted.
     compressMinBytes: Number.MAX_SAFE_INTEGER,
   }) as Handler;
-  const served = webSafetyHandler(handler, {
+  const served = traceRequests(webSafetyHandler(handler, {
     allowedHosts: config.auth.allowedHosts ?? defaultAllowedHosts(config.listen.host), corsOrigins: config.auth.corsOrigins,
-  });
+  }), rpcPaths([SandboxService, Health, ServerReflectionV1, ServerReflectionV1Alpha]));
 
   const tls = config.tls && {
     cert: fs.readFileSync(config.tls.certFile), key: fs.readFileSync(config.tls.keyFile),
@@ -108,18 +119,31 @@ export async function startServer(config: Config, logger: Logger, provider = mak
   // Listen before the provider is ready: health answers NOT_SERVING, the SandboxService UNAVAILABLE.
   let listener: Listener;
   try {
-    listener = await listen(served, config.listen.host, config.listen.port, tls);
+    listener = await listen(served, config.listen.host, config.listen.port, {
+      tls: tls || undefined,
+      sessions: {
+        keepaliveIntervalMs: config.connections.keepaliveIntervalMs, keepaliveTimeoutMs: config.connections.keepaliveTimeoutMs,
+        maxConnectionAgeMs: config.connections.maxConnectionAgeMs, maxConnectionAgeGraceMs: config.connections.maxConnectionAgeGraceMs,
+      },
+      events: { onKeepaliveTimeout: () => transportMetrics.keepaliveTimeouts.inc(), onMaxAge: () => transportMetrics.maxAgeGoaways.inc() },
+    });
   } catch (err) {
     auth.settings.tokens?.stop();
     throw err;
   }
   const address = `${listener.host.includes(":") ? `[${listener.host}]` : listener.host}:${listener.port}`;
+  const removeScrapeSource = addScrapeSource({ sandboxes: () => manager.countByState(), transport: () => listener.stats() });
+  let admin: AdminServer | undefined;
   try {
+    const serving = () => health.get("sandbox.v1.SandboxService") === ServingStatus.SERVING;
+    if (config.admin) admin = await startAdminServer(config.admin.host, config.admin.port, serving);
     await manager.start();
     gate.open();
   } catch (err) {
     listener.stopAccepting();
     listener.destroyAll();
+    removeScrapeSource();
+    await admin?.close();
     auth.settings.tokens?.stop();
     await manager.close().catch(() => {});
     throw err;
@@ -132,7 +156,7 @@ export async function startServer(config: Config, logger: Logger, provider = mak
     logger[healthy ? "warn" : "error"]({ provider: provider.name }, healthy ? "provider healthy again: SERVING" : "provider unhealthy: NOT_SERVING");
   });
   health.setServing(provider.healthy ?? true);
-  logger.info({ address, tls: Boolean(tls), provider: provider.name, auth: authMethods(config) }, `sandboxd serving on ${address}`);
+  logger.info({ address, admin: admin?.address, tls: Boolean(tls), provider: provider.name, auth: authMethods(config) }, `sandboxd serving on ${address}`);
 
   let shuttingDown: Promise<void> | undefined;
   const shutdown = async () => {
@@ -155,8 +179,15 @@ export async function startServer(config: Config, logger: Logger, provider = mak
     listener.destroyAll();
     auth.settings.tokens?.stop();
     await manager.close();
+    removeScrapeSource();
+    await admin?.close();
     logger.info("stopped; sandboxes are kept");
   };
-  return { address, manager, health, shutdown: () => (shuttingDown ??= shutdown()) };
+  return { address, adminAddress: admin?.address, manager, health, shutdown: () => (shuttingDown ??= shutdown()) };
+}
+
+/** "/<service>/<method>" of every RPC served: the only names spans may get. */
+function rpcPaths(services: DescService[]): Set<string> {
+  return new Set(services.flatMap((s) => s.methods.map((m) => `/${s.typeName}/${m.name}`)));
 }
 

@@ -21,7 +21,7 @@ const { instance, subnet } = workerData as { instance: string; subnet: string };
 const port = parentPort!;
 const runtime = new LocalRuntime({ instance, subnet });
 try {
-  const server = await startServer(loadConfig({ SANDBOXD_LISTEN: "127.0.0.1:0", SANDBOXD_LOG_LEVEL: "warn", SANDBOXD_DRAIN_DELAY: "0s" }), createLogger("warn"), runtime);
+  const server = await startServer(loadConfig({ SANDBOXD_LISTEN: "127.0.0.1:0", SANDBOXD_ADMIN_LISTEN: "127.0.0.1:0", SANDBOXD_LOG_LEVEL: "warn", SANDBOXD_DRAIN_DELAY: "0s" }), createLogger("warn"), runtime);
   port.postMessage({ type: "ready", address: server.address } satisfies FromWorker);
   port.on("message", async (msg: ToWorker) => {
     if (msg.type === "target") {

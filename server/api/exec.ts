@@ -14,6 +14,7 @@ import { exec, type ExecOptions, type ExitReason } from "../ssh/index.js";
 import { durationToMs, msToDuration, requireSandboxId, u64 } from "./convert.js";
 import type { ApiDeps } from "./deps.js";
 import { noteSandbox } from "./rpc-log.js";
+import { ssh } from "../telemetry/metrics.js";
 import { useSandbox } from "./access.js";
 import { isKept, keptExec } from "./commands/kept-exec.js";
 
@@ -25,6 +26,13 @@ const REASONS: Record<ExitReason, ExecExited_Reason> = {
   cancelled: ExecExited_Reason.CANCELLED,
   output_limit: ExecExited_Reason.OUTPUT_LIMIT,
 };
+
+/** How a command ended, for metrics: its exit reason, with "exited" split by status. */
+function exitReason(ev: { reason: ExitReason; exitCode: number | null; signal: string | null }): string {
+  if (ev.reason !== "exited") return ev.reason;
+  if (ev.signal) return "signaled";
+  return ev.exitCode === 0 ? "exit_zero" : "exit_nonzero";
+}
 
 function outputLimitAction(action: OutputLimitAction): ExecOptions["onOutputLimit"] {
   switch (action) {
@@ -85,6 +93,7 @@ export async function* execCommand(deps: ApiDeps, req: ExecRequest, ctx: Handler
           offsets[ev.type] += ev.data.length;
           break;
         case "exited":
+          ssh.execSeconds.observe({ exit_reason: exitReason(ev) }, ev.durationMs / 1000);
           if (ctx.signal.aborted) throw ConnectError.from(ctx.signal.reason);
           yield {
             event: {

@@ -9,6 +9,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import { applySessionPolicy, type SessionEvents, type SessionPolicy } from "./session-policy.js";
 
 export type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
@@ -23,6 +24,15 @@ export interface Listener {
   stopAccepting(): void;
   /** Drops every connection. */
   destroyAll(): void;
+  /** Open TCP connections, and bytes on the wire (TLS included) since the listener started. */
+  stats(): { connections: number; bytesReceived: number; bytesSent: number };
+}
+
+export interface ListenOptions {
+  tls?: ServerTls;
+  /** Keepalive pings and maximum connection age for HTTP/2 connections (none when absent). */
+  sessions?: SessionPolicy;
+  events?: SessionEvents;
 }
 
 /** TLS material; with `ca`, clients are asked for a certificate, which the auth layer then checks (server/auth). */
@@ -32,7 +42,8 @@ export interface ServerTls {
   ca?: Buffer;
 }
 
-export async function listen(handler: Handler, host: string, port: number, tls?: ServerTls): Promise<Listener> {
+export async function listen(handler: Handler, host: string, port: number, options: ListenOptions = {}): Promise<Listener> {
+  const { tls } = options;
   let active = 0;
   const counted: Handler = (req, res) => {
     active++;
@@ -45,6 +56,17 @@ export async function listen(handler: Handler, host: string, port: number, tls?:
     sockets.add(s);
     s.once("close", () => sockets.delete(s));
   };
+  // Byte counts come from the TCP sockets only (a TLS socket sits on one and would count twice).
+  const tcp = new Set<net.Socket>();
+  const closedBytes = { received: 0, sent: 0 };
+  const countBytes = (s: net.Socket) => {
+    tcp.add(s);
+    s.once("close", () => {
+      tcp.delete(s);
+      closedBytes.received += s.bytesRead;
+      closedBytes.sent += s.bytesWritten;
+    });
+  };
 
   let outer: net.Server;
   const HTTP2_WINDOW = 8 * 1024 * 1024;
@@ -56,6 +78,7 @@ export async function listen(handler: Handler, host: string, port: number, tls?:
     h2 = http2.createSecureServer({ cert: tls.cert, key: tls.key, ...clientCerts, allowHTTP1: true, settings: { initialWindowSize: HTTP2_WINDOW } }, counted);
     outer = h2;
     h2.on("connection", track);
+    h2.on("connection", countBytes);
     h2.on("secureConnection", track);
     h2.on("connection", (socket: net.Socket) => socket.setNoDelay(true));
   } else {
@@ -66,6 +89,7 @@ export async function listen(handler: Handler, host: string, port: number, tls?:
     // noDelay: small gRPC frames (headers, trailers, short output) must not wait for Nagle.
     outer = net.createServer({ noDelay: true }, (socket) => {
       track(socket);
+      countBytes(socket);
       sniff(socket, (isHttp2) => {
         (isHttp2 ? h2s : h1s).emit("connection", socket);
         // The HTTP/1.1 parser reads through 'data' events, which stay off after our pause().
@@ -79,6 +103,7 @@ export async function listen(handler: Handler, host: string, port: number, tls?:
     s.once("localSettings", () => s.setLocalWindowSize(HTTP2_WINDOW));
     sessions.add(s);
     s.once("close", () => sessions.delete(s));
+    if (options.sessions) applySessionPolicy(s, options.sessions, options.events);
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -101,6 +126,15 @@ export async function listen(handler: Handler, host: string, port: number, tls?:
       for (const s of sessions) s.destroy();
       for (const s of sockets) s.destroy();
       h1?.closeAllConnections();
+    },
+    stats() {
+      let received = closedBytes.received;
+      let sent = closedBytes.sent;
+      for (const s of tcp) {
+        received += s.bytesRead;
+        sent += s.bytesWritten;
+      }
+      return { connections: tcp.size, bytesReceived: received, bytesSent: sent };
     },
   };
 }

@@ -40,6 +40,15 @@ export interface Config {
   drainDelayMs: number;
   /** Then: how long running RPCs may finish before they are cancelled. */
   shutdownGraceMs: number;
+  /** The admin listener (plain HTTP: /metrics, /healthz, /readyz); undefined when SANDBOXD_ADMIN_LISTEN=off. */
+  admin?: { host: string; port: number };
+  /**
+   * Connections: an HTTP/2 PING every keepaliveIntervalMs (0: never), the connection closed when one is not
+   * acknowledged within keepaliveTimeoutMs. Pings keep silent streams alive through proxies and NATs and find dead peers.
+   * maxConnectionAgeMs (0: unlimited) sends a GOAWAY to connections older than that, so clients reconnect and
+   * land on other replicas; running RPCs get maxConnectionAgeGraceMs before the connection is closed.
+   */
+  connections: { keepaliveIntervalMs: number; keepaliveTimeoutMs: number; maxConnectionAgeMs: number; maxConnectionAgeGraceMs: number };
 }
 
 export class ConfigError extends Error {
@@ -79,6 +88,11 @@ const SETTINGS = {
   egressNewConnRate: "SANDBOXD_EGRESS_NEW_CONN_RATE",
   shutdownGrace: "SANDBOXD_SHUTDOWN_GRACE",
   drainDelay: "SANDBOXD_DRAIN_DELAY",
+  adminListen: "SANDBOXD_ADMIN_LISTEN",
+  keepaliveInterval: "SANDBOXD_KEEPALIVE_INTERVAL",
+  keepaliveTimeout: "SANDBOXD_KEEPALIVE_TIMEOUT",
+  maxConnectionAge: "SANDBOXD_MAX_CONNECTION_AGE",
+  maxConnectionAgeGrace: "SANDBOXD_MAX_CONNECTION_AGE_GRACE",
   tenantQuotas: "SANDBOXD_TENANT_QUOTAS",
   ...AUTH_SETTINGS,
 } as const;
@@ -147,6 +161,10 @@ export function loadConfig(
   const listenRaw = get("listen");
   const listen = parseListen(listenRaw.value ?? "127.0.0.1:8080");
   if (!listen) fail(listenRaw.name, "host:port", listenRaw.value!);
+
+  const adminRaw = get("adminListen");
+  const admin = adminRaw.value === "off" ? undefined : parseListen(adminRaw.value ?? "127.0.0.1:9090");
+  if (adminRaw.value !== "off" && !admin) fail(adminRaw.name, "host:port or 'off'", adminRaw.value!);
 
   const prov = get("provider");
   const provider = prov.value ?? "local";
@@ -248,6 +266,13 @@ export function loadConfig(
     },
     drainDelayMs: duration("drainDelay", 5_000, true),
     shutdownGraceMs: duration("shutdownGrace", 10_000),
+    admin,
+    connections: {
+      keepaliveIntervalMs: duration("keepaliveInterval", 30_000, true),
+      keepaliveTimeoutMs: duration("keepaliveTimeout", 20_000),
+      maxConnectionAgeMs: duration("maxConnectionAge", 0, true),
+      maxConnectionAgeGraceMs: duration("maxConnectionAgeGrace", 30_000, true),
+    },
   };
 }
 

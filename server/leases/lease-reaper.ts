@@ -9,6 +9,7 @@
  */
 import type { Logger } from "../providers/local/options.js";
 import type { Lease, LeaseTable } from "./lease-table.js";
+import { leases as metrics } from "../telemetry/metrics.js";
 
 export interface ReapActions {
   /** Destroys the sandbox (idempotent); `why` goes to the log. */
@@ -53,8 +54,11 @@ export class LeaseReaper {  /** Per sandbox: failed attempts so far and when the
       if (state === "live" || !this.table.isExpired(lease)) return;
       const ago = this.now() - lease.expiresAt;
       await this.actions.destroy(id, `lease expired ${ago} ms ago (ttl ${lease.ttlMs} ms, no RPC in flight, not renewed by any replica)`);
+      metrics.reaps.inc();
+      metrics.reapLateness.observe((this.now() - lease.expiresAt) / 1000);
       this.failures.delete(id);
     } catch (err) {
+      metrics.reapFailures.inc();
       const count = (this.failures.get(id)?.count ?? 0) + 1;
       const waitMs = Math.min(30_000, this.intervalMs * 2 ** (count - 1));
       this.failures.set(id, { count, retryAt: this.now() + waitMs });

@@ -17,6 +17,7 @@
  * lease starts over from then (a long Exec is not followed by an instant reap).
  */
 import type { StoredLease } from "../providers/provider.js";
+import { leases as metrics } from "../telemetry/metrics.js";
 
 /** Where leases are stored: the SandboxProvider. */
 export interface LeaseStore {
@@ -86,6 +87,7 @@ export class LeaseTable {
     const lease = this.leases.get(sandboxId);
     if (!lease) return undefined;
     if (ttlMs !== undefined) lease.ttlMs = ttlMs;
+    metrics.renewals.inc();
     for (;;) {
       if (this.leases.get(sandboxId) !== lease) return undefined;
       if (this.now() + lease.ttlMs <= lease.expiresAt) return lease;
@@ -96,10 +98,12 @@ export class LeaseTable {
       const wanted: StoredLease = { expiresAt: this.now() + Math.round(lease.ttlMs * GRANT_TTLS), ttlMs: lease.ttlMs };
       const write = this.store.extendLease(sandboxId, wanted).then(
         (stored) => {
+          metrics.providerWrites.inc({ result: "ok" });
           lease.expiresAt = Math.max(lease.expiresAt, stored.expiresAt);
           if (lease.unstored !== undefined && lease.unstored <= lease.expiresAt) lease.unstored = undefined;
         },
         (err: unknown) => {
+          metrics.providerWrites.inc({ result: "error" });
           lease.unstored = Math.max(lease.unstored ?? 0, wanted.expiresAt);
           throw err;
         },

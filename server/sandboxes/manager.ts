@@ -24,6 +24,8 @@ import type { CreateRequest, ListPage, ListRequest, Resources, SandboxView } fro
 import { tidyAfterCrash } from "./recovery-tidy.js";
 import { TenantQuotas } from "./quotas.js";
 import { NO_QUOTAS, type QuotaConfig } from "../config/quotas.js";
+import { sandboxes as metrics } from "../telemetry/metrics.js";
+import { inSpan } from "../telemetry/tracing.js";
 
 export interface ManagerOptions {
   provider: SandboxProvider;
@@ -100,6 +102,19 @@ export class SandboxManager {
   }
 
   async create(req: CreateRequest, signal?: AbortSignal): Promise<SandboxView> {
+    const provider = this.o.provider.name;
+    const started = performance.now();
+    try {
+      const view = await inSpan("sandbox.create", { "sandboxd.provider": provider }, () => this.createOnce(req, signal));
+      metrics.createSeconds.observe({ provider }, (performance.now() - started) / 1000);
+      return view;
+    } catch (err) {
+      metrics.createFailures.inc({ provider, cause: isSandboxError(err) ? err.kind : "internal" });
+      throw err;
+    }
+  }
+
+  private async createOnce(req: CreateRequest, signal?: AbortSignal): Promise<SandboxView> {
     const ttl = this.quotas.leaseTtl(req.tenant ?? DEFAULT_TENANT, this.checkTtl(req.leaseTtlMs), this.o.lease.defaultTtlMs);
     const d = this.o.defaults;
     const spec = {
@@ -141,6 +156,13 @@ export class SandboxManager {
     return this.get(await this.requestIds.run(requestKey, fingerprint, make, signal));
   }
 
+  /** How many sandboxes this replica knows in each state (for metrics). */
+  countByState(): Array<{ provider: string; state: string; count: number }> {
+    const counts = new Map<string, number>();
+    for (const e of this.entries.values()) counts.set(e.state, (counts.get(e.state) ?? 0) + 1);
+    return [...counts].map(([state, count]) => ({ provider: this.o.provider.name, state, count }));
+  }
+
   async get(id: string): Promise<SandboxView> {
     return this.view(await this.find(id));
   }
@@ -160,14 +182,17 @@ export class SandboxManager {
       return;
     }
     const before = e.state;
-    e.destroying ??= (async () => {
+    const provider = this.o.provider.name;
+    e.destroying ??= inSpan("sandbox.destroy", { "sandboxd.provider": provider }, async () => {
       e.state = "destroying";
       this.o.logger.info({ sandboxId: id, why }, "destroying sandbox");
       // Close SSH first: running commands and transfers end now rather than with the jail.
       await this.o.registry.close(id);
       await this.o.provider.destroy(id);
       this.forget(id);
-    })().catch((err) => {
+      metrics.destroys.inc({ provider, reason: destroyReason(why) });
+    }).catch((err) => {
+      metrics.destroyFailures.inc({ provider });
       e.destroying = undefined; // the lease stays: the reaper (or the caller) tries again
       e.state = before === "destroying" ? "running" : before;
       throw err;
@@ -340,3 +365,11 @@ export class SandboxManager {
 
 const stoppedError = (id: string) =>
   failedPrecondition(`sandbox ${id} is stopped: its machine is not running (stopped outside sandboxd); destroy it and create another`);
+
+/** A bounded label for why a sandbox was destroyed (the log has the full text). */
+function destroyReason(why: string): string {
+  if (why === "requested") return "requested";
+  if (why.startsWith("lease expired")) return "lease_expired";
+  if (why.includes("quota")) return "quota";
+  return "other";
+}

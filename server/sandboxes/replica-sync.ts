@@ -8,6 +8,7 @@
  */
 import type { Logger } from "../providers/local/options.js";
 import type { SandboxHandle, SandboxProvider } from "../providers/provider.js";
+import { leases as metrics } from "../telemetry/metrics.js";
 
 export interface SyncDeps {
   provider: SandboxProvider;
@@ -45,7 +46,9 @@ export class ReplicaSync {
           await this.d.refresh(handle);
         }
       }));
+      metrics.syncRuns.inc({ result: "ok" });
     } catch (err) {
+      metrics.syncRuns.inc({ result: "error" });
       this.d.logger.warn({ err: String(err) }, "sync with the provider failed; next interval retries");
     }
   }

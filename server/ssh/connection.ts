@@ -8,6 +8,8 @@ import { Client, type SFTPWrapper } from "ssh2";
 import { failedPrecondition, SandboxError, unavailable } from "../errors.js";
 import type { SshTarget } from "../providers/provider.js";
 import { ChannelOutput } from "./channel-output.js";
+import { ssh as metrics } from "../telemetry/metrics.js";
+import { inSpan } from "../telemetry/tracing.js";
 import { fingerprint, matchesPinned, parseHostKey } from "./host-key.js";
 
 export interface ConnectionOptions {
@@ -62,6 +64,23 @@ export class SshConnection {
   }
 
   static async open(target: SshTarget, options: ConnectionOptions, signal?: AbortSignal): Promise<SshConnection> {
+    const started = performance.now();
+    return inSpan("ssh.connect", { "net.peer.port": target.port }, () => SshConnection.handshake(target, options, signal)).then(
+      (conn) => {
+        metrics.handshakes.inc({ result: "ok" });
+        metrics.handshakeSeconds.observe((performance.now() - started) / 1000);
+        metrics.connections.inc();
+        conn.onClose(() => metrics.connections.dec());
+        return conn;
+      },
+      (err: unknown) => {
+        metrics.handshakes.inc({ result: "error" });
+        throw err;
+      },
+    );
+  }
+
+  private static async handshake(target: SshTarget, options: ConnectionOptions, signal?: AbortSignal): Promise<SshConnection> {
     const pinned = parseHostKey(target.hostKey);
     signal?.throwIfAborted();
     const socket = tcpConnect({ host: target.host, port: target.port });

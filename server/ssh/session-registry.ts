@@ -6,6 +6,8 @@ import type { ClientChannel, SFTPWrapper } from "ssh2";
 import { cancelled, isSandboxError, notFound, unavailable, type SandboxError } from "../errors.js";
 import type { SshTarget } from "../providers/provider.js";
 import type { ChannelOutput } from "./channel-output.js";
+import { ssh as metrics } from "../telemetry/metrics.js";
+import { inSpan } from "../telemetry/tracing.js";
 import { ChannelRefusedError, defaultConnectionOptions, type ConnectionOptions } from "./connection.js";
 import { SandboxPool, type ChannelLease, type PoolOptions } from "./sandbox-pool.js";
 import { sleep } from "../sleep.js";
@@ -113,22 +115,34 @@ export class SessionRegistry {
 
   /** Runs `command` on a new exec channel; the slot is freed when the channel closes. */
   openExec(sandboxId: string, command: string, options: ChannelOptions = {}): Promise<Opened<ChannelOutput>> {
-    return this.open(sandboxId, options, (lease) => lease.connection.exec(command), (o) => o.channel);
+    return this.open(sandboxId, options, "exec", (lease) => lease.connection.exec(command), (o) => o.channel);
   }
 
   /** Opens an SFTP session; the slot is freed when it ends. */
   openSftp(sandboxId: string, options: ChannelOptions = {}): Promise<Opened<SFTPWrapper>> {
-    return this.open(sandboxId, options, (lease) => lease.connection.sftp(), (s) => s);
+    return this.open(sandboxId, options, "sftp", (lease) => lease.connection.sftp(), (s) => s);
   }
 
-  private async open<T>(
+  private open<T>(
+    sandboxId: string,
+    options: ChannelOptions,
+    kind: "exec" | "sftp",
+    start: (lease: ChannelLease) => Promise<T>,
+    channelOf: (value: T) => ClientChannel | SFTPWrapper,
+  ): Promise<Opened<T>> {
+    return inSpan(`ssh.channel ${kind}`, {}, () => this.openChannel(sandboxId, options, start, channelOf));
+  }
+
+  private async openChannel<T>(
     sandboxId: string,
     options: ChannelOptions,
     start: (lease: ChannelLease) => Promise<T>,
     channelOf: (value: T) => ClientChannel | SFTPWrapper,
   ): Promise<Opened<T>> {
     for (let attempt = 1; ; attempt++) {
+      const waitStarted = performance.now();
       const lease = await this.acquire(sandboxId, options);
+      metrics.queueWaitSeconds.observe((performance.now() - waitStarted) / 1000);
       let value: T;
       try {
         value = await start(lease);
@@ -138,6 +152,7 @@ export class SessionRegistry {
           throw unavailable(`sandbox ${sandboxId}: could not open an SSH channel: ${String(err)}`, err);
         }
         lease.refused();
+        metrics.channelOpenRetries.inc();
         await pause(Math.min(50, attempt * 2), options.signal);
         continue;
       }
@@ -147,10 +162,18 @@ export class SessionRegistry {
         lease.release();
         throw cancelled(`sandbox ${sandboxId}: cancelled`);
       }
-      const off = lease.connection.onClose(lease.release);
+      metrics.channels.inc();
+      let released = false;
+      const free = () => {
+        if (released) return;
+        released = true;
+        metrics.channels.dec();
+        lease.release();
+      };
+      const off = lease.connection.onClose(free);
       const release = () => {
         off();
-        lease.release();
+        free();
       };
       channelOf(value).once("close", release);
       return { value, release };

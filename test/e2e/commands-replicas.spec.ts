@@ -35,7 +35,7 @@ describe("kept commands through the other replica (two servers, one PVE emulator
   beforeAll(async () => {
     a = await startE2E(N, { SANDBOXD_SYNC_INTERVAL: "500ms" }, "proxmox");
     const logger = createLogger("info", { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
-    const config = loadConfig({ SANDBOXD_LISTEN: "127.0.0.1:0", SANDBOXD_DEFAULT_MEMORY_MIB: "256", SANDBOXD_DEFAULT_DISK_GIB: "1", SANDBOXD_DRAIN_DELAY: "0s", SANDBOXD_SYNC_INTERVAL: "500ms" });
+    const config = loadConfig({ SANDBOXD_LISTEN: "127.0.0.1:0", SANDBOXD_ADMIN_LISTEN: "127.0.0.1:0", SANDBOXD_DEFAULT_MEMORY_MIB: "256", SANDBOXD_DEFAULT_DISK_GIB: "1", SANDBOXD_DRAIN_DELAY: "0s", SANDBOXD_SYNC_INTERVAL: "500ms" });
     b = await startServer(config, logger, new ProxmoxProvider(proxmoxConfigOf(a.emulator!.connection), { logger }));
     viaA = a.grpc;
     viaB = createClient(SandboxService, createGrpcTransport({ baseUrl: `http://${b.address}` }));

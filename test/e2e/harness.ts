@@ -69,6 +69,7 @@ export async function startE2E(n: number, env: Record<string, string> = {}, prov
   const { instance, subnet } = e2eInstance(n);
   const config: Config = loadConfig({
     SANDBOXD_LISTEN: "127.0.0.1:0",
+    SANDBOXD_ADMIN_LISTEN: "127.0.0.1:0",
     SANDBOXD_LOCAL_INSTANCE: instance,
     SANDBOXD_LOCAL_SUBNET: subnet,
     SANDBOXD_DEFAULT_MEMORY_MIB: "256",

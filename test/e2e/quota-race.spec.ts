@@ -44,7 +44,7 @@ beforeAll(async () => {
   a = await startE2E(N, env(), "proxmox", logs);
   emu = a.emulator!;
   const logger = createLogger("info", { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
-  const config = loadConfig({ SANDBOXD_LISTEN: "127.0.0.1:0", SANDBOXD_DEFAULT_MEMORY_MIB: "256", SANDBOXD_DEFAULT_DISK_GIB: "1", SANDBOXD_DRAIN_DELAY: "0s", ...env() });
+  const config = loadConfig({ SANDBOXD_LISTEN: "127.0.0.1:0", SANDBOXD_ADMIN_LISTEN: "127.0.0.1:0", SANDBOXD_DEFAULT_MEMORY_MIB: "256", SANDBOXD_DEFAULT_DISK_GIB: "1", SANDBOXD_DRAIN_DELAY: "0s", ...env() });
   b = await startServer(config, logger, new ProxmoxProvider(proxmoxConfigOf(emu.connection), { logger }));
 }, 120_000);
 

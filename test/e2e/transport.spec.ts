@@ -31,7 +31,7 @@ describe("transport", () => {
     const key = path.join(dir, "key.pem");
     execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
       "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert], { stdio: "ignore" });
-    const config = loadConfig({ SANDBOXD_LISTEN: "127.0.0.1:0", SANDBOXD_DRAIN_DELAY: "0s", SANDBOXD_TLS_CERT: cert, SANDBOXD_TLS_KEY: key });
+    const config = loadConfig({ SANDBOXD_LISTEN: "127.0.0.1:0", SANDBOXD_ADMIN_LISTEN: "127.0.0.1:0", SANDBOXD_DRAIN_DELAY: "0s", SANDBOXD_TLS_CERT: cert, SANDBOXD_TLS_KEY: key });
     const server = await startServer(config, createLogger("silent"), emptyProvider(Promise.resolve()));
     servers.push(server);
     const ca = fs.readFileSync(cert);
@@ -63,7 +63,7 @@ describe("transport", () => {
     let open!: () => void;
     const ready = new Promise<void>((r) => (open = r));
     const port = await freePort();
-    const starting = startServer(loadConfig({ SANDBOXD_LISTEN: `127.0.0.1:${port}`, SANDBOXD_DRAIN_DELAY: "0s" }), createLogger("silent"), emptyProvider(ready));
+    const starting = startServer(loadConfig({ SANDBOXD_LISTEN: `127.0.0.1:${port}`, SANDBOXD_ADMIN_LISTEN: "127.0.0.1:0", SANDBOXD_DRAIN_DELAY: "0s" }), createLogger("silent"), emptyProvider(ready));
     const health = createClient(Health, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
     let status: HealthCheckResponse_ServingStatus | undefined;
     for (let i = 0; i < 100 && status === undefined; i++) {

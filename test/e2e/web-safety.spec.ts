@@ -25,7 +25,7 @@ let port: number;
 
 beforeAll(async () => {
   server = await startServer(
-    loadConfig({ SANDBOXD_LISTEN: "127.0.0.1:0", SANDBOXD_DRAIN_DELAY: "0s", SANDBOXD_CORS_ORIGINS: APP }),
+    loadConfig({ SANDBOXD_LISTEN: "127.0.0.1:0", SANDBOXD_ADMIN_LISTEN: "127.0.0.1:0", SANDBOXD_DRAIN_DELAY: "0s", SANDBOXD_CORS_ORIGINS: APP }),
     createLogger("silent"),
     emptyProvider(Promise.resolve()),
   );

@@ -8,6 +8,9 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { TLSSocket } from "node:tls";
 import { Pool, buildConnector, fetch } from "undici";
+import { SpanKind } from "@opentelemetry/api";
+import { proxmox as metrics, proxmoxPathTemplate } from "../../telemetry/metrics.js";
+import { inSpan } from "../../telemetry/tracing.js";
 import { backoffMs, classify, PveError, sleep } from "./retry.js";
 
 export interface ClientOptions {
@@ -100,12 +103,18 @@ export class PveClient {
     return this.call("DELETE", path, params, c);
   }
 
-  async call<T>(method: string, path: string, params: Params = {}, c: CallOptions = {}): Promise<T> {
+  call<T>(method: string, path: string, params: Params = {}, c: CallOptions = {}): Promise<T> {
+    const template = proxmoxPathTemplate(path);
+    const attributes = { "http.request.method": method, "url.template": template };
+    return inSpan(`proxmox ${method} ${template}`, attributes, () => this.attempts<T>(method, path, template, params, c), SpanKind.CLIENT);
+  }
+
+  private async attempts<T>(method: string, path: string, template: string, params: Params, c: CallOptions): Promise<T> {
     const maxAttempts = this.o.maxAttempts ?? 5;
     const lockUntil = c.deadline ?? Date.now() + (this.o.lockRetryMs ?? 60_000);
     for (let attempt = 0, transient = 0; ; attempt++) {
       try {
-        return await this.once<T>(method, path, params, c.signal);
+        return await this.once<T>(method, path, template, params, c.signal);
       } catch (e) {
         if (c.signal?.aborted) throw e;
         const kind = classify(e);
@@ -114,12 +123,30 @@ export class PveClient {
         const wait = backoffMs(attempt);
         if (!(retryTransient || retryLock) || Date.now() + wait > (c.deadline ?? Infinity)) throw e;
         this.o.logger?.debug({ method, path, attempt, kind, err: (e as Error).message }, "proxmox call retried");
+        metrics.retries.inc({ method, path: template, kind });
         await sleep(wait, c.signal);
       }
     }
   }
 
-  private async once<T>(method: string, path: string, params: Params, signal?: AbortSignal): Promise<T> {
+  /** One attempt, counted by method, path template and status (0: no answer). */
+  private async once<T>(method: string, path: string, template: string, params: Params, signal?: AbortSignal): Promise<T> {
+    const started = performance.now();
+    let status = 0;
+    try {
+      const { value, httpStatus } = await this.request<T>(method, path, params, signal);
+      status = httpStatus;
+      return value;
+    } catch (e) {
+      if (e instanceof PveError) status = e.status;
+      throw e;
+    } finally {
+      metrics.requests.inc({ method, path: template, status: String(status) });
+      metrics.seconds.observe({ method, path: template }, (performance.now() - started) / 1000);
+    }
+  }
+
+  private async request<T>(method: string, path: string, params: Params, signal?: AbortSignal): Promise<{ value: T; httpStatus: number }> {
     const entries = Object.entries(params).filter(([, v]) => v !== undefined).map(([k, v]) => [k, typeof v === "boolean" ? (v ? "1" : "0") : String(v)]);
     const qs = new URLSearchParams(entries).toString();
     const hasBody = method === "POST" || method === "PUT";
@@ -146,7 +173,7 @@ export class PveClient {
         body = {};
       }
     }
-    if (res.status === 200) return body.data as T;
+    if (res.status === 200) return { value: body.data as T, httpStatus: 200 };
     const detail = (body.message ?? res.statusText ?? "").trim() || `HTTP ${res.status}`;
     const errs = body.errors ? ` (${Object.entries(body.errors).map(([k, v]) => `${k}: ${String(v).trim()}`).join("; ")})` : "";
     throw new PveError(`${method} ${path}: ${res.status} ${detail}${errs}`, res.status, detail, body.errors);

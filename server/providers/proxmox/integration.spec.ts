@@ -41,7 +41,7 @@ describe("ProxmoxProvider on the emulator", () => {
   it("is selected by SANDBOXD_PROVIDER=proxmox and configured from the environment", async () => {
     const c = emu.connection;
     const config = loadConfig({
-      SANDBOXD_PROVIDER: "proxmox", SANDBOXD_PROXMOX_URL: c.url, SANDBOXD_PROXMOX_TOKEN_ID: c.tokenId, SANDBOX_PROXMOX_SECRET: c.secret,
+      SANDBOXD_PROVIDER: "proxmox", SANDBOXD_ADMIN_LISTEN: "127.0.0.1:0", SANDBOXD_PROXMOX_URL: c.url, SANDBOXD_PROXMOX_TOKEN_ID: c.tokenId, SANDBOX_PROXMOX_SECRET: c.secret,
       SANDBOXD_PROXMOX_NODES: c.nodes.join(","), SANDBOXD_PROXMOX_TEMPLATE_ID: String(c.templateId), SANDBOXD_PROXMOX_POOL: c.pool,
       SANDBOXD_PROXMOX_BRIDGE: c.bridge, SANDBOXD_PROXMOX_CA_FILE: c.caFile, SANDBOXD_SSH_KEY_PATH: c.sshKeyPath,
     });

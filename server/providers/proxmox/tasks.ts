@@ -1,5 +1,6 @@
 /** Waiting for PVE worker tasks (UPIDs): backoff polling, OK/WARNINGS = success. */
 import type { PveClient } from "./client.js";
+import { proxmox as metrics } from "../../telemetry/metrics.js";
 import { pollMs, sleep } from "./retry.js";
 
 export class TaskFailedError extends Error {
@@ -25,6 +26,19 @@ export const taskSucceeded = (exitstatus: string | undefined) => /^(OK|WARNINGS)
 export async function waitTask(client: PveClient, upid: string, deadline: number, signal?: AbortSignal): Promise<void> {
   const parsed = parseUpid(upid);
   if (!parsed) throw new Error(`not a task id: ${upid}`);
+  const started = performance.now();
+  const type = /^[a-z]{1,20}$/.test(parsed.type) ? parsed.type : "other";
+  const result = (r: string) => metrics.taskSeconds.observe({ type, result: r }, (performance.now() - started) / 1000);
+  try {
+    await pollTask(client, upid, parsed, deadline, signal);
+    result("ok");
+  } catch (err) {
+    result(err instanceof TaskFailedError ? "failed" : err instanceof TaskTimeoutError ? "timeout" : "error");
+    throw err;
+  }
+}
+
+async function pollTask(client: PveClient, upid: string, parsed: { node: string; type: string }, deadline: number, signal?: AbortSignal): Promise<void> {
   for (let i = 0; ; i++) {
     const s = await client.get<{ status: string; exitstatus?: string }>(`/nodes/${parsed.node}/tasks/${encodeURIComponent(upid)}/status`, {}, { signal, deadline });
     if (s.status === "stopped") {
