@@ -55,6 +55,21 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ SANDBOXD_LOCAL_ISOLATION_CHECK_INTERVAL: "0s" })).toThrow(/SANDBOXD_LOCAL_ISOLATION_CHECK_INTERVAL/);
   });
 
+  it("reads the admin listener and the connection policy (keepalive pings, maximum age)", () => {
+    const d = loadConfig({});
+    expect(d.admin).toEqual({ host: "127.0.0.1", port: 9090 });
+    expect(d.connections).toEqual({ keepaliveIntervalMs: 30_000, keepaliveTimeoutMs: 20_000, maxConnectionAgeMs: 0, maxConnectionAgeGraceMs: 30_000 });
+    const c = loadConfig({
+      SANDBOXD_ADMIN_LISTEN: "0.0.0.0:9464", SANDBOXD_KEEPALIVE_INTERVAL: "0", SANDBOXD_KEEPALIVE_TIMEOUT: "5s",
+      SANDBOXD_MAX_CONNECTION_AGE: "30m", SANDBOXD_MAX_CONNECTION_AGE_GRACE: "2h",
+    });
+    expect(c.admin).toEqual({ host: "0.0.0.0", port: 9464 });
+    expect(c.connections).toEqual({ keepaliveIntervalMs: 0, keepaliveTimeoutMs: 5000, maxConnectionAgeMs: 1_800_000, maxConnectionAgeGraceMs: 7_200_000 });
+    expect(loadConfig({ SANDBOXD_ADMIN_LISTEN: "off" }).admin).toBeUndefined();
+    expect(() => loadConfig({ SANDBOXD_ADMIN_LISTEN: "9090" })).toThrow("SANDBOXD_ADMIN_LISTEN: expected host:port or 'off', got '9090'");
+    expect(() => loadConfig({ SANDBOXD_KEEPALIVE_TIMEOUT: "0" })).toThrow(/SANDBOXD_KEEPALIVE_TIMEOUT: expected a positive duration/);
+  });
+
   it("env overrides the file", () => {
     const file = JSON.stringify({ listen: "127.0.0.1:7000", logLevel: "warn", leaseDefaultTtl: "5m" });
     const c = loadConfig({ SANDBOXD_CONFIG: "/etc/x.json", SANDBOXD_LOG_LEVEL: "error" }, () => file);
