@@ -29,3 +29,17 @@ if [ "$(cat "$TOOLS/venv/.reqs" 2>/dev/null)" != "$PY_REQS" ]; then
   "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check $PY_REQS
   echo "$PY_REQS" > "$TOOLS/venv/.reqs"
 fi
+
+# nginx and haproxy: the proxies the tests put in front of sandboxd (test/proxy). Each test runs its own instance.
+need=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "tools: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # policy-rc.d 101: the packages must not start their system-wide services (port 80) on install.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+fi
