@@ -6,25 +6,19 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { SandboxService } from "../gen/ts/sandbox/v1/sandbox_pb.js";
 import { mintToken } from "../server/auth/index.js";
 import { LocalRuntime } from "../server/providers/local/index.js";
 import { startSandboxd, type SandboxdProcess } from "../test/fixtures/sandboxd-process.js";
 import { compareLatency } from "./lib/compare.js";
+import { execTrue } from "./lib/exec-true.js";
 import type { BenchResults } from "./lib/results.js";
 import { percentile } from "./lib/stats.js";
 
-type Api = Client<typeof SandboxService>;
 const OFF = { instance: "sandboxd-bench-noauth", subnet: "198.18.176.0/24" };
 const ON = { instance: "sandboxd-bench-auth", subnet: "198.18.177.0/24" };
-
-async function execTrue(api: Api, sandboxId: string): Promise<void> {
-  for await (const res of api.exec({ sandboxId, command: { case: "argv", value: { args: ["true"] } } })) {
-    if (res.event.case === "exited" && res.event.value.exitCode !== 0) throw new Error(`true failed: ${JSON.stringify(res.event.value)}`);
-  }
-}
 
 export async function benchAuth(results: BenchResults): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sandboxd-bench-auth-"));

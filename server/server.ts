@@ -101,7 +101,8 @@ export async function startServer(config: Config, logger: Logger, provider = mak
     },
     // The log interceptor is outermost so it sees the status the error interceptor chose (and the
     // principal auth found); in-flight tracking is innermost so the handler's signal is the one shutdown can abort.
-    interceptors: [rpcMetricsInterceptor(), rpcLogInterceptor(logger), errorInterceptor(logger), auth.interceptor(), gate.interceptor(), inFlight.interceptor()],
+    // RPC metrics only when something can scrape them (SANDBOXD_ADMIN_LISTEN=off drops them).
+    interceptors: [...(config.admin ? [rpcMetricsInterceptor()] : []), rpcLogInterceptor(logger), errorInterceptor(logger), auth.interceptor(), gate.interceptor(), inFlight.interceptor()],
     contextValues: auth.contextValues,
     readMaxBytes: UPLOAD_MESSAGE_LIMIT,
     // Responses are never compressed: exec output and files are mostly incompressible or

@@ -9,6 +9,7 @@ import { randomUUID } from "node:crypto";
 import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "../providers/local/options.js";
 import { principalKey, READ_ONLY_RPCS } from "../auth/index.js";
+import { currentTraceIds, traceIdOf } from "../telemetry/tracing.js";
 
 
 interface RpcInfo {
@@ -35,7 +36,10 @@ export function rpcLogInterceptor(log: Logger): Interceptor {
       const code = err === undefined ? "ok" : Code[ConnectError.from(err).code];
       const who = req.contextValues.get(principalKey);
       const audit = req.service.typeName === "sandbox.v1.SandboxService" && !READ_ONLY_RPCS.has(req.method.name);
+      // With tracing on, the logger adds the span's ids to every line; off, this line still names the caller's trace.
+      const traceId = currentTraceIds() ? undefined : traceIdOf(req.header.get("traceparent"));
       const line = {
+        ...(traceId ? { trace_id: traceId } : {}),
         rpc: req.method.name, sandboxId: info.sandboxId, code, durationMs: Math.round(performance.now() - started), requestId,
         ...(who ? { tenant: who.tenant, principal: who.name, via: who.via } : {}), ...(audit ? { audit: true } : {}),
       };

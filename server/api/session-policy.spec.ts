@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import http2 from "node:http2";
 import net from "node:net";
+import type { SessionPolicy } from "./session-policy.js";
 import { listen, type Handler, type Listener } from "./transport.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -33,7 +34,7 @@ describe("connection policy: keepalive pings and maximum connection age", () => 
     server?.destroyAll();
     server?.stopAccepting();
   });
-  const start = async (policy: Partial<Parameters<typeof listen>[3] & object>["sessions"]) => {
+  const start = async (policy: Partial<SessionPolicy>) => {
     server = await listen(slow, "127.0.0.1", 0, {
       sessions: { keepaliveIntervalMs: 0, keepaliveTimeoutMs: 1000, maxConnectionAgeMs: 0, maxConnectionAgeGraceMs: 0, ...policy },
     });

@@ -3,11 +3,10 @@
  * each RPC, Proxmox API call, sandbox create/destroy and SSH operation is a
  * span. Spans are exported over OTLP/HTTP when the standard
  * OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set;
- * otherwise no SDK is installed and every span is the API's no-op, which
- * still carries an incoming trace id so that log lines do.
+ * otherwise nothing is installed and every span is the API's no-op (the RPC's
+ * log line then takes the trace id from the caller's traceparent itself).
  */
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from "@opentelemetry/api";
-import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { OTLPTraceExporter as OtlpJsonExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { OTLPTraceExporter as OtlpProtoExporter } from "@opentelemetry/exporter-trace-otlp-proto";
@@ -34,11 +33,9 @@ export function initTracing(env: NodeJS.ProcessEnv = process.env): Tracing {
   if (installed) return installed;
   const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT;
   const off = !endpoint || env.OTEL_SDK_DISABLED === "true" || env.OTEL_TRACES_EXPORTER === "none";
-  if (off) {
-    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-    propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-    return (installed = { exporting: false, shutdown: async () => {} });
-  }
+  // Off: nothing is installed. Context propagation (AsyncLocalStorage) would slow every promise in
+  // the process on Node 20; the RPC's own log line still carries the caller's trace id (rpc-log.ts).
+  if (off) return (installed = { exporting: false, shutdown: async () => {} });
   const protocol = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL || env.OTEL_EXPORTER_OTLP_PROTOCOL || "http/protobuf";
   // The exporters read the endpoint, headers, timeout and compression from the same variables.
   let exporter;
@@ -97,6 +94,12 @@ export async function inSpan<T>(name: string, attributes: Attributes, fn: (span:
       span.end();
     }
   });
+}
+
+/** The trace id of a W3C traceparent header (version 00), if it is one. */
+export function traceIdOf(traceparent: string | null | undefined): string | undefined {
+  const m = traceparent && /^00-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(traceparent.trim());
+  return m && m[1] !== "0".repeat(32) ? m[1] : undefined;
 }
 
 /** The current trace and span ids, for log lines (none outside a trace). */

@@ -10,10 +10,11 @@ import { status as GrpcStatus } from "@grpc/grpc-js";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Sandbox_State, type Sandbox } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/ts/vendor/grpc/health/v1/health_pb.js";
-import { collectExec, PROVIDERS, startE2E, type E2E } from "./harness.js";
+import { collectExec, PROVIDERS, startE2E, type E2E, type LogLines } from "./harness.js";
 import { grpcJsClient, unary } from "./grpc-js-client.js";
 
 let e: E2E;
+const logs: LogLines = [];
 const made: string[] = [];
 
 async function expectCode(p: Promise<unknown>, code: Code, message?: RegExp): Promise<ConnectError> {
@@ -27,7 +28,7 @@ async function expectCode(p: Promise<unknown>, code: Code, message?: RegExp): Pr
 
 describe.each(PROVIDERS)("sandbox lifecycle over every transport (%s)", (provider) => {
   beforeAll(async () => {
-    e = await startE2E(0, {}, provider);
+    e = await startE2E(0, {}, provider, logs);
   });
   afterAll(async () => {
     await e?.stop();
@@ -169,12 +170,14 @@ describe.each(PROVIDERS)("sandbox lifecycle over every transport (%s)", (provide
   it("answers Connect JSON over plain HTTP/1.1 (curl without prior knowledge)", async () => {
     const res = await fetch(`${e.baseUrl}/sandbox.v1.SandboxService/GetSandbox`, {
       method: "POST",
-      headers: { "content-type": "application/json", "x-request-id": "e2e-req-1" },
+      headers: { "content-type": "application/json", "x-request-id": "e2e-req-1", traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" },
       body: JSON.stringify({ sandboxId: "sbx-nope" }),
     });
     expect(res.status).toBe(404);
     expect(await res.json()).toMatchObject({ code: "not_found" });
     expect(res.headers.get("x-request-id")).toBe("e2e-req-1");
+    // Tracing is off here: the RPC's log line still names the caller's trace.
+    expect(logs.find((l) => l.requestId === "e2e-req-1")).toMatchObject({ rpc: "GetSandbox", code: "NotFound", trace_id: "4bf92f3577b34da6a3ce929d0e0e4736" });
   });
 
   afterAll(async () => {
