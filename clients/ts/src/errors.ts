@@ -83,7 +83,12 @@ export function errorForCode(code: Code, message: string, cause?: unknown): Sand
  */
 export function toSandboxdError(err: unknown): unknown {
   if (err instanceof SandboxdError) return err;
-  if (err instanceof ConnectError) return errorForCode(err.code, err.rawMessage, err);
+  if (err instanceof ConnectError) {
+    // An HTTP/2 stream the server refused (REFUSED_STREAM, as at a GOAWAY) was never processed
+    // (RFC 9113 §8.7), so it is safe to retry; connect-node reports it as INTERNAL.
+    if (err.code === Code.Internal && err.rawMessage.includes("NGHTTP2_REFUSED_STREAM")) return errorForCode(Code.Unavailable, err.rawMessage, err);
+    return errorForCode(err.code, err.rawMessage, err);
+  }
   if (err instanceof Error && err.name === "AbortError") return errorForCode(Code.Canceled, err.message, err);
   return err;
 }
