@@ -25,11 +25,6 @@ export interface SessionEvents {
   onMaxAge?(): void;
 }
 
-/** Largest stream id: a first GOAWAY with it still accepts streams already on the wire. */
-const MAX_STREAM_ID = 2 ** 31 - 1;
-/** Between that GOAWAY and the final one: time for streams the client sent before it saw the first. */
-const GOAWAY_SETTLE_MS = 1000;
-
 export function applySessionPolicy(session: http2.ServerHttp2Session, policy: SessionPolicy, events: SessionEvents = {}): void {
   const timers: NodeJS.Timeout[] = [];
   const later = (ms: number, fn: () => void) => {
@@ -73,12 +68,11 @@ export function applySessionPolicy(session: http2.ServerHttp2Session, policy: Se
     later(age, () => {
       if (session.destroyed || session.closed) return;
       events.onMaxAge?.();
-      session.goaway(0, MAX_STREAM_ID);
-      later(GOAWAY_SETTLE_MS, () => {
-        if (session.destroyed) return;
-        session.close(); // the final GOAWAY (last stream processed); closes once streams are done
-        later(policy.maxConnectionAgeGraceMs, () => session.destroy());
-      });
+      // One GOAWAY naming the last stream processed; the connection closes once its streams are done.
+      // (A first GOAWAY with the largest id would not help: nghttp2 refuses new streams after any GOAWAY
+      // it sent.) A stream that crossed it is refused (REFUSED_STREAM): it never ran, clients retry it.
+      session.close();
+      later(policy.maxConnectionAgeGraceMs, () => session.destroy());
     });
   }
 }
