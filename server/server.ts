@@ -31,6 +31,7 @@ import { LocalRuntime } from "./providers/local/index.js";
 import type { SandboxProvider } from "./providers/provider.js";
 import { ReadyGate } from "./api/ready-gate.js";
 import { SandboxManager } from "./sandboxes/manager.js";
+import { WarmPool } from "./sandboxes/warm-pool.js";
 import { SessionRegistry } from "./ssh/index.js";
 import { sleep } from "./sleep.js";
 import { startAdminServer, type AdminServer } from "./telemetry/admin-server.js";
@@ -87,7 +88,11 @@ function authMethods(config: Config): string[] {
 
 export async function startServer(config: Config, logger: Logger, provider = makeProvider(config, logger)): Promise<SandboxServer> {
   const registry = new SessionRegistry();
-  const manager = new SandboxManager({ provider, registry, lease: config.lease, defaults: config.defaults, logger, quotas: config.quotas });
+  const pool = config.warmPool.shapes.length && provider.claim
+    ? new WarmPool({ provider, shapes: config.warmPool.shapes, refillConcurrency: config.warmPool.refillConcurrency, logger })
+    : undefined;
+  if (config.warmPool.shapes.length && !provider.claim) logger.warn({ provider: provider.name }, "SANDBOXD_WARM_POOL ignored: this provider cannot hand out pool members");
+  const manager = new SandboxManager({ provider, registry, lease: config.lease, defaults: config.defaults, logger, quotas: config.quotas, pool });
   const health = new HealthService(["sandbox.v1.SandboxService"], ServingStatus.NOT_SERVING);
   const inFlight = new InFlightRpcs();
   const gate = new ReadyGate();

@@ -8,6 +8,7 @@ import { DEFAULT_EGRESS_POLICY, EgressSyntaxError, parseCidrList, parsePorts, ty
 import { PROXMOX_SETTINGS, ProxmoxConfigError, parseProxmoxConfig, type ProxmoxConfig } from "../providers/proxmox/config.js";
 import { AUTH_SETTINGS, AuthConfigError, parseAuthConfig, type AuthConfig } from "../auth/config.js";
 import { QuotaConfigError, parseTenantQuotas, type QuotaConfig } from "./quotas.js";
+import { parseWarmPool, PoolConfigError, type PoolShape } from "./warm-pool.js";
 
 export interface Config {
   listen: { host: string; port: number };
@@ -49,6 +50,8 @@ export interface Config {
    * land on other replicas; running RPCs get maxConnectionAgeGraceMs before the connection is closed.
    */
   connections: { keepaliveIntervalMs: number; keepaliveTimeoutMs: number; maxConnectionAgeMs: number; maxConnectionAgeGraceMs: number };
+  /** Sandboxes kept made and ready, by shape (SANDBOXD_WARM_POOL; see server/config/warm-pool.ts); refills at most refillConcurrency at once. */
+  warmPool: { shapes: PoolShape[]; refillConcurrency: number };
 }
 
 export class ConfigError extends Error {
@@ -93,6 +96,8 @@ const SETTINGS = {
   keepaliveTimeout: "SANDBOXD_KEEPALIVE_TIMEOUT",
   maxConnectionAge: "SANDBOXD_MAX_CONNECTION_AGE",
   maxConnectionAgeGrace: "SANDBOXD_MAX_CONNECTION_AGE_GRACE",
+  warmPool: "SANDBOXD_WARM_POOL",
+  warmPoolRefillConcurrency: "SANDBOXD_WARM_POOL_REFILL_CONCURRENCY",
   tenantQuotas: "SANDBOXD_TENANT_QUOTAS",
   ...AUTH_SETTINGS,
 } as const;
@@ -209,6 +214,15 @@ export function loadConfig(
     throw e;
   }
 
+  const poolSetting = get("warmPool");
+  let shapes: PoolShape[] = [];
+  try {
+    shapes = parseWarmPool(poolSetting.value ?? "", poolSetting.name);
+  } catch (e) {
+    if (e instanceof PoolConfigError) throw new ConfigError(e.message);
+    throw e;
+  }
+
   const level = get("logLevel");
   const logLevel = level.value ?? "info";
   if (!LOG_LEVELS.includes(logLevel)) fail(level.name, `one of ${LOG_LEVELS.join(", ")}`, logLevel);
@@ -273,6 +287,7 @@ export function loadConfig(
       maxConnectionAgeMs: duration("maxConnectionAge", 0, true),
       maxConnectionAgeGraceMs: duration("maxConnectionAgeGrace", 30_000, true),
     },
+    warmPool: { shapes, refillConcurrency: int("warmPoolRefillConcurrency", 2, 1) },
   };
 }
 

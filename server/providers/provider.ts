@@ -77,6 +77,23 @@ export interface CreateOptions {
   request?: CreateRequestKey;
 }
 
+/** The label marking a warm pool member (server/sandboxes/warm-pool.ts); its value is the pool's shape. */
+export const POOL_LABEL = "sandboxd.pool";
+
+/** What a claim writes over a warm pool member, making it the caller's sandbox. */
+export interface ClaimOptions {
+  labels: Record<string, string>;
+  /** Absent: the default tenant. */
+  tenant?: string;
+  /** Applied before the claim returns (members have none). */
+  internet: boolean;
+  /** Counted from the claim. */
+  lease: StoredLease;
+  request?: CreateRequestKey;
+  /** The claim's time: the sandbox's creation time from now on. */
+  createdAt: Date;
+}
+
 export interface SandboxProvider {
   readonly name: string;
   /** Prepares the host or backend and reconciles leftovers of an earlier process. */
@@ -122,6 +139,13 @@ export interface SandboxProvider {
    * providers shared by several replicas need it (Proxmox).
    */
   findByRequest?(requestId: string, signal?: AbortSignal): Promise<SandboxHandle | undefined>;
+  /**
+   * Turns a warm pool member (labelled POOL_LABEL) into an ordinary sandbox
+   * in one atomic write of its record: labels, tenant, internet, lease,
+   * request id and creation time; then applies the internet setting. Undefined when it is no longer a member (another replica
+   * or call claimed it first) or gone: exactly one claim of a member wins.
+   */
+  claim?(id: string, options: ClaimOptions): Promise<SandboxHandle | undefined>;
   /** The smallest disk a sandbox can have (a template's root disk); defaults apply at least this. */
   readonly minDiskGiB?: number;
   /** Stops background work without destroying sandboxes (they outlive a restart). */

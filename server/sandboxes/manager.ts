@@ -15,7 +15,8 @@ import { LeaseReaper } from "../leases/lease-reaper.js";
 import { Periodic } from "../periodic.js";
 import { LeaseTable } from "../leases/lease-table.js";
 import type { Logger } from "../providers/local/options.js";
-import type { SandboxHandle, SandboxProvider, SandboxState, StoredLease } from "../providers/provider.js";
+import { POOL_LABEL, type SandboxHandle, type SandboxProvider, type SandboxState, type StoredLease } from "../providers/provider.js";
+import type { WarmPool } from "./warm-pool.js";
 import type { SessionRegistry } from "../ssh/index.js";
 import { listPage } from "./listing.js";
 import { ReplicaSync } from "./replica-sync.js";
@@ -35,7 +36,12 @@ export interface ManagerOptions {
   logger: Logger;
   /** Per-tenant quotas (server/sandboxes/quotas.ts); none when absent. */
   quotas?: QuotaConfig;
+  /** Sandboxes made ahead, claimed by creates of their shape (server/sandboxes/warm-pool.ts). */
+  pool?: WarmPool;
 }
+
+/** A warm pool member: never listed, counted or handed out as a sandbox until a claim makes it one. */
+const isMember = (h: SandboxHandle) => h.spec.labels[POOL_LABEL] !== undefined;
 
 interface Entry {
   handle: SandboxHandle;
@@ -61,7 +67,7 @@ export class SandboxManager {
 
   constructor(private readonly o: ManagerOptions) {
     this.leases = new LeaseTable(o.provider);
-    const view = () => [...this.entries.values()].map((e) => e.handle);
+    const view = () => [...this.entries.values()].map((e) => e.handle).filter((h) => !isMember(h));
     this.quotas = new TenantQuotas({ config: o.quotas ?? NO_QUOTAS, provider: o.provider, view, logger: o.logger });
     const reaper = new LeaseReaper(this.leases, {
       destroy: (id, why) => this.destroy(id, why),
@@ -71,7 +77,7 @@ export class SandboxManager {
     this.reaping = new Periodic(() => reaper.pass(), o.lease.reapIntervalMs);
     const sync = new ReplicaSync({
       provider: o.provider,
-      known: () => [...this.entries.keys()],
+      known: () => [...this.entries.keys(), ...(o.pool?.ids() ?? [])],
       busy: (id) => !["running", "stopped"].includes(this.entries.get(id)?.state ?? ""),
       adopt: (h) => this.adopt(h, "found by the periodic sync"),
       forget: (id) => this.forget(id),
@@ -99,6 +105,7 @@ export class SandboxManager {
     for (const handle of await this.o.provider.list()) this.adopt(handle, "recovered at start");
     this.reaping.start();
     this.syncing.start();
+    this.o.pool?.start();
   }
 
   async create(req: CreateRequest, signal?: AbortSignal): Promise<SandboxView> {
@@ -145,7 +152,10 @@ export class SandboxManager {
       }
       // Within the tenant's quota (counted across replicas), or destroyed again and refused.
       const handle = await this.quotas.create(spec, {
-        create: () => this.o.provider.create(spec, { signal: this.shutdown.signal, lease, request }),
+        // A warm pool member of this shape if one is ready (the lease counts from the claim), else a cold create.
+        create: async () =>
+          (await this.o.pool?.claim(spec, { labels: spec.labels, tenant: spec.tenant, internet: spec.internet, lease: { expiresAt: Date.now() + ttl, ttlMs: ttl }, request, createdAt: new Date() })) ??
+          this.o.provider.create(spec, { signal: this.shutdown.signal, lease, request }),
         // The provider restarted the lease when the sandbox was ready (the TTL counts from then).
         track: (h) => this.track(h, h.lease ?? lease, false),
         undo: (id) => this.destroy(id, "over its tenant's quota"),
@@ -168,7 +178,7 @@ export class SandboxManager {
   }
 
   list(req: ListRequest): ListPage {
-    const views = [...this.entries.values()].map((e) => this.view(e));
+    const views = [...this.entries.values()].filter((e) => !isMember(e.handle)).map((e) => this.view(e));
     return listPage(req.tenant === undefined ? views : views.filter((v) => v.tenant === req.tenant), req);
   }
 
@@ -252,6 +262,7 @@ export class SandboxManager {
 
   /** Stops the reaper, sync and in-flight creates, drops SSH connections, closes the provider; sandboxes stay. */
   async close(): Promise<void> {
+    this.o.pool?.close();
     this.reaping.stop();
     this.syncing.stop();
     this.shutdown.abort();
@@ -300,6 +311,8 @@ export class SandboxManager {
 
   private adopt(handle: SandboxHandle, how: string): void {
     if (this.entries.has(handle.id)) return;
+    // A member of one of our pool's shapes joins the pool; any other member is tracked (unlisted) until its lease runs out.
+    if (isMember(handle) && this.o.pool?.adopt(handle)) return;
     const now = Date.now();
     let lease = handle.lease;
     if (!lease) {
@@ -338,6 +351,7 @@ export class SandboxManager {
 
   /** Drops what this replica holds for a sandbox that is gone. */
   private forget(id: string): void {
+    this.o.pool?.forget(id);
     forgetHelper(id);
     this.entries.delete(id);
     this.leases.delete(id);

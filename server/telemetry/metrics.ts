@@ -89,6 +89,14 @@ export const sandboxes = {
   destroyFailures: counter("sandboxd_sandbox_destroy_failures_total", "Destroys that failed (retried by the caller or the reaper).", ["provider"]),
 };
 
+export const pool = {
+  size: gauge("sandboxd_warm_pool_ready", "Warm pool members ready to be claimed, by shape.", ["shape"]),
+  claims: counter("sandboxd_warm_pool_claims_total", "Creates served by a warm pool member, by shape.", ["shape"]),
+  misses: counter("sandboxd_warm_pool_misses_total", "Creates of a pooled shape that found the pool empty (made cold), by shape.", ["shape"]),
+  broken: counter("sandboxd_warm_pool_broken_total", "Members found broken (sshd silent) at claim time and destroyed, by shape.", ["shape"]),
+  refillSeconds: histogram("sandboxd_warm_pool_refill_seconds", "Time to make a warm pool member, by shape and result.", CREATE_BUCKETS, ["shape", "result"]),
+};
+
 export const leases = {
   renewals: counter("sandboxd_lease_renewals_total", "Lease renewals (KeepAlive, and RPCs holding a sandbox)."),
   providerWrites: counter("sandboxd_lease_provider_writes_total", "Lease writes to the provider's store, by result.", ["result"]),

@@ -13,7 +13,7 @@ import { createLogger } from "../../server/api/logger.js";
 import { loadConfig, type Config } from "../../server/config/config.js";
 import { LocalRuntime } from "../../server/providers/local/index.js";
 import { ProxmoxProvider } from "../../server/providers/proxmox/index.js";
-import { proxmoxConfigOf, startEmulator, type Emulator } from "../pve-emulator/index.js";
+import { proxmoxConfigOf, startEmulator, type Emulator, type EmulatorOptions } from "../pve-emulator/index.js";
 import { startServer, type SandboxServer } from "../../server/server.js";
 import { SandboxService } from "../../gen/ts/sandbox/v1/sandbox_pb.js";
 
@@ -65,7 +65,7 @@ const EMULATOR_TIMING = { cloneMs: 150, startMs: 50, ipDelayMs: 100, stopMs: 10,
 /** The server's log lines as parsed JSON objects, when startE2E is given an array to fill. */
 export type LogLines = Array<Record<string, unknown>>;
 
-export async function startE2E(n: number, env: Record<string, string> = {}, provider: ProviderName = "local", logs?: LogLines): Promise<E2E> {
+export async function startE2E(n: number, env: Record<string, string> = {}, provider: ProviderName = "local", logs?: LogLines, emulatorOptions: Partial<EmulatorOptions> = {}): Promise<E2E> {
   const { instance, subnet } = e2eInstance(n);
   const config: Config = loadConfig({
     SANDBOXD_LISTEN: "127.0.0.1:0",
@@ -92,7 +92,7 @@ export async function startE2E(n: number, env: Record<string, string> = {}, prov
   let server: SandboxServer;
   try {
     if (provider === "proxmox") {
-      emulator = await startEmulator({ port: 0, nodes: 1, timing: EMULATOR_TIMING, ...e2eEmulatorInstance(n) });
+      emulator = await startEmulator({ port: 0, nodes: 1, timing: EMULATOR_TIMING, ...e2eEmulatorInstance(n), ...emulatorOptions });
       server = await startServer(config, logger, new ProxmoxProvider(proxmoxConfigOf(emulator.connection), { logger }));
     } else {
       server = await startServer(config, logger);

@@ -103,7 +103,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const log = options.logger ?? silentLogger;
   const sandboxes = new Sandboxes({
     instance: options.instance ?? "pve-emu", subnet: options.subnet ?? "198.18.180.0/24", stateDir: `${stateDir}/runtime`,
-    clientKey, hostKey, limits: { maxDiskGiB: options.maxDiskGiB ?? 16 }, logger: log,
+    clientKey, hostKey, limits: { maxDiskGiB: options.maxDiskGiB ?? 16 }, logger: log, ...(options.pidsMax ? { pidsMax: options.pidsMax } : {}),
   });
   const cluster = new Cluster(nodes, options.nodeMemoryMiB ?? 65536, options.nodeCores ?? 16, pool);
   const t = { ...DEFAULT_TEMPLATE, ...options.template };

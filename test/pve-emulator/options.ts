@@ -101,6 +101,8 @@ export interface EmulatorOptions {
   sharedHostKey?: boolean;
   /** Largest sandbox disk in GiB. Default 16. */
   maxDiskGiB?: number;
+  /** Processes each CT's sandbox may run (its pids cap). Default: the local runtime's. */
+  pidsMax?: number;
   /** What GET /version reports. Default "9.1.3" (the version of the schema extract in test/pve-schema). */
   version?: string;
   /** Whether the datacenter firewall is on (GET /cluster/firewall/options enable). Default true. */

@@ -7,7 +7,7 @@ import type { ChildProcess } from "node:child_process";
 import { promises as fs } from "node:fs";
 import { cancelled, failedPrecondition, internal, invalidArgument, isSandboxError, notFound, resourceExhausted, unavailable } from "../../errors.js";
 import { DEFAULT_EGRESS_POLICY, EgressSyntaxError, checkEgressAllow, formatEgressEntry, parseEgressEntry, type EgressEntry } from "../egress.js";
-import type { CreateOptions, SandboxHandle, SandboxProvider, SandboxSpec, SandboxState, StoredLease } from "../provider.js";
+import { POOL_LABEL, type ClaimOptions, type CreateOptions, type SandboxHandle, type SandboxProvider, type SandboxSpec, type SandboxState, type StoredLease } from "../provider.js";
 import { AddressPool, parseSubnet, type Subnet } from "./addresses.js";
 import { Cgroups, detectCgroups } from "./cgroups.js";
 import { Firewall, readHostFacts } from "./firewall.js";
@@ -306,6 +306,22 @@ export class LocalRuntime implements SandboxProvider {
     // A sandbox still being built gets its lease with the build's last write.
     if (entry.state === "running") await this.persist(entry);
     return { ...lease };
+  }
+
+  async claim(id: string, o: ClaimOptions): Promise<SandboxHandle | undefined> {
+    const entry = this.entries.get(id);
+    // One process owns a local runtime: checking and rewriting in one synchronous step is the compare-and-swap.
+    if (!entry || entry.state !== "running" || entry.spec.labels[POOL_LABEL] === undefined) return undefined;
+    entry.spec = { ...entry.spec, labels: { ...o.labels }, internet: o.internet, ...(o.tenant ? { tenant: o.tenant } : {}) };
+    if (!o.tenant) delete entry.spec.tenant;
+    entry.createdAt = o.createdAt;
+    entry.record.createdAt = o.createdAt.toISOString();
+    entry.record.lease = { ...o.lease };
+    if (o.request) entry.record.request = { ...o.request };
+    else delete entry.record.request;
+    await this.persist(entry);
+    if (o.internet) await this.syncInternet(entry);
+    return this.handle(entry);
   }
 
   async readLease(id: string): Promise<StoredLease | null | undefined> {

@@ -28,6 +28,7 @@
  */
 import type { Logger } from "../local/options.js";
 import { vmidOf } from "./create.js";
+import { POOL_LABEL } from "../provider.js";
 import { hasTag, parseDescription } from "./description.js";
 
 export interface Member {
@@ -90,6 +91,8 @@ export class PoolSweep {
   private readonly requests = new Map<number, string>();
   /** vmid → node of our finished sandboxes. */
   private readonly nodeOf = new Map<number, string>();
+  /** vmids of warm pool members: a claim on another replica gives them a request id, so they are read again when one is looked for. */
+  private readonly poolMembers = new Set<number>();
   /** Half-made sandboxes seen by the last sweep (never cached: they change). */
   private pending = new Map<number, Found>();
 
@@ -111,6 +114,7 @@ export class PoolSweep {
     this.names.delete(vmid);
     this.nodeOf.delete(vmid);
     this.requests.delete(vmid);
+    this.poolMembers.delete(vmid);
   }
 
   async ids(): Promise<string[]> {
@@ -129,10 +133,20 @@ export class PoolSweep {
   /** Our sandbox (finished, or a create under way) made for a request id, after a fresh sweep. */
   async byRequest(requestId: string): Promise<Found | undefined> {
     await this.ids();
-    for (const [vmid, rid] of this.requests) {
-      if (rid === requestId) return { kind: "ours", vmid, id: this.ours.get(vmid)!, node: this.nodeOf.get(vmid)! };
+    const cached = () => {
+      for (const [vmid, rid] of this.requests) {
+        if (rid === requestId) return { kind: "ours" as const, vmid, id: this.ours.get(vmid)!, node: this.nodeOf.get(vmid)! };
+      }
+      return undefined;
+    };
+    let found = cached();
+    if (!found && this.poolMembers.size) {
+      // Members claimed since they were read carry their claim's request id now.
+      const pending = new Map<number, Found>();
+      await Promise.all([...this.poolMembers].map((vmid) => this.look({ vmid, node: this.nodeOf.get(vmid)!, name: this.names.get(vmid) }, pending)));
+      found = cached();
     }
-    return [...this.pending.values()].find((f) => f.requestId === requestId);
+    return found ?? [...this.pending.values()].find((f) => f.requestId === requestId);
   }
 
   private async look(m: Member, pending: Map<number, Found>): Promise<void> {
@@ -140,6 +154,8 @@ export class PoolSweep {
     if (!conf) return;
     const { kind, id, createdAt, requestId } = kindOf(m.vmid, conf, this.d.tag);
     if (kind === "ours") {
+      if (parseDescription(conf.description as string)?.spec.labels[POOL_LABEL] !== undefined) this.poolMembers.add(m.vmid);
+      else this.poolMembers.delete(m.vmid);
       this.ours.set(m.vmid, id!);
       this.names.set(m.vmid, m.name);
       this.nodeOf.set(m.vmid, m.node);

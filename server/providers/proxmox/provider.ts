@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { failedPrecondition, invalidArgument, notFound, unavailable } from "../../errors.js";
-import type { CreateOptions, SandboxHandle, SandboxProvider, SandboxSpec, StoredLease } from "../provider.js";
+import { POOL_LABEL, type ClaimOptions, type CreateOptions, type SandboxHandle, type SandboxProvider, type SandboxSpec, type StoredLease } from "../provider.js";
 import type { Logger } from "../local/options.js";
 import { silentLogger } from "../local/options.js";
 import { PveClient } from "./client.js";
@@ -201,6 +201,34 @@ export class ProxmoxProvider implements SandboxProvider {
       } catch (e) {
         if (classify(e) !== "conflict" || attempt >= 5) throw toSandboxError(e, `lease of ${id}`);
       }
+    }
+  }
+
+  /**
+   * A compare-and-swap on the config digest, as lease writes do: of two
+   * replicas claiming one member, one write lands; the other gets "modified
+   * configuration", reads again, finds no pool label and gets undefined.
+   */
+  async claim(id: string, o: ClaimOptions): Promise<SandboxHandle | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      const found = await this.lookup(id).catch((e) => Promise.reject(toSandboxError(e, `claim of ${id}`)));
+      const meta = found && parseDescription(found.conf.description as string);
+      if (!found || !meta || meta.spec.labels[POOL_LABEL] === undefined) return undefined;
+      const { tenant: _member, ...rest } = meta.spec;
+      const spec = { ...rest, labels: { ...o.labels }, internet: o.internet, ...(o.tenant ? { tenant: o.tenant } : {}) };
+      const { request: _none, ...base } = meta;
+      const claimed = { ...base, spec, lease: o.lease, createdAt: o.createdAt, ...(o.request ? { request: o.request } : {}) };
+      try {
+        await this.client.put(`${ctPath(found.node, found.vmid)}/config`, {
+          description: formatDescription(claimed), digest: configDigest(found.conf, `claim of ${id}`),
+        }, { deadline: Date.now() + 30_000 });
+      } catch (e) {
+        if (classify(e) !== "conflict" || attempt >= 5) throw toSandboxError(e, `claim of ${id}`);
+        continue;
+      }
+      // Members are made with the egress policy of "no internet"; the claim's setting follows its write.
+      if (o.internet) await this.setInternet(id, true);
+      return this.get(id);
     }
   }
 

@@ -614,6 +614,7 @@ type CreateSandboxRequest struct {
 	InternetAccess bool `protobuf:"varint,2,opt,name=internet_access,json=internetAccess,proto3" json:"internet_access,omitempty"`
 	// Free-form labels for ListSandboxes selectors. Keys: 1-63 characters of
 	// [A-Za-z0-9._/-], starting with a letter or digit; values up to 255 characters.
+	// Keys starting with "sandboxd." are reserved for the service (INVALID_ARGUMENT).
 	Labels map[string]string `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// How long the lease lasts without KeepAlive, from when the sandbox is
 	// ready. Unset takes the server's default (cut to the tenant's maximum

@@ -85,7 +85,9 @@ type SandboxServiceClient interface {
 	// of making a second one. RESOURCE_EXHAUSTED when it would take the
 	// caller's tenant over one of its quotas (sandboxes, cores, memory, disk,
 	// lease TTL, creates per minute); the message names the quota, its limit
-	// and the current use. Quotas hold across replicas.
+	// and the current use. Quotas hold across replicas. When the server keeps
+	// a warm pool of the requested shape (SANDBOXD_WARM_POOL), a ready member is
+	// handed out in milliseconds, indistinguishable from a fresh sandbox.
 	CreateSandbox(ctx context.Context, in *CreateSandboxRequest, opts ...grpc.CallOption) (*CreateSandboxResponse, error)
 	// Returns one sandbox; NOT_FOUND when it does not exist (any more).
 	GetSandbox(ctx context.Context, in *GetSandboxRequest, opts ...grpc.CallOption) (*GetSandboxResponse, error)
@@ -530,7 +532,9 @@ type SandboxServiceServer interface {
 	// of making a second one. RESOURCE_EXHAUSTED when it would take the
 	// caller's tenant over one of its quotas (sandboxes, cores, memory, disk,
 	// lease TTL, creates per minute); the message names the quota, its limit
-	// and the current use. Quotas hold across replicas.
+	// and the current use. Quotas hold across replicas. When the server keeps
+	// a warm pool of the requested shape (SANDBOXD_WARM_POOL), a ready member is
+	// handed out in milliseconds, indistinguishable from a fresh sandbox.
 	CreateSandbox(context.Context, *CreateSandboxRequest) (*CreateSandboxResponse, error)
 	// Returns one sandbox; NOT_FOUND when it does not exist (any more).
 	GetSandbox(context.Context, *GetSandboxRequest) (*GetSandboxResponse, error)

@@ -235,6 +235,7 @@ export type CreateSandboxRequest = Message<"sandbox.v1.CreateSandboxRequest"> & 
   /**
    * Free-form labels for ListSandboxes selectors. Keys: 1-63 characters of
    * [A-Za-z0-9._/-], starting with a letter or digit; values up to 255 characters.
+   * Keys starting with "sandboxd." are reserved for the service (INVALID_ARGUMENT).
    *
    * @generated from field: map<string, string> labels = 3;
    */
@@ -2387,7 +2388,9 @@ export const SandboxService: GenService<{
    * of making a second one. RESOURCE_EXHAUSTED when it would take the
    * caller's tenant over one of its quotas (sandboxes, cores, memory, disk,
    * lease TTL, creates per minute); the message names the quota, its limit
-   * and the current use. Quotas hold across replicas.
+   * and the current use. Quotas hold across replicas. When the server keeps
+   * a warm pool of the requested shape (SANDBOXD_WARM_POOL), a ready member is
+   * handed out in milliseconds, indistinguishable from a fresh sandbox.
    *
    * @generated from rpc sandbox.v1.SandboxService.CreateSandbox
    */

@@ -132,7 +132,9 @@ type SandboxServiceClient interface {
 	// of making a second one. RESOURCE_EXHAUSTED when it would take the
 	// caller's tenant over one of its quotas (sandboxes, cores, memory, disk,
 	// lease TTL, creates per minute); the message names the quota, its limit
-	// and the current use. Quotas hold across replicas.
+	// and the current use. Quotas hold across replicas. When the server keeps
+	// a warm pool of the requested shape (SANDBOXD_WARM_POOL), a ready member is
+	// handed out in milliseconds, indistinguishable from a fresh sandbox.
 	CreateSandbox(context.Context, *connect.Request[v1.CreateSandboxRequest]) (*connect.Response[v1.CreateSandboxResponse], error)
 	// Returns one sandbox; NOT_FOUND when it does not exist (any more).
 	GetSandbox(context.Context, *connect.Request[v1.GetSandboxRequest]) (*connect.Response[v1.GetSandboxResponse], error)
@@ -568,7 +570,9 @@ type SandboxServiceHandler interface {
 	// of making a second one. RESOURCE_EXHAUSTED when it would take the
 	// caller's tenant over one of its quotas (sandboxes, cores, memory, disk,
 	// lease TTL, creates per minute); the message names the quota, its limit
-	// and the current use. Quotas hold across replicas.
+	// and the current use. Quotas hold across replicas. When the server keeps
+	// a warm pool of the requested shape (SANDBOXD_WARM_POOL), a ready member is
+	// handed out in milliseconds, indistinguishable from a fresh sandbox.
 	CreateSandbox(context.Context, *connect.Request[v1.CreateSandboxRequest]) (*connect.Response[v1.CreateSandboxResponse], error)
 	// Returns one sandbox; NOT_FOUND when it does not exist (any more).
 	GetSandbox(context.Context, *connect.Request[v1.GetSandboxRequest]) (*connect.Response[v1.GetSandboxResponse], error)

@@ -1,0 +1,202 @@
+/**
+ * The warm pool: sandboxes already made, started and SSH-ready, by shape,
+ * which a create of that shape claims instead of waiting for a cold create.
+ *
+ * Members are ordinary sandboxes of the provider, labelled POOL_LABEL=<shape>,
+ * with internet off and a lease this replica keeps renewing, so a crashed
+ * replica's members are adopted by another (through the periodic sync) or
+ * reaped when their lease runs out; never leaked. A claim is one atomic write
+ * of the member's record by the provider (Proxmox: a compare-and-swap on the
+ * config digest), so exactly one caller, on any replica, gets a member.
+ * Members are checked (sshd's banner) before they are handed out; a broken
+ * one is destroyed and the next is tried. An empty pool is a miss: the create
+ * goes the cold way. Refills run in the background, a few at a time, with
+ * backoff on provider errors.
+ */
+import net from "node:net";
+import type { Logger } from "../providers/local/options.js";
+import { POOL_LABEL, type ClaimOptions, type SandboxHandle, type SandboxProvider } from "../providers/provider.js";
+import { shapeKey, type PoolShape } from "../config/warm-pool.js";
+import { pool as metrics } from "../telemetry/metrics.js";
+
+/** Members' lease: renewed every third of it while this replica runs. */
+const MEMBER_TTL_MS = 10 * 60_000;
+const BANNER_TIMEOUT_MS = 2000;
+
+export interface WarmPoolOptions {
+  provider: SandboxProvider;
+  shapes: PoolShape[];
+  refillConcurrency: number;
+  logger: Logger;
+  /** How often the pool looks for deficits and renews members' leases (default 1 s). */
+  tickMs?: number;
+}
+
+interface ShapeState {
+  shape: PoolShape;
+  key: string;
+  /** Ready members, oldest first. */
+  ready: Map<string, SandboxHandle>;
+  inFlight: number;
+  failures: number;
+  retryAt: number;
+}
+
+export class WarmPool {
+  private readonly shapes = new Map<string, ShapeState>();
+  private readonly abort = new AbortController();
+  private timer?: NodeJS.Timeout;
+  private lastRenewal = Date.now();
+  private closed = false;
+
+  constructor(private readonly o: WarmPoolOptions) {
+    for (const shape of o.shapes) {
+      const key = shapeKey(shape);
+      this.shapes.set(key, { shape, key, ready: new Map(), inFlight: 0, failures: 0, retryAt: 0 });
+    }
+  }
+
+  get enabled(): boolean {
+    return this.shapes.size > 0;
+  }
+
+  /** Begins refilling. */
+  start(): void {
+    if (!this.enabled) return;
+    this.timer = setInterval(() => this.tick(), this.o.tickMs ?? 1000);
+    this.timer.unref();
+    this.tick();
+  }
+
+  /** The ids of members this replica holds (the periodic sync must not take them for unknown sandboxes). */
+  ids(): string[] {
+    return [...this.shapes.values()].flatMap((s) => [...s.ready.keys()]);
+  }
+
+  /** A member found in the provider (at start, or made by another replica): kept if its shape is one of ours. */
+  adopt(handle: SandboxHandle): boolean {
+    const s = this.shapes.get(handle.spec.labels[POOL_LABEL] ?? "");
+    if (!s || handle.state !== "running") return false;
+    s.ready.set(handle.id, handle);
+    this.gauge(s);
+    return true;
+  }
+
+  /** A member gone from the provider (claimed or destroyed by another replica). */
+  forget(id: string): void {
+    for (const s of this.shapes.values()) if (s.ready.delete(id)) this.gauge(s);
+  }
+
+  /**
+   * A ready member of the shape `spec` names, claimed with `claim`, or
+   * undefined (no pool of that shape, or none ready: the caller creates cold).
+   */
+  async claim(spec: { cores: number; memoryMiB: number; diskGiB: number }, claim: ClaimOptions): Promise<SandboxHandle | undefined> {
+    const s = this.shapes.get(shapeKey(spec));
+    if (!s) return undefined;
+    for (;;) {
+      const next = s.ready.values().next();
+      if (next.done) {
+        metrics.misses.inc({ shape: s.key });
+        this.tick();
+        return undefined;
+      }
+      const member = next.value;
+      s.ready.delete(member.id); // ours alone in this process from here on
+      this.gauge(s);
+      this.tick();
+      if (!(await sshdAnswers(member.ssh.host, member.ssh.port))) {
+        metrics.broken.inc({ shape: s.key });
+        this.o.logger.warn({ sandboxId: member.id, shape: s.key }, "warm pool member's sshd does not answer; destroying it and trying another");
+        void this.o.provider.destroy(member.id).catch(() => {});
+        continue;
+      }
+      const claimed = await this.o.provider.claim!(member.id, claim).catch((err: unknown) => {
+        this.o.logger.warn({ sandboxId: member.id, err: String(err) }, "claiming a warm pool member failed; trying another");
+        return undefined;
+      });
+      if (!claimed) continue; // another replica won it, or it is gone
+      metrics.claims.inc({ shape: s.key });
+      return claimed;
+    }
+  }
+
+  /** Stops refilling and renewing; members stay (another replica, or this one restarted, adopts them). */
+  close(): void {
+    this.closed = true;
+    clearInterval(this.timer);
+    for (const s of this.shapes.values()) metrics.size.set({ shape: s.key }, 0); // this replica holds none of them any more
+    this.abort.abort(new Error("sandboxd is shutting down"));
+  }
+
+  private tick(): void {
+    if (this.closed || !this.o.provider.claim) return;
+    const now = Date.now();
+    let running = [...this.shapes.values()].reduce((n, s) => n + s.inFlight, 0);
+    for (const s of this.shapes.values()) {
+      if (now < s.retryAt) continue;
+      while (running < this.o.refillConcurrency && s.ready.size + s.inFlight < s.shape.count) {
+        running++;
+        void this.refill(s);
+      }
+    }
+    if (now - this.lastRenewal >= MEMBER_TTL_MS / 3) {
+      this.lastRenewal = now;
+      for (const id of this.ids()) {
+        this.o.provider.extendLease(id, { expiresAt: now + MEMBER_TTL_MS, ttlMs: MEMBER_TTL_MS }).catch((err: unknown) =>
+          this.o.logger.warn({ sandboxId: id, err: String(err) }, "renewing a warm pool member's lease failed; next renewal retries"));
+      }
+    }
+  }
+
+  private async refill(s: ShapeState): Promise<void> {
+    s.inFlight++;
+    const started = performance.now();
+    try {
+      const handle = await this.o.provider.create(
+        { cores: s.shape.cores, memoryMiB: s.shape.memoryMiB, diskGiB: s.shape.diskGiB, internet: false, labels: { [POOL_LABEL]: s.key } },
+        { signal: this.abort.signal, lease: { expiresAt: Date.now() + MEMBER_TTL_MS, ttlMs: MEMBER_TTL_MS } },
+      );
+      metrics.refillSeconds.observe({ shape: s.key, result: "ok" }, (performance.now() - started) / 1000);
+      s.failures = 0;
+      if (this.closed) return; // made during shutdown: it stays a member, adopted at the next start
+      s.ready.set(handle.id, handle);
+      this.gauge(s);
+    } catch (err) {
+      if (this.closed) return;
+      metrics.refillSeconds.observe({ shape: s.key, result: "error" }, (performance.now() - started) / 1000);
+      s.failures++;
+      const waitMs = Math.min(30_000, 500 * 2 ** (s.failures - 1));
+      s.retryAt = Date.now() + waitMs;
+      this.o.logger.warn({ shape: s.key, err: String(err), retryInMs: waitMs }, "refilling the warm pool failed; backing off");
+    } finally {
+      s.inFlight--;
+      this.tick();
+    }
+  }
+
+  private gauge(s: ShapeState): void {
+    metrics.size.set({ shape: s.key }, s.ready.size);
+  }
+}
+
+/** Whether an SSH server answers at host:port with its banner ("SSH-2.0-…") in time. */
+export function sshdAnswers(host: string, port: number, timeoutMs = BANNER_TIMEOUT_MS): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    let seen = "";
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    socket.on("data", (d: Buffer) => {
+      seen += d.toString("latin1");
+      if (seen.startsWith("SSH-2.0-") || seen.startsWith("SSH-1.99-")) done(true);
+      else if (seen.length >= 8 || seen.includes("\n")) done(false);
+    });
+    socket.on("error", () => done(false));
+    socket.on("close", () => done(false));
+  });
+}
