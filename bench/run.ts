@@ -15,6 +15,7 @@ import { benchCommands } from "./commands.js";
 import { benchFiles } from "./files.js";
 import { benchSdk } from "./sdk.js";
 import { benchTelemetry } from "./telemetry.js";
+import { benchWarmPool } from "./warm-pool.js";
 import { benchLeaseReap } from "./lease-reap.js";
 import { benchLeaseRenewal } from "./lease-renew.js";
 import { benchCreate, benchSsh, ensureHostFile } from "./local.js";
@@ -22,9 +23,9 @@ import { BenchResults } from "./lib/results.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-const PARTS = ["local", "grpc", "pve", "lease", "auth", "commands", "files", "sdk", "telemetry"];
+const PARTS = ["local", "grpc", "pve", "lease", "auth", "commands", "files", "sdk", "telemetry", "pool"];
 
-/** `npm run bench` runs every part; `npm run bench -- grpc` (or `local`, `pve`, `lease`, `auth`, `commands`, `files`, `sdk`, `telemetry`) just one. */
+/** `npm run bench` runs every part; `npm run bench -- grpc` (or `local`, `pve`, `lease`, `auth`, `commands`, `files`, `sdk`, `telemetry`, `pool`) just one. */
 async function main(): Promise<void> {
   const only = process.argv[2];
   if (only !== undefined && !PARTS.includes(only)) throw new Error(`unknown part '${only}' (parts: ${PARTS.join(", ")})`);
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
   if (only === undefined || only === "files") await benchFiles(results);
   if (only === undefined || only === "sdk") await benchSdk(results);
   if (only === undefined || only === "telemetry") await benchTelemetry(results);
+  if (only === undefined || only === "pool") await benchWarmPool(results);
   if (only === undefined || only === "lease") {
     await benchLeaseRenewal(results);
     await benchLeaseReap(results);

@@ -147,6 +147,8 @@ export class SandboxManager {
       const earlier = request && (await this.o.provider.findByRequest?.(request.id, this.shutdown.signal));
       if (earlier) {
         if (earlier.request?.fingerprint !== fingerprint) throw invalidArgument("request_id", "was used before with different parameters");
+        // A claim cut off (a crash) between its write and the internet setting: the retry finishes it.
+        if (earlier.spec.internet !== spec.internet) await this.o.provider.setInternet(earlier.id, spec.internet);
         if (!this.entries.has(earlier.id)) this.adopt(earlier, "found by its request id (made by another replica)");
         return earlier.id;
       }

@@ -41,7 +41,7 @@ import { DEFAULT_TENANT } from "../auth/principal.js";
 import { quotaOf, type QuotaConfig, type TenantQuota } from "../config/quotas.js";
 import { resourceExhausted, unavailable, type SandboxError } from "../errors.js";
 import type { Logger } from "../providers/local/options.js";
-import type { SandboxHandle, SandboxProvider, SandboxSpec } from "../providers/provider.js";
+import { POOL_LABEL, type SandboxHandle, type SandboxProvider, type SandboxSpec } from "../providers/provider.js";
 import { sleep } from "../sleep.js";
 
 export interface Amounts {
@@ -221,7 +221,8 @@ export class TenantQuotas {
       let u = this.seen.get(id);
       if (!u) {
         const h = await this.d.provider.get(id);
-        if (!h) return undefined;
+        // Warm pool members count toward no tenant; not cached either, since a claim makes one a tenant's.
+        if (!h || h.spec.labels[POOL_LABEL] !== undefined) return undefined;
         this.seen.set(id, (u = usageOf(h)));
       }
       return u;

@@ -77,6 +77,7 @@ export class WarmPool {
   adopt(handle: SandboxHandle): boolean {
     const s = this.shapes.get(handle.spec.labels[POOL_LABEL] ?? "");
     if (!s || handle.state !== "running") return false;
+    if (!s.ready.has(handle.id)) this.renew(handle.id); // it may have waited long for an owner
     s.ready.set(handle.id, handle);
     this.gauge(s);
     return true;
@@ -142,10 +143,7 @@ export class WarmPool {
     }
     if (now - this.lastRenewal >= MEMBER_TTL_MS / 3) {
       this.lastRenewal = now;
-      for (const id of this.ids()) {
-        this.o.provider.extendLease(id, { expiresAt: now + MEMBER_TTL_MS, ttlMs: MEMBER_TTL_MS }).catch((err: unknown) =>
-          this.o.logger.warn({ sandboxId: id, err: String(err) }, "renewing a warm pool member's lease failed; next renewal retries"));
-      }
+      for (const id of this.ids()) this.renew(id);
     }
   }
 
@@ -173,6 +171,19 @@ export class WarmPool {
       s.inFlight--;
       this.tick();
     }
+  }
+
+  /**
+   * Renews a member's lease, after checking it still is one: another replica may have claimed it
+   * (its lease is then the client's, not ours to extend) or destroyed it.
+   */
+  private renew(id: string): void {
+    const renewal = async () => {
+      const now = await this.o.provider.get(id);
+      if (!now || now.spec.labels[POOL_LABEL] === undefined) return this.forget(id);
+      await this.o.provider.extendLease(id, { expiresAt: Date.now() + MEMBER_TTL_MS, ttlMs: MEMBER_TTL_MS });
+    };
+    renewal().catch((err: unknown) => this.o.logger.warn({ sandboxId: id, err: String(err) }, "renewing a warm pool member's lease failed; next renewal retries"));
   }
 
   private gauge(s: ShapeState): void {
