@@ -12,7 +12,8 @@
  */
 import { LocalRuntime } from "../server/providers/local/index.js";
 import { startSandboxd, type SandboxdProcess } from "../test/fixtures/sandboxd-process.js";
-import { adminAddressOf, scrape, total } from "../test/fixtures/metrics.js";
+import { scrape, total } from "../test/fixtures/metrics.js";
+import { freePort } from "../test/fixtures/ports.js";
 import { proxmoxEnvOf, startEmulator } from "../test/pve-emulator/index.js";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -28,9 +29,15 @@ type Resources = { cores: number; memoryMib: number; diskGib: number };
 const api = (s: SandboxdProcess) => createClient(SandboxService, createGrpcTransport({ baseUrl: `http://${s.address}` }));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The admin listener on a port of our choosing (the servers log at warn, so not their address). */
+const admins = new Map<SandboxdProcess, string>();
+async function adminEnv(): Promise<{ SANDBOXD_ADMIN_LISTEN: string }> {
+  return { SANDBOXD_ADMIN_LISTEN: `127.0.0.1:${await freePort()}` };
+}
+
 async function poolReady(s: SandboxdProcess, shape: string, want: number, timeoutMs = 600_000): Promise<number> {
   const t0 = nowMs();
-  const admin = adminAddressOf(s.logs());
+  const admin = admins.get(s)!;
   while (total(await scrape(admin), "sandboxd_warm_pool_ready", { shape }) < want) {
     if (nowMs() - t0 > timeoutMs) throw new Error(`pool ${shape} did not reach ${want} in ${timeoutMs} ms`);
     await sleep(50);
@@ -61,10 +68,13 @@ async function benchPveWarmPool(results: BenchResults): Promise<void> {
   const emulator = await startEmulator({ port: 0, nodes: 1, ...PVE });
   const servers: SandboxdProcess[] = [];
   const start = async (resources: Resources, concurrency: number) => {
+    const admin = await adminEnv();
     const s = await startSandboxd({
+      ...admin,
       ...proxmoxEnvOf(emulator.connection), SANDBOXD_LOG_LEVEL: "warn", SANDBOXD_PROXMOX_CREATE_TIMEOUT: "10m",
       SANDBOXD_WARM_POOL: `${shapeOf(resources)}:${POOL}`, SANDBOXD_WARM_POOL_REFILL_CONCURRENCY: String(concurrency),
     }, 300_000);
+    admins.set(s, admin.SANDBOXD_ADMIN_LISTEN);
     servers.push(s);
     return s;
   };
@@ -96,10 +106,13 @@ async function benchPveWarmPool(results: BenchResults): Promise<void> {
 
 async function benchLocalWarmPool(results: BenchResults): Promise<void> {
   const pooled = { cores: 1, memoryMib: 512, diskGib: 2 };
+  const admin = await adminEnv();
   const s = await startSandboxd({
+    ...admin,
     SANDBOXD_LOCAL_INSTANCE: LOCAL.instance, SANDBOXD_LOCAL_SUBNET: LOCAL.subnet, SANDBOXD_LOG_LEVEL: "warn",
     SANDBOXD_WARM_POOL: `${shapeOf(pooled)}:${POOL}`, SANDBOXD_LOCAL_PIDS_MAX: "256",
   });
+  admins.set(s, admin.SANDBOXD_ADMIN_LISTEN);
   try {
     await poolReady(s, shapeOf(pooled), POOL);
     const warm = await createTimes(s, pooled, POOL);

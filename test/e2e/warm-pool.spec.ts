@@ -6,11 +6,12 @@
  * nothing inside shows it waited in a pool. Members are never listed.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { promises as fs } from "node:fs";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { registry } from "../../server/telemetry/metrics.js";
 import { parseMetrics, total } from "../fixtures/metrics.js";
-import { collectExec, PROVIDERS, startE2E, type E2E, type LogLines } from "./harness.js";
+import { collectExec, e2eInstance, PROVIDERS, startE2E, type E2E, type LogLines } from "./harness.js";
 
 const SHAPE = "1x256Mx1G"; // the harness's default sandbox: a plain create claims from this pool
 const POOL_SIZE = 8;
@@ -114,4 +115,39 @@ describe.each(PROVIDERS)("warm pool (%s)", (provider) => {
     created.forEach((c, i) => expect(c.sandbox!.labels).toEqual({ burst: String(i) }));
     for (const id of ids.splice(0)) await e.grpc.destroySandbox({ sandboxId: id });
   }, 300_000);
+
+  it.runIf(provider === "local")("a member whose sshd went silent is destroyed at claim time, and the create still gets a working sandbox", async () => {
+    await poolFull(e);
+    // Every member's sshd killed from the host: the pool notices only when it checks a member's banner.
+    const dir = `/var/lib/sandboxd/${e2eInstance(7).instance}/sandboxes`;
+    const records = await Promise.all((await fs.readdir(dir)).map(async (d) => JSON.parse(await fs.readFile(`${dir}/${d}/state.json`, "utf8").catch(() => "{}"))));
+    const members = records.filter((r) => r.spec?.labels?.["sandboxd.pool"] === SHAPE && r.jailPid);
+    expect(members.length).toBe(POOL_SIZE);
+    for (const m of members) await killDescendants(m.jailPid, "sshd");
+    const broken = await metric("sandboxd_warm_pool_broken_total", { shape: SHAPE });
+    const { sandbox } = await e.grpc.createSandbox({});
+    expect((await exec(sandbox!.id, "echo fine")).stdout).toBe("fine\n");
+    expect(await metric("sandboxd_warm_pool_broken_total", { shape: SHAPE })).toBe(broken + POOL_SIZE);
+    await e.grpc.destroySandbox({ sandboxId: sandbox!.id });
+  }, 180_000);
 });
+
+/** SIGKILLs the processes named `comm` among pid's descendants. */
+async function killDescendants(pid: number, comm: string): Promise<void> {
+  const parent = new Map<number, number>();
+  const names = new Map<number, string>();
+  for (const d of await fs.readdir("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    const stat = await fs.readFile(`/proc/${d}/stat`, "utf8").catch(() => "");
+    const m = /^\d+ \((.*)\) \S+ (\d+)/.exec(stat);
+    if (m) {
+      parent.set(Number(d), Number(m[2]));
+      names.set(Number(d), m[1]!);
+    }
+  }
+  const under = (p: number): boolean => {
+    for (let q = parent.get(p); q !== undefined && q > 1; q = parent.get(q)) if (q === pid) return true;
+    return false;
+  };
+  for (const [p, name] of names) if (name === comm && under(p)) process.kill(p, "SIGKILL");
+}
