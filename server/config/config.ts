@@ -287,7 +287,7 @@ export function loadConfig(
       maxConnectionAgeMs: duration("maxConnectionAge", 0, true),
       maxConnectionAgeGraceMs: duration("maxConnectionAgeGrace", 30_000, true),
     },
-    warmPool: { shapes, refillConcurrency: int("warmPoolRefillConcurrency", 2, 1) },
+    warmPool: { shapes, refillConcurrency: int("warmPoolRefillConcurrency", 3, 1) },
   };
 }
 

@@ -11,7 +11,7 @@ describe("SANDBOXD_WARM_POOL", () => {
     expect(shapeKey({ cores: 2, memoryMiB: 2048, diskGiB: 8 })).toBe("2x2048Mx8G");
     expect(parseWarmPool("", "X")).toEqual([]);
     expect(parseWarmPool("1x512Mx2G:0", "X")).toEqual([]); // a count of 0 keeps none
-    expect(loadConfig({}).warmPool).toEqual({ shapes: [], refillConcurrency: 2 });
+    expect(loadConfig({}).warmPool).toEqual({ shapes: [], refillConcurrency: 3 });
     expect(loadConfig({ SANDBOXD_WARM_POOL: "1x256Mx1G:3", SANDBOXD_WARM_POOL_REFILL_CONCURRENCY: "4" }).warmPool).toEqual({
       shapes: [{ cores: 1, memoryMiB: 256, diskGiB: 1, count: 3 }], refillConcurrency: 4,
     });

@@ -155,9 +155,13 @@ export class SandboxManager {
       // Within the tenant's quota (counted across replicas), or destroyed again and refused.
       const handle = await this.quotas.create(spec, {
         // A warm pool member of this shape if one is ready (the lease counts from the claim), else a cold create.
-        create: async () =>
-          (await this.o.pool?.claim(spec, { labels: spec.labels, tenant: spec.tenant, internet: spec.internet, lease: { expiresAt: Date.now() + ttl, ttlMs: ttl }, request, createdAt: new Date() })) ??
-          this.o.provider.create(spec, { signal: this.shutdown.signal, lease, request }),
+        create: async () => {
+          const pool = this.o.pool;
+          const cold = () => this.o.provider.create(spec, { signal: this.shutdown.signal, lease, request });
+          if (!pool?.pools(spec)) return cold();
+          const claimed = await pool.claim(spec, { labels: spec.labels, tenant: spec.tenant, internet: spec.internet, lease: { expiresAt: Date.now() + ttl, ttlMs: ttl }, request, createdAt: new Date() });
+          return claimed ?? pool.cold(cold);
+        },
         // The provider restarted the lease when the sandbox was ready (the TTL counts from then).
         track: (h) => this.track(h, h.lease ?? lease, false),
         undo: (id) => this.destroy(id, "over its tenant's quota"),

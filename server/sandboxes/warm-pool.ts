@@ -48,6 +48,8 @@ export class WarmPool {
   private timer?: NodeJS.Timeout;
   private lastRenewal = Date.now();
   private closed = false;
+  /** Cold creates under way; refills wait for them. */
+  private coldCreates = 0;
 
   constructor(private readonly o: WarmPoolOptions) {
     for (const shape of o.shapes) {
@@ -73,6 +75,11 @@ export class WarmPool {
     return [...this.shapes.values()].flatMap((s) => [...s.ready.keys()]);
   }
 
+  /** Whether sandboxes of this shape are pooled. */
+  pools(spec: { cores: number; memoryMiB: number; diskGiB: number }): boolean {
+    return this.shapes.has(shapeKey(spec));
+  }
+
   /** A member found in the provider (at start, or made by another replica): kept if its shape is one of ours. */
   adopt(handle: SandboxHandle): boolean {
     const s = this.shapes.get(handle.spec.labels[POOL_LABEL] ?? "");
@@ -95,17 +102,38 @@ export class WarmPool {
   async claim(spec: { cores: number; memoryMiB: number; diskGiB: number }, claim: ClaimOptions): Promise<SandboxHandle | undefined> {
     const s = this.shapes.get(shapeKey(spec));
     if (!s) return undefined;
+    try {
+      return await this.claimFrom(s, claim);
+    } finally {
+      this.tick(); // refill after the claim, not during it: on a small host a refill's create slows the claim
+    }
+  }
+
+  /**
+   * Runs a cold create (the pool had nothing for it) while holding refills
+   * back: on Proxmox both would queue for the template's clone lock, and the
+   * client waiting is the one that matters.
+   */
+  async cold<T>(create: () => Promise<T>): Promise<T> {
+    this.coldCreates++;
+    try {
+      return await create();
+    } finally {
+      this.coldCreates--;
+      this.tick();
+    }
+  }
+
+  private async claimFrom(s: ShapeState, claim: ClaimOptions): Promise<SandboxHandle | undefined> {
     for (;;) {
       const next = s.ready.values().next();
       if (next.done) {
         metrics.misses.inc({ shape: s.key });
-        this.tick();
         return undefined;
       }
       const member = next.value;
       s.ready.delete(member.id); // ours alone in this process from here on
       this.gauge(s);
-      this.tick();
       if (!(await sshdAnswers(member.ssh.host, member.ssh.port))) {
         metrics.broken.inc({ shape: s.key });
         this.o.logger.warn({ sandboxId: member.id, shape: s.key }, "warm pool member's sshd does not answer; destroying it and trying another");
@@ -131,7 +159,7 @@ export class WarmPool {
   }
 
   private tick(): void {
-    if (this.closed || !this.o.provider.claim) return;
+    if (this.closed || !this.o.provider.claim || this.coldCreates > 0) return;
     const now = Date.now();
     let running = [...this.shapes.values()].reduce((n, s) => n + s.inFlight, 0);
     for (const s of this.shapes.values()) {
