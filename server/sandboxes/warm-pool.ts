@@ -22,6 +22,12 @@ import { pool as metrics } from "../telemetry/metrics.js";
 /** Members' lease: renewed every third of it while this replica runs. */
 const MEMBER_TTL_MS = 10 * 60_000;
 const BANNER_TIMEOUT_MS = 2000;
+/**
+ * Refills wait this long after the last claim: a create is mostly CPU on the
+ * host (local runtime) or the template's lock (Proxmox), and claims that come
+ * in a row must not wait behind the refills the previous ones started.
+ */
+const QUIET_MS = 250;
 
 export interface WarmPoolOptions {
   provider: SandboxProvider;
@@ -50,6 +56,8 @@ export class WarmPool {
   private closed = false;
   /** Cold creates under way; refills wait for them. */
   private coldCreates = 0;
+  private lastClaimAt = 0;
+  private quietTimer?: NodeJS.Timeout;
 
   constructor(private readonly o: WarmPoolOptions) {
     for (const shape of o.shapes) {
@@ -105,7 +113,8 @@ export class WarmPool {
     try {
       return await this.claimFrom(s, claim);
     } finally {
-      this.tick(); // refill after the claim, not during it: on a small host a refill's create slows the claim
+      this.lastClaimAt = Date.now();
+      this.tick(); // refill after the claim (and a quiet moment), not during it
     }
   }
 
@@ -154,6 +163,7 @@ export class WarmPool {
   close(): void {
     this.closed = true;
     clearInterval(this.timer);
+    clearTimeout(this.quietTimer);
     for (const s of this.shapes.values()) metrics.size.set({ shape: s.key }, 0); // this replica holds none of them any more
     this.abort.abort(new Error("sandboxd is shutting down"));
   }
@@ -161,6 +171,17 @@ export class WarmPool {
   private tick(): void {
     if (this.closed || !this.o.provider.claim || this.coldCreates > 0) return;
     const now = Date.now();
+    if (now - this.lastRenewal >= MEMBER_TTL_MS / 3) {
+      this.lastRenewal = now;
+      for (const id of this.ids()) this.renew(id);
+    }
+    const quietIn = this.lastClaimAt + QUIET_MS - now;
+    if (quietIn > 0) {
+      clearTimeout(this.quietTimer);
+      this.quietTimer = setTimeout(() => this.tick(), quietIn);
+      this.quietTimer.unref();
+      return;
+    }
     let running = [...this.shapes.values()].reduce((n, s) => n + s.inFlight, 0);
     for (const s of this.shapes.values()) {
       if (now < s.retryAt) continue;
@@ -168,10 +189,6 @@ export class WarmPool {
         running++;
         void this.refill(s);
       }
-    }
-    if (now - this.lastRenewal >= MEMBER_TTL_MS / 3) {
-      this.lastRenewal = now;
-      for (const id of this.ids()) this.renew(id);
     }
   }
 
