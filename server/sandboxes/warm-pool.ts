@@ -13,11 +13,11 @@
  * goes the cold way. Refills run in the background, a few at a time, with
  * backoff on provider errors.
  */
-import net from "node:net";
 import type { Logger } from "../providers/local/options.js";
 import { POOL_LABEL, type ClaimOptions, type SandboxHandle, type SandboxProvider } from "../providers/provider.js";
 import { shapeKey, type PoolShape } from "../config/warm-pool.js";
 import { pool as metrics } from "../telemetry/metrics.js";
+import { sshBannerAnswers } from "../ssh/banner.js";
 
 /** Members' lease: renewed every third of it while this replica runs. */
 const MEMBER_TTL_MS = 10 * 60_000;
@@ -143,7 +143,7 @@ export class WarmPool {
       const member = next.value;
       s.ready.delete(member.id); // ours alone in this process from here on
       this.gauge(s);
-      if (!(await sshdAnswers(member.ssh.host, member.ssh.port))) {
+      if (!(await sshBannerAnswers(member.ssh.host, member.ssh.port, BANNER_TIMEOUT_MS))) {
         metrics.broken.inc({ shape: s.key });
         this.o.logger.warn({ sandboxId: member.id, shape: s.key }, "warm pool member's sshd does not answer; destroying it and trying another");
         void this.o.provider.destroy(member.id).catch(() => {});
@@ -234,25 +234,4 @@ export class WarmPool {
   private gauge(s: ShapeState): void {
     metrics.size.set({ shape: s.key }, s.ready.size);
   }
-}
-
-/** Whether an SSH server answers at host:port with its banner ("SSH-2.0-…") in time. */
-export function sshdAnswers(host: string, port: number, timeoutMs = BANNER_TIMEOUT_MS): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    let seen = "";
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    socket.on("data", (d: Buffer) => {
-      seen += d.toString("latin1");
-      if (seen.startsWith("SSH-2.0-") || seen.startsWith("SSH-1.99-")) done(true);
-      else if (seen.length >= 8 || seen.includes("\n")) done(false);
-    });
-    socket.on("error", () => done(false));
-    socket.on("close", () => done(false));
-  });
 }

@@ -11,27 +11,12 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { promises as fs } from "node:fs";
-import net from "node:net";
 import { readText, sleep } from "./host.js";
+import { sshBannerAnswers } from "../../ssh/banner.js";
 
 /** One attempt: connects to address:22 and waits for an SSH banner. */
 export function sshdAnswers(address: string, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = net.connect({ host: address, port: 22 });
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      sock.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    let got = "";
-    sock.on("data", (b: Buffer) => {
-      got += b.toString("latin1");
-      if (got.includes("\n")) done(got.startsWith("SSH-2.0-"));
-    });
-    sock.on("error", () => done(false));
-    sock.on("close", () => done(false));
-  });
+  return sshBannerAnswers(address, 22, timeoutMs);
 }
 
 /** "198.18.0.2" as /proc/net/tcp writes it with port 22: "020012C6:0016" (the address in host byte order). */

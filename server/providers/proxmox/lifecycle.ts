@@ -1,5 +1,5 @@
 /** Per-container steps shared by create and destroy: stop+purge, waiting for the IPv4 and for sshd. */
-import net from "node:net";
+import { sshBannerAnswers } from "../../ssh/banner.js";
 import type { PveClient } from "./client.js";
 import { classify, pollMs, sleep } from "./retry.js";
 import { TaskFailedError, waitTask } from "./tasks.js";
@@ -61,30 +61,10 @@ export async function waitIpv4(client: PveClient, node: string, vmid: number, de
   }
 }
 
-/** One TCP connect that resolves when the server sends an SSH banner. */
-function banner(host: string, port: number, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = net.connect({ host, port });
-    let buf = "";
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      sock.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    sock.on("data", (d: Buffer) => {
-      buf += d.toString("latin1");
-      if (buf.includes("\n")) done(buf.startsWith("SSH-"));
-    });
-    sock.on("error", () => done(false));
-    sock.on("close", () => done(false));
-  });
-}
-
 export async function waitSsh(host: string, port: number, deadline: number, signal?: AbortSignal): Promise<void> {
   for (let i = 0; ; i++) {
     signal?.throwIfAborted();
-    if (await banner(host, port, Math.max(100, Math.min(3000, deadline - Date.now())))) return;
+    if (await sshBannerAnswers(host, port, Math.max(100, Math.min(3000, deadline - Date.now())))) return;
     const wait = pollMs(i);
     if (Date.now() + wait > deadline) throw new Error(`sshd on ${host}:${port} did not answer in time`);
     await sleep(wait, signal);
