@@ -5,6 +5,7 @@
  */
 import type { HandlerContext } from "@connectrpc/connect";
 import { cancelled, invalidArgument } from "../errors.js";
+import { requestBodyCutOff } from "./request-body.js";
 
 export const MAX_UPLOAD_CHUNK = 4 * 2 ** 20;
 /** Largest request message the server reads: a 4 MiB chunk plus framing; bigger ones are refused before decoding. */
@@ -15,6 +16,7 @@ type Part<H> = { case: "header"; value: H } | { case: "data"; value: Uint8Array 
 export async function headerAndData<H>(requests: AsyncIterable<{ part: Part<H> }>, ctx: HandlerContext, what: string): Promise<{ header: H; data: AsyncGenerator<Uint8Array> }> {
   const it = requests[Symbol.asyncIterator]();
   const first = await it.next();
+  if (first.done && (requestBodyCutOff() || ctx.signal.aborted)) throw cancelled(`${what}: the client went away before sending anything`);
   if (first.done || first.value.part.case !== "header") throw invalidArgument("header", "the first message must be the header");
   async function* data(): AsyncGenerator<Uint8Array> {
     for (let r = await it.next(); !r.done; r = await it.next()) {
@@ -24,10 +26,9 @@ export async function headerAndData<H>(requests: AsyncIterable<{ part: Part<H> }
       yield part.value;
     }
     // A client reset (RST_STREAM) ends node's request body like a clean end of
-    // stream; only the signal, aborted from the request's 'close' a tick
-    // later, tells them apart. A cut-off upload must never be put in place.
-    await new Promise((r) => setTimeout(r, 5));
-    if (ctx.signal.aborted) throw cancelled(`${what}: the client went away before the end of the stream`);
+    // stream; the HTTP/2 stream's own state tells them apart (request-body.ts).
+    // A cut-off upload must never be put in place.
+    if (requestBodyCutOff() || ctx.signal.aborted) throw cancelled(`${what}: the client went away before the end of the stream`);
   }
   return { header: first.value.part.value, data: data() };
 }
