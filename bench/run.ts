@@ -7,8 +7,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LocalRuntime } from "../server/providers/local/index.js";
 import { SessionRegistry } from "../server/ssh/index.js";
-import { startServerThread } from "./lib/server-thread.js";
-import { benchGrpc, grpcClient } from "./grpc.js";
+import { benchDataPath } from "./data-path.js";
 import { benchPve } from "./pve.js";
 import { benchAuth } from "./auth.js";
 import { benchCommands } from "./commands.js";
@@ -33,7 +32,7 @@ async function main(): Promise<void> {
   // The 1 GiB file only for the parts that move it.
   const hostFile = () => ensureHostFile("/var/tmp/sandboxd-bench-1g.bin");
   if (only === undefined || only === "local") await benchLocal(results, await hostFile());
-  if (only === undefined || only === "grpc") await benchThroughServer(results, await hostFile());
+  if (only === undefined || only === "grpc") await benchDataPath(results, await hostFile());
   if (only === undefined || only === "pve") await benchPve(results);
   if (only === undefined || only === "auth") await benchAuth(results);
   if (only === undefined || only === "commands") await benchCommands(results);
@@ -62,20 +61,6 @@ async function benchLocal(results: BenchResults, hostFile: string): Promise<void
   } finally {
     await registry.closeAll();
     await runtime.purge();
-  }
-}
-
-/** The gRPC server on a worker thread with its own runtime; raw baselines reach the same sandbox. */
-async function benchThroughServer(results: BenchResults, hostFile: string): Promise<void> {
-  const server = await startServerThread("sandboxd-bench-grpc", "198.18.249.0/24");
-  try {
-    const api = grpcClient(server.address);
-    const { sandbox } = await api.createSandbox({ resources: { cores: 2, memoryMib: 8192, diskGib: 4 }, labels: { bench: "grpc" } });
-    const ssh = await server.sshTarget(sandbox!.id);
-    await benchGrpc(api, { id: sandbox!.id, ssh }, results, hostFile);
-    await api.destroySandbox({ sandboxId: sandbox!.id });
-  } finally {
-    await server.stop();
   }
 }
 

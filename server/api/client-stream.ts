@@ -5,7 +5,7 @@
  */
 import type { HandlerContext } from "@connectrpc/connect";
 import { cancelled, invalidArgument } from "../errors.js";
-import { requestBodyCutOff } from "./request-body.js";
+import { requestBodyCutOff } from "./node-request.js";
 
 export const MAX_UPLOAD_CHUNK = 4 * 2 ** 20;
 /** Largest request message the server reads: a 4 MiB chunk plus framing; bigger ones are refused before decoding. */
@@ -26,7 +26,7 @@ export async function headerAndData<H>(requests: AsyncIterable<{ part: Part<H> }
       yield part.value;
     }
     // A client reset (RST_STREAM) ends node's request body like a clean end of
-    // stream; the HTTP/2 stream's own state tells them apart (request-body.ts).
+    // stream; the HTTP/2 stream's own state tells them apart (node-request.ts).
     // A cut-off upload must never be put in place.
     if (requestBodyCutOff() || ctx.signal.aborted) throw cancelled(`${what}: the client went away before the end of the stream`);
   }

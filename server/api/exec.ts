@@ -13,7 +13,7 @@ import { invalidArgument } from "../errors.js";
 import { exec, type ExecOptions, type ExitReason } from "../ssh/index.js";
 import { durationToMs, msToDuration, requireSandboxId, u64 } from "./convert.js";
 import type { ApiDeps } from "./deps.js";
-import { noteSandbox } from "./rpc-log.js";
+import { noteSandbox, phaseStamps } from "./rpc-log.js";
 import { ssh } from "../telemetry/metrics.js";
 import { useSandbox } from "./access.js";
 import { isKept, keptExec } from "./commands/kept-exec.js";
@@ -73,16 +73,18 @@ export async function* execCommand(deps: ApiDeps, req: ExecRequest, ctx: Handler
     yield* keptExec(deps, req, ctx);
     return;
   }
+  const phases = phaseStamps(ctx, performance.now());
   const id = requireSandboxId(req.sandboxId);
   noteSandbox(ctx, id);
   const options = execOptions(req);
   const release = await useSandbox(deps, ctx, id);
+  if (phases) phases.pinned = performance.now();
   // Unpin from the abort listener too: a generator stalled at `yield` may never reach `finally`.
   ctx.signal.addEventListener("abort", release, { once: true });
   try {
     const execId = randomUUID();
     const offsets = { stdout: 0, stderr: 0 };
-    for await (const ev of exec(deps.registry, id, { ...options, signal: ctx.signal })) {
+    for await (const ev of exec(deps.registry, id, { ...options, signal: ctx.signal, phases })) {
       switch (ev.type) {
         case "started":
           yield { event: { case: "started", value: { execId, pid: ev.pid } } };
@@ -95,6 +97,7 @@ export async function* execCommand(deps: ApiDeps, req: ExecRequest, ctx: Handler
         case "exited":
           ssh.execSeconds.observe({ exit_reason: exitReason(ev) }, ev.durationMs / 1000);
           if (ctx.signal.aborted) throw ConnectError.from(ctx.signal.reason);
+          if (phases) phases.exitedSent = performance.now();
           yield {
             event: {
               case: "exited",

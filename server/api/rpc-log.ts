@@ -10,10 +10,15 @@ import { Code, ConnectError, createContextKey, type HandlerContext, type Interce
 import type { Logger } from "../providers/local/options.js";
 import { principalKey, READ_ONLY_RPCS } from "../auth/index.js";
 import { currentTraceIds, traceIdOf } from "../telemetry/tracing.js";
+import { phaseDurations, type ExecPhaseStamps } from "./exec-phases.js";
+import { requestArrivedAt } from "./node-request.js";
 
 
 interface RpcInfo {
   sandboxId?: string;
+  /** Set when the debug level is on: the handler fills it (Exec) and the line is logged at the end. */
+  phases?: ExecPhaseStamps;
+  debug: boolean;
 }
 const rpcInfoKey = createContextKey<RpcInfo | undefined>(undefined, { description: "sandboxd rpc info" });
 
@@ -23,11 +28,19 @@ export function noteSandbox(ctx: HandlerContext, sandboxId: string): void {
   if (info) info.sandboxId = sandboxId;
 }
 
+/** Stamps for this RPC's phase breakdown (exec-phases.ts), only when debug logging is on. */
+export function phaseStamps(ctx: HandlerContext, handlerStart: number): ExecPhaseStamps | undefined {
+  const info = ctx.values.get(rpcInfoKey);
+  if (!info?.debug) return undefined;
+  return (info.phases = { arrived: requestArrivedAt(), handler: handlerStart });
+}
+
 export function rpcLogInterceptor(log: Logger): Interceptor {
+  const debug = (log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.("debug") ?? false;
   return (next) => async (req) => {
     const started = performance.now();
     const requestId = req.header.get("x-request-id")?.slice(0, 128) || randomUUID();
-    const info: RpcInfo = {};
+    const info: RpcInfo = { debug };
     req.contextValues.set(rpcInfoKey, info);
     let logged = false;
     const done = (err?: unknown) => {
@@ -45,6 +58,7 @@ export function rpcLogInterceptor(log: Logger): Interceptor {
       };
       if (err !== undefined && !(err instanceof ConnectError && err.code !== Code.Internal && err.code !== Code.Unknown)) log.warn(line, "rpc");
       else log.info(line, "rpc");
+      if (info.phases) log.debug({ rpc: line.rpc, requestId, code, phases: phaseDurations(info.phases, performance.now()) }, "exec phases");
     };
     // A stream stalled at `yield` may never end (connect-node hang): log on abort too.
     req.signal.addEventListener("abort", () => done(req.signal.reason ?? new ConnectError("aborted", Code.Canceled)), { once: true });

@@ -9,7 +9,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-import { runWithRequest } from "./request-body.js";
+import { runWithRequest } from "./node-request.js";
 import { applySessionPolicy, type SessionEvents, type SessionPolicy } from "./session-policy.js";
 
 export type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;

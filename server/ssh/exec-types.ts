@@ -19,6 +19,22 @@ export interface ExecOptions extends CommandSpec {
   signal?: AbortSignal;
   /** Buffered output (bytes) above which the SSH window closes. Default 1 MiB. */
   highWaterMark?: number;
+  /** Filled with performance.now() stamps as the exec goes (the Exec RPC's phase breakdown). */
+  phases?: ExecPhases;
+}
+
+/** When each step of an exec happened (performance.now()); a step that did not happen stays unset. */
+export interface ExecPhases {
+  /** The SSH channel is open (slot acquired, CHANNEL_OPEN and exec request answered). */
+  channelOpen?: number;
+  /** The wrapper's header arrived: the command runs. */
+  header?: number;
+  /** The command's first output byte (stdout or stderr). */
+  firstOutput?: number;
+  /** exit-status arrived. */
+  exitStatus?: number;
+  /** The channel closed. */
+  closed?: number;
 }
 
 export type ExitReason = "exited" | "timeout" | "cancelled" | "output_limit";

@@ -151,6 +151,7 @@ class Execution implements ExecStream {
     const channel = (this.channel = output.channel);
     this.output = output;
     this.t0 = performance.now();
+    if (this.options.phases) this.options.phases.channelOpen = this.t0;
     if (this.finished) {
       output.discard(); // return() ran while the channel was opening
       channel.close();
@@ -204,6 +205,7 @@ class Execution implements ExecStream {
       return;
     }
     this.pgid = head.pid;
+    if (this.options.phases) this.options.phases.header = performance.now();
     this.queue.push({ type: "started", pid: head.pid });
     for (const chunk of this.preHeaderStderr.splice(0)) this.deliver("stderr", chunk);
     if (nl + 1 < data.length) this.deliver("stdout", data.subarray(nl + 1));
@@ -223,12 +225,14 @@ class Execution implements ExecStream {
       }
     }
     if (data.length === 0) return;
+    if (this.options.phases && this.options.phases.firstOutput === undefined) this.options.phases.firstOutput = performance.now();
     this.sent[stream] += data.length;
     this.queue.push({ type: stream, data });
   }
 
   private onExit(code: number | null, signal: string | null): void {
     this.exit = { code, signal };
+    if (this.options.phases) this.options.phases.exitStatus = performance.now();
     // Children that kept stdout open would hold the channel: stop waiting after a grace.
     const grace = () => {
       if (this.finished) return;
@@ -292,6 +296,7 @@ class Execution implements ExecStream {
   private finish(err?: unknown): void {
     if (this.finished) return;
     this.finished = true;
+    if (this.options.phases) this.options.phases.closed = performance.now();
     for (const t of this.timers) clearTimeout(t);
     this.options.signal?.removeEventListener("abort", this.onAbort);
     this.onClosed();

@@ -2,7 +2,7 @@
  * An Upload the client resets (RST_STREAM) or drops is never put in place,
  * wherever in the stream the cut falls: node ends a reset request body just
  * like a clean one, and the server must tell them apart from the HTTP/2
- * stream's state (server/api/request-body.ts), not from timing. A raw HTTP/2
+ * stream's state (server/api/node-request.ts), not from timing. A raw HTTP/2
  * client frames the gRPC messages itself so it can cut at exact bytes,
  * including exactly at a message boundary, where the body looks complete.
  */

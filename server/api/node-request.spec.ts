@@ -9,7 +9,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { requestBodyCutOff, runWithRequest } from "./request-body.js";
+import { requestBodyCutOff, runWithRequest } from "./node-request.js";
 
 type Seen = { bytes: number; cutOff: boolean | "error" };
 
