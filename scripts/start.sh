@@ -14,4 +14,7 @@ if [ "$(id -u)" != 0 ] && [ "${SANDBOXD_PROVIDER:-local}" = local ]; then
 fi
 bash scripts/setup.sh >&2
 # tsx as a loader inside this node process (its CLI would add a parent process).
-exec node --import tsx server/main.ts
+# A 64 MiB young generation: the data path's short-lived buffers (one per output
+# chunk, message and envelope) made V8's default 16 MiB scavenge so often that GC
+# took a quarter of sandboxd's CPU streaming output (docs/performance.md).
+exec node --max-semi-space-size=64 --import tsx server/main.ts

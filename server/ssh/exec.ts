@@ -16,8 +16,13 @@ import type { ChannelOutput, OutputStream } from "./channel-output.js";
 import { buildWrapper, killGroupCommand, MAX_HEADER_BYTES, parseHeader, type Wrapper } from "./command-line.js";
 import { EventQueue } from "./event-queue.js";
 
-/** Output chunks handed to the consumer are at most this big (well under gRPC's usual 4 MiB message limit). */
-export const MAX_OUTPUT_CHUNK = 256 * 1024;
+/**
+ * Output chunks handed to the consumer are at most this big (well under gRPC's
+ * usual 4 MiB message limit). Just under 256 KiB so that an ExecResponse with
+ * its few bytes of framing still fits a 256 KiB buffer: protobuf-es grows its
+ * writer by doubling, and 256 KiB of data plus a tag would take (and zero) 512 KiB.
+ */
+export const MAX_OUTPUT_CHUNK = 256 * 1024 - 64;
 /**
  * stderr held before the header (sshd's or the shell's complaints, delivered
  * once the command started). Fixed: the sandbox must not size our buffers.

@@ -177,7 +177,7 @@ describe("deploy/kubernetes", () => {
       expect(c.securityContext?.capabilities?.add ?? []).toEqual([]);
       expect(c.resources?.requests?.cpu && c.resources?.requests?.memory && c.resources?.limits?.memory, c.name).toBeTruthy();
       // The same command as scripts/start.sh and the systemd unit.
-      expect(c.command).toEqual(["node", "--import", "tsx", "server/main.ts"]);
+      expect(c.command).toEqual(["node", "--max-semi-space-size=64", "--import", "tsx", "server/main.ts"]);
     }
     // readOnlyRootFilesystem: tsx's cache needs a writable /tmp.
     const tmp = pod.containers[0]!.volumeMounts!.find((m) => m.mountPath === "/tmp");

@@ -101,8 +101,8 @@ describe("deploy/systemd", () => {
     expect(one("User") === "sandboxd" || one("DynamicUser") === "yes").toBe(true);
     expect(systemdSpan(one("RestartSec"))).toBeGreaterThan(0);
     // What scripts/start.sh ends in.
-    expect(one("ExecStart")).toMatch(/^\/\S*node --import tsx server\/main\.ts$/);
-    expect(fs.readFileSync(path.join(ROOT, "scripts/start.sh"), "utf8")).toMatch(/^exec node --import tsx server\/main\.ts$/m);
+    expect(one("ExecStart")).toMatch(/^\/\S*node --max-semi-space-size=64 --import tsx server\/main\.ts$/);
+    expect(fs.readFileSync(path.join(ROOT, "scripts/start.sh"), "utf8")).toMatch(/^exec node --max-semi-space-size=64 --import tsx server\/main\.ts$/m);
   });
 
   it("hands the Proxmox token secret and the SSH key over as credentials, by the names sandboxd reads", () => {
