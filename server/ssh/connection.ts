@@ -4,6 +4,7 @@
  * streams forever), fast AEAD ciphers first, host key pinned.
  */
 import { connect as tcpConnect, type Socket } from "node:net";
+import { batchWrites } from "./write-batching.js";
 import { Client, type SFTPWrapper } from "ssh2";
 import { failedPrecondition, SandboxError, unavailable } from "../errors.js";
 import type { SshTarget } from "../providers/provider.js";
@@ -85,6 +86,7 @@ export class SshConnection {
     signal?.throwIfAborted();
     const socket = tcpConnect({ host: target.host, port: target.port });
     socket.setNoDelay(true);
+    batchWrites(socket);
     const client = new Client();
     let hostKeyMismatch: Buffer | undefined;
     const where = `${target.host}:${target.port}`;
