@@ -22,6 +22,7 @@ import { errorInterceptor } from "./api/errors.js";
 import { Authenticator, TokenFile, defaultAllowedHosts, webSafetyHandler } from "./auth/index.js";
 import { InFlightRpcs } from "./api/in-flight.js";
 import { rpcLogInterceptor } from "./api/rpc-log.js";
+import { withNodeRequest } from "./api/node-request.js";
 import { sandboxRoutes } from "./api/service.js";
 import { listen, type Handler, type Listener } from "./api/transport.js";
 import { UPLOAD_MESSAGE_LIMIT } from "./api/client-stream.js";
@@ -108,7 +109,7 @@ export async function startServer(config: Config, logger: Logger, provider = mak
     // principal auth found); in-flight tracking is innermost so the handler's signal is the one shutdown can abort.
     // RPC metrics only when something can scrape them (SANDBOXD_ADMIN_LISTEN=off drops them).
     interceptors: [...(config.admin ? [rpcMetricsInterceptor()] : []), rpcLogInterceptor(logger), errorInterceptor(logger), auth.interceptor(), gate.interceptor(), inFlight.interceptor()],
-    contextValues: auth.contextValues,
+    contextValues: (req) => withNodeRequest(auth.contextValues(req), req),
     readMaxBytes: UPLOAD_MESSAGE_LIMIT,
     // Responses are never compressed: exec output and files are mostly incompressible or
     // local, and gzip cut streaming throughput tenfold. Compressed requests are still accepted.

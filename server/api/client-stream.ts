@@ -16,7 +16,7 @@ type Part<H> = { case: "header"; value: H } | { case: "data"; value: Uint8Array 
 export async function headerAndData<H>(requests: AsyncIterable<{ part: Part<H> }>, ctx: HandlerContext, what: string): Promise<{ header: H; data: AsyncGenerator<Uint8Array> }> {
   const it = requests[Symbol.asyncIterator]();
   const first = await it.next();
-  if (first.done && (requestBodyCutOff() || ctx.signal.aborted)) throw cancelled(`${what}: the client went away before sending anything`);
+  if (first.done && (requestBodyCutOff(ctx) || ctx.signal.aborted)) throw cancelled(`${what}: the client went away before sending anything`);
   if (first.done || first.value.part.case !== "header") throw invalidArgument("header", "the first message must be the header");
   async function* data(): AsyncGenerator<Uint8Array> {
     for (let r = await it.next(); !r.done; r = await it.next()) {
@@ -28,7 +28,7 @@ export async function headerAndData<H>(requests: AsyncIterable<{ part: Part<H> }
     // A client reset (RST_STREAM) ends node's request body like a clean end of
     // stream; the HTTP/2 stream's own state tells them apart (node-request.ts).
     // A cut-off upload must never be put in place.
-    if (requestBodyCutOff() || ctx.signal.aborted) throw cancelled(`${what}: the client went away before the end of the stream`);
+    if (requestBodyCutOff(ctx) || ctx.signal.aborted) throw cancelled(`${what}: the client went away before the end of the stream`);
   }
   return { header: first.value.part.value, data: data() };
 }

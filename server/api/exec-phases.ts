@@ -2,7 +2,7 @@
  * Where an Exec's time goes, logged at debug level as one "exec phases" line
  * per Exec (SANDBOXD_LOG_LEVEL=debug), beside its "rpc" line. Each phase is
  * the time since the previous step, in ms:
- * - decode: request arrival (the transport) to the handler (routing,
+ * - decode: the request's arrival at connect-node to the handler (routing,
  *   interceptors, auth, reading and decoding the request message);
  * - pin: sandbox lookup and lease pin;
  * - channel: SSH channel acquired and opened (slot, CHANNEL_OPEN, exec request);

@@ -9,7 +9,8 @@ import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { requestBodyCutOff, runWithRequest } from "./node-request.js";
+import { createContextValues } from "@connectrpc/connect";
+import { requestBodyCutOff, withNodeRequest } from "./node-request.js";
 
 type Seen = { bytes: number; cutOff: boolean | "error" };
 
@@ -22,17 +23,18 @@ afterEach(() => {
 function recorder(): { seen: Promise<Seen>; handler: (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void } {
   let done!: (s: Seen) => void;
   const seen = new Promise<Seen>((r) => (done = r));
-  const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) =>
-    runWithRequest(req, async () => {
-      let bytes = 0;
-      try {
-        for await (const chunk of req) bytes += (chunk as Buffer).length;
-      } catch {
-        return done({ bytes, cutOff: "error" });
-      }
-      done({ bytes, cutOff: requestBodyCutOff() });
-      res.end();
-    });
+  const handler = async (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
+    // What connect-node does with sandboxd's contextValues hook.
+    const ctx = { values: withNodeRequest(createContextValues(), req) };
+    let bytes = 0;
+    try {
+      for await (const chunk of req) bytes += (chunk as Buffer).length;
+    } catch {
+      return done({ bytes, cutOff: "error" });
+    }
+    done({ bytes, cutOff: requestBodyCutOff(ctx) });
+    res.end();
+  };
   return { seen, handler };
 }
 
@@ -108,7 +110,7 @@ describe("requestBodyCutOff over HTTP/1.1", () => {
     expect((await h1("drop")).cutOff).not.toBe(false);
   });
 
-  it("without the transport's context nothing is known: not a cut", () => {
-    expect(requestBodyCutOff()).toBe(false);
+  it("without the request in the RPC's values nothing is known: not a cut", () => {
+    expect(requestBodyCutOff({ values: createContextValues() })).toBe(false);
   });
 });

@@ -1,9 +1,10 @@
 /**
- * The node HTTP request each RPC runs for, found through the async context the
- * transport runs it in (connect-node hands handlers no request): when it
- * arrived, for the Exec phase breakdown, and whether its body really ended.
+ * The node HTTP request each RPC runs for, kept in the RPC's context values
+ * (connect-node's `contextValues` hook; an AsyncLocalStorage would slow every
+ * promise in the process): when it arrived, for the Exec phase breakdown,
+ * and whether its body really ended.
  *
- * Whether a client-streaming RPC's request body really ended. Node's HTTP/2
+ * Whether a client-streaming RPC's request body really ended: node's HTTP/2
  * compatibility layer ends a request body the same way for a clean
  * END_STREAM and for a stream the client reset (RST_STREAM) or whose
  * connection dropped, so the handler asks the HTTP/2 stream itself: a reset
@@ -11,22 +12,23 @@
  * while after a clean END_STREAM it stays open until we answer. Over
  * HTTP/1.1 an incomplete body errors instead, and `complete` says so.
  */
-import { AsyncLocalStorage } from "node:async_hooks";
 import type http from "node:http";
 import type http2 from "node:http2";
+import { createContextKey, type ContextValues } from "@connectrpc/connect";
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
+type Values = { values: ContextValues };
 
-const current = new AsyncLocalStorage<{ req: NodeRequest; arrivedAt: number }>();
+const requestKey = createContextKey<{ req: NodeRequest; arrivedAt: number } | undefined>(undefined, { description: "sandboxd node request" });
 
-/** Runs the RPC handler for `req` so that the functions below can find it. */
-export function runWithRequest<T>(req: NodeRequest, fn: () => T): T {
-  return current.run({ req, arrivedAt: performance.now() }, fn);
+/** For connectNodeAdapter's contextValues: remembers the request (and when it came) in the RPC's values. */
+export function withNodeRequest(values: ContextValues, req: NodeRequest): ContextValues {
+  return values.set(requestKey, { req, arrivedAt: performance.now() });
 }
 
-/** When the transport handed the current request over (performance.now()), if known. */
-export function requestArrivedAt(): number | undefined {
-  return current.getStore()?.arrivedAt;
+/** When the current request reached connect-node (performance.now()), if known. */
+export function requestArrivedAt(ctx: Values): number | undefined {
+  return ctx.values.get(requestKey)?.arrivedAt;
 }
 
 /**
@@ -34,8 +36,8 @@ export function requestArrivedAt(): number | undefined {
  * client's clean end of stream (reset, dropped connection). False when no
  * request is known (handlers called without the transport).
  */
-export function requestBodyCutOff(): boolean {
-  const req = current.getStore()?.req;
+export function requestBodyCutOff(ctx: Values): boolean {
+  const req = ctx.values.get(requestKey)?.req;
   if (req === undefined) return false;
   if ("stream" in req) {
     const stream = req.stream;

@@ -32,7 +32,7 @@ export function noteSandbox(ctx: HandlerContext, sandboxId: string): void {
 export function phaseStamps(ctx: HandlerContext, handlerStart: number): ExecPhaseStamps | undefined {
   const info = ctx.values.get(rpcInfoKey);
   if (!info?.debug) return undefined;
-  return (info.phases = { arrived: requestArrivedAt(), handler: handlerStart });
+  return (info.phases = { arrived: requestArrivedAt(ctx), handler: handlerStart });
 }
 
 export function rpcLogInterceptor(log: Logger): Interceptor {

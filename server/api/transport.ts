@@ -9,7 +9,6 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-import { runWithRequest } from "./node-request.js";
 import { applySessionPolicy, type SessionEvents, type SessionPolicy } from "./session-policy.js";
 
 export type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
@@ -49,7 +48,7 @@ export async function listen(handler: Handler, host: string, port: number, optio
   const counted: Handler = (req, res) => {
     active++;
     res.once("close", () => active--);
-    runWithRequest(req, () => handler(req, res));
+    handler(req, res);
   };
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.Http2Session>();
