@@ -74,7 +74,7 @@ describe("graceful shutdown", () => {
     const p = await startProcess({ SANDBOXD_DRAIN_DELAY: "1500ms", SANDBOXD_SHUTDOWN_GRACE: "10s" });
     // What the supervisor started is the server itself, not a shell or npm in front of it.
     expect(readlinkSync(`/proc/${p.child.pid}/exe`)).toMatch(/\/node$/);
-    expect(readFileSync(`/proc/${p.child.pid}/cmdline`, "utf8").split("\0").filter(Boolean)).toEqual(["node", "--import", "tsx", "server/main.ts"]);
+    expect(readFileSync(`/proc/${p.child.pid}/cmdline`, "utf8").split("\0").filter(Boolean)).toEqual(["node", "--max-semi-space-size=64", "--import", "tsx", "server/main.ts"]);
 
     const id = (await p.client.createSandbox({ labels: { suite: "shutdown" } })).sandbox!.id;
     const watchSeen: Status[] = [];
