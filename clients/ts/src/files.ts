@@ -9,7 +9,7 @@ import { num } from "./private/convert.js";
 import { callOptions, consume, type CallOptions, type Context } from "./private/context.js";
 import { MemorySink, openSink, openSource, type DownloadDest, type Sink, type UploadSource } from "./private/io.js";
 import { Backoff, isTransient } from "./private/retry.js";
-import { newHasher } from "./private/sha256.js";
+import { newHasher, type Hasher } from "./private/sha256.js";
 
 export type { DownloadDest, UploadSource } from "./private/io.js";
 
@@ -143,7 +143,8 @@ function resumable(err: unknown): boolean {
 
 export async function download(ctx: Context, sandboxId: string, path: string, sink: Sink, o: DownloadOptions = {}): Promise<DownloadResult> {
   const rpc = await ctx.rpc();
-  const whole = await newHasher();
+  // The whole file's hash: the first part's until a part is cut off, then its own (each byte hashed once without resumes).
+  let whole: Hasher | undefined;
   let offset = 0;
   let size: number | undefined;
   let mode = 0;
@@ -171,7 +172,7 @@ export async function download(ctx: Context, sandboxId: string, path: string, si
             mode = p.value.mode;
           } else if (p.case === "data") {
             await sink.write(p.value);
-            whole.update(p.value);
+            whole?.update(p.value);
             part.update(p.value);
             partBytes += p.value.length;
             offset += p.value.length;
@@ -184,6 +185,7 @@ export async function download(ctx: Context, sandboxId: string, path: string, si
       } catch (e) {
         const err = toSandboxdError(e);
         if (!backoff || !resumable(err) || o.signal?.aborted) throw err;
+        whole ??= part.copy();
         if (partBytes > 0) backoff.reset();
         if (!(await backoff.next())) throw err;
         continue;
@@ -196,7 +198,7 @@ export async function download(ctx: Context, sandboxId: string, path: string, si
         );
       }
       await sink.close();
-      return { size, mode, sha256: whole.digest(), attempts };
+      return { size, mode, sha256: whole ? whole.digest() : partSha, attempts };
     }
   } catch (e) {
     await sink.abort().catch(() => {});

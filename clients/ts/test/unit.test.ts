@@ -102,6 +102,21 @@ test("the portable SHA-256 matches node:crypto for every split", () => {
   }
 });
 
+test("a copied SHA-256 (portable and node:crypto) goes on independently from the same state", async () => {
+  const { newHasher } = await import("../src/private/sha256.js");
+  const head = randomBytes(1000);
+  const [a, b] = [randomBytes(777), randomBytes(64)];
+  for (const h of [new Sha256(), await newHasher()]) {
+    h.update(head.subarray(0, 500));
+    h.update(head.subarray(500));
+    const c = h.copy();
+    h.update(a);
+    c.update(b);
+    assert.equal(h.digest(), createHash("sha256").update(head).update(a).digest("hex"));
+    assert.equal(c.digest(), createHash("sha256").update(head).update(b).digest("hex"));
+  }
+});
+
 test("the client takes its address from SANDBOXD_ADDR, else 127.0.0.1:8080; an explicit one wins", () => {
   const saved = process.env["SANDBOXD_ADDR"];
   try {

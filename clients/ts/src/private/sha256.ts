@@ -6,9 +6,16 @@ export interface Hasher {
   update(data: Uint8Array): void;
   /** Lower-case hex digest; call once. */
   digest(): string;
+  /** An independent hasher in the same state (not after digest()). */
+  copy(): Hasher;
 }
 
-type NodeCreateHash = (alg: string) => { update(d: Uint8Array): unknown; digest(enc: "hex"): string };
+type NodeHash = { update(d: Uint8Array): unknown; digest(enc: "hex"): string; copy(): NodeHash };
+type NodeCreateHash = (alg: string) => NodeHash;
+
+function nodeHasher(h: NodeHash): Hasher {
+  return { update: (d) => void h.update(d), digest: () => h.digest("hex"), copy: () => nodeHasher(h.copy()) };
+}
 let nodeCreateHash: NodeCreateHash | null | undefined;
 
 export async function newHasher(): Promise<Hasher> {
@@ -20,10 +27,7 @@ export async function newHasher(): Promise<Hasher> {
       nodeCreateHash = null;
     }
   }
-  if (nodeCreateHash) {
-    const h = nodeCreateHash("sha256");
-    return { update: (d) => void h.update(d), digest: () => h.digest("hex") };
-  }
+  if (nodeCreateHash) return nodeHasher(nodeCreateHash("sha256"));
   return new Sha256();
 }
 
@@ -44,6 +48,15 @@ export class Sha256 implements Hasher {
   #bufLen = 0;
   #total = 0;
   #w = new Uint32Array(64);
+
+  copy(): Sha256 {
+    const c = new Sha256();
+    c.#h.set(this.#h);
+    c.#buf.set(this.#buf);
+    c.#bufLen = this.#bufLen;
+    c.#total = this.#total;
+    return c;
+  }
 
   update(data: Uint8Array): void {
     this.#total += data.length;
