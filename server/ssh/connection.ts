@@ -118,7 +118,9 @@ export class SshConnection {
         cleanup();
         resolve(new SshConnection(client, socket));
       });
-      client.once("error", (err: Error & { level?: string }) => {
+      // `on`, not `once`: ssh2 can emit a second error (the socket closing after a first one,
+      // "Connection lost before handshake"), and an 'error' with no listener would crash sandboxd.
+      client.on("error", (err: Error & { level?: string }) => {
         if (hostKeyMismatch) {
           fail(
             failedPrecondition(
@@ -133,7 +135,7 @@ export class SshConnection {
         }
       });
       client.once("close", () => fail(unavailable(`ssh ${where}: connection closed during handshake`)));
-      socket.once("error", (err) => fail(unavailable(`ssh ${where}: ${err.message}`, err)));
+      socket.on("error", (err) => fail(unavailable(`ssh ${where}: ${err.message}`, err)));
       socket.once("connect", () => {
         if (settled) return;
         client.connect({

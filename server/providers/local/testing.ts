@@ -33,7 +33,7 @@ export function connect(target: SshTarget, options: ConnectOptions = {}): Promis
       client.on("error", () => {}); // late errors surface as failed execs instead of crashing the run
       resolve(client);
     });
-    client.once("error", reject);
+    client.on("error", reject); // `on`: ssh2 may emit a second error before ready
     client.connect({
       host: target.host,
       port: target.port,
