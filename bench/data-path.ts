@@ -31,7 +31,7 @@ import { localSshTarget } from "./lib/local-target.js";
 import { clockTicks, cpuSeconds } from "./lib/procfs.js";
 import type { BenchResults } from "./lib/results.js";
 import { rawSftpCpu } from "./lib/sftp-cpu.js";
-import { mbPerSecond, nowMs, percentile, timeEach } from "./lib/stats.js";
+import { mbPerSecond, nowMs, ownCpu, percentile, timeEach } from "./lib/stats.js";
 import { STREAM_BYTES } from "./local.js";
 
 const INSTANCE = { instance: "sandboxd-bench-grpc", subnet: "198.18.249.0/24" };
@@ -40,14 +40,6 @@ const CONCURRENT = 100;
 const SLOW = ["sh", "-c", "sleep 0.2; echo ok"];
 const run = promisify(execFile);
 const GB = 1e9;
-
-/** CPU seconds this process used (user + system) while `fn` ran, and its result. */
-async function ownCpu<T>(fn: () => Promise<T>): Promise<{ cpu: number; value: T }> {
-  const before = process.cpuUsage();
-  const value = await fn();
-  const d = process.cpuUsage(before);
-  return { cpu: (d.user + d.system) / 1e6, value };
-}
 
 export async function benchDataPath(results: BenchResults, hostFile: string): Promise<void> {
   await new LocalRuntime(INSTANCE).purge(); // a killed run's leftovers

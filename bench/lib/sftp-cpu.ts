@@ -6,6 +6,7 @@
  */
 import { rmSync, statSync } from "node:fs";
 import type { Client, SFTPWrapper } from "ssh2";
+import { ownCpu } from "./stats.js";
 
 const CHUNK = 255 * 1024;
 const DEPTH = 16;
@@ -14,20 +15,13 @@ function sftp(client: Client): Promise<SFTPWrapper> {
   return new Promise((resolve, reject) => client.sftp((err, s) => (err ? reject(err) : resolve(s))));
 }
 
-async function cpuOf(fn: () => Promise<void>): Promise<number> {
-  const before = process.cpuUsage();
-  await fn();
-  const d = process.cpuUsage(before);
-  return (d.user + d.system) / 1e6;
-}
-
 export async function rawSftpCpu(client: Client, hostFile: string, remote: string, local: string): Promise<{ upPerGb: number; downPerGb: number }> {
   const s = await sftp(client);
   const gb = statSync(hostFile).size / 1e9;
   const opts = { concurrency: DEPTH, chunkSize: CHUNK };
   try {
-    const up = await cpuOf(() => new Promise<void>((res, rej) => s.fastPut(hostFile, remote, opts, (e) => (e ? rej(e) : res()))));
-    const down = await cpuOf(() => new Promise<void>((res, rej) => s.fastGet(remote, local, opts, (e) => (e ? rej(e) : res()))));
+    const { cpu: up } = await ownCpu(() => new Promise<void>((res, rej) => s.fastPut(hostFile, remote, opts, (e) => (e ? rej(e) : res()))));
+    const { cpu: down } = await ownCpu(() => new Promise<void>((res, rej) => s.fastGet(remote, local, opts, (e) => (e ? rej(e) : res()))));
     return { upPerGb: up / gb, downPerGb: down / gb };
   } finally {
     await new Promise<void>((res) => s.unlink(remote, () => res()));

@@ -22,6 +22,14 @@ export async function timeEach(count: number, fn: () => Promise<unknown>): Promi
   return out;
 }
 
+/** CPU seconds (user + system) this process used while `fn` ran, and its result. */
+export async function ownCpu<T>(fn: () => Promise<T>): Promise<{ cpu: number; value: T }> {
+  const before = process.cpuUsage();
+  const value = await fn();
+  const d = process.cpuUsage(before);
+  return { cpu: (d.user + d.system) / 1e6, value };
+}
+
 /** MB/s (10^6 bytes per second) for `bytes` moved in `ms`. */
 export function mbPerSecond(bytes: number, ms: number): number {
   return bytes / 1e6 / (ms / 1000);

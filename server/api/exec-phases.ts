@@ -21,7 +21,9 @@ export interface ExecPhaseStamps extends ExecPhases {
   exitedSent?: number;
 }
 
-const ORDER: Array<[string, keyof ExecPhaseStamps]> = [
+type Step = keyof ExecPhaseStamps | "end";
+
+const ORDER: Array<[string, Step]> = [
   ["decode", "handler"],
   ["pin", "pinned"],
   ["channel", "channelOpen"],
@@ -29,19 +31,21 @@ const ORDER: Array<[string, keyof ExecPhaseStamps]> = [
   ["first_output", "firstOutput"],
   ["exit", "exitStatus"],
   ["close", "closed"],
-  ["trailers", "exitedSent"],
+  ["trailers", "end"],
 ];
 
 /** Phase durations in ms (3 decimals) from the stamps, each since the last step that happened; `total` from arrival to `end`. */
 export function phaseDurations(s: ExecPhaseStamps, end: number): Record<string, number> {
   const out: Record<string, number> = {};
   const r = (ms: number) => Math.round(ms * 1000) / 1000;
+  // The trailers phase ends at `end`, and only for an Exec that sent its exited event.
+  const steps: Partial<Record<Step, number>> = { ...s, end: s.exitedSent === undefined ? undefined : end };
   let last = s.arrived ?? s.handler;
-  for (const [name, key] of ORDER) {
-    const at = key === "exitedSent" ? (s.exitedSent === undefined ? undefined : end) : s[key];
+  for (const [name, step] of ORDER) {
+    const at = steps[step];
     if (at === undefined) continue;
     out[name] = r(at - last);
-    last = key === "exitedSent" ? end : at;
+    last = at;
   }
   out.total = r(end - (s.arrived ?? s.handler));
   return out;
